@@ -1,0 +1,62 @@
+"""`patchvsr` command line: parses, calls the Python API, reports errors as one line.
+
+Each subcommand lives in the module that owns its feature and exposes `add_parser(subparsers)`, which
+registers its arguments and sets `func(args) -> int` as the parser default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from patchvsr import __version__
+from patchvsr.errors import PatchVSRError
+
+# Subcommand modules, in the order `patchvsr --help` lists them.
+SUBCOMMAND_MODULES = (
+    "patchvsr.commands.upscale",
+    "patchvsr.eval.commands",
+    "patchvsr.train.commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="patchvsr", description="Patch-wise video super-resolution.")
+    parser.add_argument("--version", action="version", version=f"patchvsr {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:  # a real missing dependency, not a feature still to come
+                raise
+            continue
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or bool(os.environ.get("PATCHVSR_DEBUG"))
+    try:
+        return int(args.func(args) or 0)
+    except PatchVSRError as err:
+        print(f"patchvsr: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("patchvsr: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - last line of defence: one line, traceback only on request
+        if debug:
+            raise
+        print(f"patchvsr: internal error: {type(err).__name__}: {err} (rerun with --debug for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

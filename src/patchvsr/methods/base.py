@@ -1,0 +1,38 @@
+"""The one interface every upscaling method implements, classical or diffusion.
+
+The clip loop in `patchvsr.api` only knows this protocol: it feeds clips of LR frames and receives clips of
+HR frames, so bicubic, the tiny PatchVSR model and a large Wan backend share the reader, the temporal
+cross-fade, resume and the writer.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+
+class Upscaler(Protocol):
+    """A method that maps an LR clip to an HR clip.
+
+    Attributes:
+        name: short name written into `--stats` (`"bicubic"`, `"tiny"`, ...).
+        clip_frames: frames processed together (1 for per-frame methods).
+        clip_overlap: frames shared by consecutive clips; the clip loop cross-fades them (0 for per-frame).
+    """
+
+    name: str
+    clip_frames: int
+    clip_overlap: int
+
+    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
+        """clip: (T, 3, H, W) float32 in [0, 1] on CPU; size: (out_h, out_w).
+
+        Returns (T, 3, out_h, out_w) float32 in [0, 1] on CPU. Must be deterministic for a given
+        `clip_index` (seeds derive from it), so a resumed run reproduces an uninterrupted one.
+        """
+        ...
+
+    def describe(self) -> dict:
+        """Stats fields that depend on the method: `windows_per_clip`, `steps`, `fusion` (None if n/a)."""
+        ...
