@@ -1,0 +1,78 @@
+"""Upscaling methods by name: `get_upscaler("bicubic")`, or a trained model's folder.
+
+`UPSCALERS` is the registry of built-in names: each maps to a factory `(device, **options) -> Upscaler`.
+Names that are not in it but are existing folders load a trained PatchVSR model through
+`patchvsr.methods.patchvsr.load_upscaler(path, device=..., **options)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from patchvsr.errors import OptionError
+from patchvsr.methods.base import Upscaler
+from patchvsr.methods.classical import Bicubic, Lanczos
+
+# Options that only models with windows and sampling steps understand (CLI spelling: --clip-frames etc.).
+MODEL_OPTIONS = ("steps", "fusion", "seed", "window", "clip_frames", "batch", "t0", "dtype")
+
+
+def _classical(cls: type) -> Callable[..., Upscaler]:
+    def make(device: torch.device, **options) -> Upscaler:
+        for option, value in options.items():
+            if value is not None:
+                flag = "--" + option.replace("_", "-")
+                raise OptionError(f"{flag} applies only to diffusion models, not to --model {cls.name}")
+        return cls(device=device)
+    return make
+
+
+UPSCALERS: dict[str, Callable[..., Upscaler]] = {
+    "bicubic": _classical(Bicubic),
+    "lanczos": _classical(Lanczos),
+}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """`auto` is CUDA when available, else CPU; an explicit `cuda` without a GPU is an OptionError."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as err:
+        raise OptionError(f"unknown device {device!r}: use auto, cpu or cuda") from err
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError("--device cuda requested but no CUDA GPU is available")
+    if resolved.type not in ("cpu", "cuda"):
+        raise OptionError(f"unsupported device {device!r}: use auto, cpu or cuda")
+    return resolved
+
+
+def get_upscaler(name: str, device: str | torch.device = "auto", **options) -> Upscaler:
+    """The upscaler called `name` (a key of UPSCALERS or a model folder) on `device`.
+
+    `options` are the model options of MODEL_OPTIONS; None means "the model's default".
+    """
+    unknown = sorted(set(options) - set(MODEL_OPTIONS))
+    if unknown:
+        raise OptionError(f"unknown model option {unknown[0]!r}; known: {', '.join(MODEL_OPTIONS)}")
+    resolved = resolve_device(device)
+    if name in UPSCALERS:
+        return UPSCALERS[name](resolved, **options)
+    if Path(name).is_dir():
+        return _load_model_folder(Path(name), resolved, options)
+    choices = ", ".join(UPSCALERS)
+    raise OptionError(f"unknown model {name!r}: use one of {choices} or a trained model's folder")
+
+
+def _load_model_folder(path: Path, device: torch.device, options: dict) -> Upscaler:
+    try:
+        from patchvsr.methods.patchvsr import load_upscaler
+    except ModuleNotFoundError as err:
+        if err.name != "patchvsr.methods.patchvsr":
+            raise
+        raise OptionError(f"unknown model {str(path)!r}: loading trained models is not available yet") from err
+    return load_upscaler(path, device=device, **options)

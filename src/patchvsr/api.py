@@ -1,0 +1,170 @@
+"""Public Python API: `upscale_video` (file or PNG folder in, file or PNG folder out) and `upscale_stream`.
+
+The clip loop is the same for every method: frames are cut into clips of the upscaler's `clip_frames`
+with `clip_overlap` shared frames, each clip is upscaled as a float tensor, consecutive clips are
+cross-faded, and only then are frames quantised to uint8 (round, clamp) for the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from patchvsr import __version__
+from patchvsr.errors import OutputError
+from patchvsr.io.probe import VideoInfo, probe
+from patchvsr.io.reader import read_frames
+from patchvsr.io.run import OutputRun
+from patchvsr.io.target import check_output, output_kind, output_size
+from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
+from patchvsr.methods import get_upscaler
+from patchvsr.methods.base import Upscaler
+from patchvsr.tiling.temporal import clip_step, join_clips, split_clips
+
+log = logging.getLogger("patchvsr")
+
+Progress = Callable[[int, int | None], None]  # (frames done, frames in total or None)
+
+
+def upscale_clips(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple[int, int],
+                  start_clip: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (clip index, HR frames (n, out_h, out_w, 3) uint8) for the stream's clips from `start_clip`.
+
+    frames: (H, W, 3) uint8 RGB. With overlapping clips, resuming at clip k > 0 recomputes clip k - 1
+    (deterministic: seeds derive from the clip index) for the cross-fade and yields nothing for it.
+    """
+    overlap = upscaler.clip_overlap
+    warmup = start_clip > 0 and overlap > 0
+    clips = split_clips(frames, upscaler.clip_frames, overlap, start_clip - warmup)
+    outputs = ((clip, _upscale_clip(upscaler, clip.frames, size, clip.index)) for clip in clips)
+    for index, block in join_clips(outputs, overlap, warmup=warmup):
+        yield index, quantize(block)
+
+
+def upscale_stream(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple[int, int], *,
+                   start_clip: int = 0, progress: Progress | None = None) -> Iterator[np.ndarray]:
+    """Upscale a stream of (H, W, 3) uint8 RGB frames to (out_h, out_w, 3) uint8, one frame out per frame in.
+
+    size: (out_h, out_w). The first frame yielded is frame `start_clip · (clip_frames - clip_overlap)`.
+    """
+    done = 0
+    for _, block in upscale_clips(frames, upscaler, size, start_clip):
+        yield from block
+        done += len(block)
+        if progress is not None:
+            progress(done, None)
+
+
+def quantize(frames: torch.Tensor) -> np.ndarray:
+    """(T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8, rounded to nearest and clamped."""
+    levels = (frames.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return rearrange(levels, "t c h w -> t h w c").numpy()
+
+
+def _upscale_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, int], index: int) -> torch.Tensor:
+    """frames: (T, H, W, 3) uint8 -> (T, 3, out_h, out_w) float32 in [0, 1] from the upscaler."""
+    clip = rearrange(torch.from_numpy(frames), "t h w c -> t c h w").float().div_(255.0)
+    out = upscaler.upscale_clip(clip, size, index)
+    expected = (len(frames), 3, *size)
+    if tuple(out.shape) != expected:
+        raise RuntimeError(f"{upscaler.name} returned a clip of shape {tuple(out.shape)}, expected {expected}")
+    return out
+
+
+def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = None,
+                  size: tuple[int, int] | str | None = None, model: str = "bicubic", crf: int = DEFAULT_CRF,
+                  stats: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+                  device: str = "auto", fps: Fraction | str | None = None, progress: Progress | None = None,
+                  **model_options) -> dict:
+    """Upscale `src` into `dst` (.mkv, .mp4 or a folder) and return the stats dict (also written to `stats`).
+
+    scale: factor K > 1 for both axes (default 4); size: (width, height) or "WxH" instead, each axis
+    scaled on its own. fps: frame rate of a PNG-folder input (default 25). model_options (steps, fusion,
+    seed, window, clip_frames, batch, t0, dtype) go to the model; None means its default.
+    resume: continue an interrupted run of the same input and options; overwrite: replace an existing
+    output (and discard an interrupted run). Raises PatchVSRError subclasses for bad input, options or
+    output, and then leaves no output, temporary file or state behind.
+    """
+    started = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    kind = output_kind(dst)
+    info = probe(src, Fraction(fps) if fps is not None else None)
+    width, height = output_size(info.width, info.height, scale, size)
+    upscaler = get_upscaler(model, device=device, **model_options)
+    spec = OutputSpec(kind, width, height, info.fps, info.time_base, crf, info.rotation,
+                      info.sample_aspect_ratio, info.color)
+    step = clip_step(upscaler.clip_frames, upscaler.clip_overlap)
+    run = OutputRun(dst, spec, info, step, _run_record(info, spec, upscaler, model_options))
+    # an interrupted run may have moved its output into place just before it was stopped
+    check_output(src, dst, kind, overwrite or (resume and run.interrupted_run_exists()))
+    _log_plan(info, spec, upscaler)
+
+    def clips(start_clip: int) -> Iterator[tuple[int, np.ndarray]]:
+        return upscale_clips(_frames(info, run.timestamps), upscaler, (height, width), start_clip)
+
+    written = run.execute(clips, resume=resume, overwrite=overwrite, progress=progress)
+    seconds = time.perf_counter() - started
+    result = {
+        "frames": run.frames_total, "width": width, "height": height, "fps": float(info.fps),
+        "seconds": round(seconds, 3),
+        "output_mpix_per_s": round(written * width * height / 1e6 / seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **upscaler.describe(), "model": upscaler.name,
+        "fps_exact": str(info.fps), "frames_this_run": written, "input": str(src), "output": str(dst),
+    }
+    if stats is not None:
+        write_stats(Path(stats), result)
+    return result
+
+
+def write_stats(path: Path, stats: dict) -> None:
+    """Write the stats JSON; an OutputError if it cannot be written (the video is already in place)."""
+    try:
+        path.write_text(json.dumps(stats, indent=2) + "\n")
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write stats ({err.strerror})") from err
+
+
+def _run_record(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler, model_options: dict) -> dict:
+    """What must not change between an interrupted run and its resume."""
+    stat = info.path.stat()
+    return {
+        "input": {"path": str(info.path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                  "frames": info.frames},
+        "output": {"kind": spec.kind, "width": spec.width, "height": spec.height, "crf": spec.crf,
+                   "fps": str(spec.fps)},
+        "model": upscaler.name,
+        "model_options": {k: v for k, v in sorted(model_options.items()) if v is not None},
+        "clip_layout": [upscaler.clip_frames, upscaler.clip_overlap],
+        "patchvsr": __version__,
+    }
+
+
+def _frames(info: VideoInfo, timestamps: deque) -> Iterator[np.ndarray]:
+    """The input's RGB frames, with (index, pts) of each queued for the writer."""
+    for frame in read_frames(info):
+        timestamps.append((frame.index, frame.pts))
+        yield frame.rgb
+
+
+def _log_plan(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler) -> None:
+    log.info("input  %s", info.describe())
+    codec = {"mkv": "FFV1 lossless", "mp4": f"H.264 crf {spec.crf} {spec.pix_fmt}", "png": "PNG frames"}
+    log.info("output %dx%d %s, model %s", spec.width, spec.height, codec[spec.kind], upscaler.name)
+    if info.vfr:
+        log.info("variable frame rate: every frame is kept with its own timestamp")
+    if spec.kind == "mp4" and spec.pix_fmt == "yuv444p":
+        log.info("odd output size %dx%d: H.264 4:2:0 needs even sides, writing 4:4:4 (yuv444p) instead",
+                 spec.width, spec.height)
+    if spec.kind == "png" and info.audio_streams:
+        log.info("a PNG folder holds no audio: %d audio stream(s) not copied", info.audio_streams)

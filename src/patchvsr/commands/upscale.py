@@ -1,0 +1,71 @@
+"""`patchvsr upscale INPUT -o OUTPUT [...]`: parses options and calls `patchvsr.api.upscale_video`."""
+
+from __future__ import annotations
+
+import argparse
+from fractions import Fraction
+
+from patchvsr.errors import OptionError
+
+FUSION_CHOICES = ("weighted", "average", "none", "shifted")
+# (flag, type, help) of the options only diffusion models take; passed on as model_options when given
+MODEL_FLAGS = (
+    ("--steps", int, "sampling steps"),
+    ("--fusion", str, "how overlapping windows are fused: " + ", ".join(FUSION_CHOICES)),
+    ("--seed", int, "random seed (each clip derives its own from it)"),
+    ("--window", int, "window size in pixels the model sees"),
+    ("--clip-frames", int, "frames per clip"),
+    ("--batch", int, "windows per model call"),
+    ("--t0", float, "start time < 1: begin from the noised upsampled input instead of pure noise"),
+)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "upscale", help="upscale a video file or a folder of PNG frames",
+        description="Upscale a video (any file FFmpeg decodes) or a folder of numbered PNG frames. "
+                    "OUTPUT: .mkv = lossless FFV1, .mp4 = H.264, a folder = PNG frames.")
+    parser.add_argument("input", metavar="INPUT", help="video file or folder of numbered PNG frames")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mkv, .mp4 or a folder")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--scale", type=float, metavar="K", help="scale factor > 1 for both axes (default 4)")
+    size.add_argument("--size", metavar="WxH",
+                      help="output size; each axis is scaled on its own, so another aspect ratio stretches")
+    parser.add_argument("--model", default="bicubic", metavar="NAME",
+                        help="bicubic, lanczos or a trained model's folder (default bicubic)")
+    parser.add_argument("--crf", type=int, default=17, help="H.264 quality for .mp4, 0-51 (default 17)")
+    parser.add_argument("--fps", type=Fraction, metavar="RATE",
+                        help="frame rate of a PNG-folder input, e.g. 25 or 30000/1001 (default 25)")
+    parser.add_argument("--stats", metavar="STATS.json", help="write run statistics as JSON")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run of this output")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output and discard an interrupted run")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    models = parser.add_argument_group("diffusion model options (not for bicubic/lanczos)")
+    for flag, kind, text in MODEL_FLAGS:
+        models.add_argument(flag, type=kind, default=None, help=text)
+    parser.set_defaults(func=run)
+
+
+def model_options(args: argparse.Namespace) -> dict:
+    """The model options given on the command line (None for those left out)."""
+    options = {flag[2:].replace("-", "_"): None for flag, _, _ in MODEL_FLAGS}
+    for name in options:
+        options[name] = getattr(args, name)
+    if options["fusion"] is not None and options["fusion"] not in FUSION_CHOICES:
+        raise OptionError(f"--fusion must be one of {', '.join(FUSION_CHOICES)}, got {options['fusion']!r}")
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from patchvsr.api import upscale_video
+    from patchvsr.progress import ProgressReporter, configure_logging, stderr_console
+
+    console = stderr_console()
+    configure_logging(console, args.quiet)
+    with ProgressReporter(console) as progress:
+        upscale_video(args.input, args.output, scale=args.scale, size=args.size, model=args.model,
+                      crf=args.crf, fps=args.fps, stats=args.stats, resume=args.resume,
+                      overwrite=args.overwrite, device=args.device, progress=progress, **model_options(args))
+    return 0

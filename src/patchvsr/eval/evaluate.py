@@ -1,0 +1,350 @@
+"""`patchvsr eval`: upscale a downscaled reference with each method and score it, one row per (video, method).
+
+For each reference video and method, frames stream through (never a whole video in memory):
+
+    reference frame (H, W, 3) uint8 ─► centre crop (--crop), then trim to multiples of K
+        ─► LR: antialiased bicubic / K, rounded to uint8 ─► api.upscale_stream (the `upscale` clip loop)
+        ─► HR frame ─► PSNR-Y, SSIM-Y (border K), warp error (flow of the reference), NIQE, seam score
+
+`seconds` is the time spent inside the method's clip loop (decoding and LR synthesis excluded), so
+`output_mpix_per_s` is the method's throughput. `peak_rss_mb` is the process peak resident memory while the
+row ran (Linux: the kernel's high-water mark, reset before each row; elsewhere the process-wide peak).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from patchvsr.errors import InputError, OptionError
+from patchvsr.eval import metrics
+from patchvsr.eval.niqe import niqe, niqe_supported
+from patchvsr.eval.realesrgan import MODELS as REALESRGAN_MODELS
+from patchvsr.eval.realesrgan import RealESRGANUpscaler
+from patchvsr.io.probe import VideoInfo, probe
+from patchvsr.io.reader import read_frames
+
+ROW_FIELDS = ("video", "method", "scale", "frames", "psnr_y", "ssim_y", "warp_error", "seam_score", "niqe",
+              "seconds", "output_mpix_per_s", "peak_rss_mb")
+CROP_SIDES = (64, 192)  # the crop grid shows a square of min(H, W) / 3 HR pixels, clamped to this range
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate. scale: integer K >= 2; frames: first N frames (None: all); crop: (w, h) centre crop
+    of the reference; methods: names for get_upscaler or Real-ESRGAN peers; device: auto | cpu | cuda."""
+
+    scale: int
+    frames: int | None = None
+    crop: tuple[int, int] | None = None
+    methods: tuple[str, ...] = ("bicubic", "lanczos")
+    device: str = "auto"
+    niqe_every: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.scale, int) or self.scale < 2:
+            raise ValueError(f"scale must be an integer >= 2, got {self.scale!r}")
+        if self.frames is not None and self.frames < 1:
+            raise ValueError(f"frames must be >= 1, got {self.frames}")
+        if self.crop is not None and min(self.crop) < 2 * self.scale:
+            raise ValueError(f"crop {self.crop} is smaller than two LR pixels at x{self.scale}")
+        if not self.methods or len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods must be non-empty and distinct, got {self.methods}")
+        if self.niqe_every < 1:
+            raise ValueError(f"niqe_every must be >= 1, got {self.niqe_every}")
+
+
+@dataclass
+class MethodRun:
+    """Result of one (video, method): the JSON row, PSNR per frame, and the crop shown in the grid."""
+
+    row: dict
+    psnr_per_frame: list[float]
+    crop: np.ndarray | None
+
+
+@dataclass
+class EvalResult:
+    """All runs, plus per video: reference crop, LR crop and crop box (top, left, side), reference NIQE."""
+
+    runs: list[MethodRun] = field(default_factory=list)
+    reference_crops: dict[str, tuple[np.ndarray, np.ndarray, tuple[int, int, int]]] = field(default_factory=dict)
+    reference_niqe: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[dict]:
+        return [run.row for run in self.runs]
+
+
+def make_upscaler(name: str, device: str):
+    """A Real-ESRGAN peer by name, else whatever `patchvsr.methods.get_upscaler` knows."""
+    if name in REALESRGAN_MODELS:
+        return RealESRGANUpscaler(name, device=device)
+    from patchvsr.methods import get_upscaler
+
+    return get_upscaler(name, device=device)
+
+
+def crop_reference(frame: np.ndarray, config: EvalConfig) -> np.ndarray:
+    """frame: (H, W, 3) uint8. Centre crop to config.crop (w, h), then trim right/bottom to multiples of K."""
+    h, w = frame.shape[:2]
+    if config.crop is not None:
+        cw, ch = config.crop
+        if cw > w or ch > h:
+            raise OptionError(f"--crop {cw}x{ch} is larger than the {w}x{h} video")
+        top, left = (h - ch) // 2, (w - cw) // 2
+        frame = frame[top:top + ch, left:left + cw]
+        h, w = ch, cw
+    k = config.scale
+    if h < 2 * k or w < 2 * k:
+        raise OptionError(f"a {w}x{h} video is too small for x{k} evaluation")
+    return frame[: h - h % k, : w - w % k]
+
+
+def downscale(frame: np.ndarray, k: int) -> np.ndarray:
+    """(H, W, 3) uint8, H and W multiples of k -> (H/k, W/k, 3) uint8 by antialiased bicubic, rounded."""
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float()  # (1, 3, H, W) in [0, 255]
+    y = F.interpolate(x, size=(frame.shape[0] // k, frame.shape[1] // k), mode="bicubic", antialias=True,
+                      align_corners=False)
+    return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def _detail_box(frame: np.ndarray, side: int, k: int) -> tuple[int, int, int]:
+    """(top, left, side) of the most textured square among a 3x3 grid of candidates (corners on the LR
+    grid, multiples of k), for the crop grid."""
+    h, w = frame.shape[:2]
+    side = min(side, h, w) // k * k
+    luma = metrics.rgb_to_y(frame)
+    candidates = [(t, l) for t in np.linspace(0, h - side, 3).astype(int) // k * k
+                  for l in np.linspace(0, w - side, 3).astype(int) // k * k]
+    top, left = max(candidates, key=lambda tl: np.abs(np.diff(luma[tl[0]:tl[0] + side, tl[1]:tl[1] + side])).mean())
+    return int(top), int(left), side
+
+
+class PeakMemory:
+    """Peak resident memory of this process, in MB, reset at the start of each measured row when possible."""
+
+    def reset(self) -> None:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: resets VmHWM
+        except OSError:
+            pass
+
+    def peak_mb(self) -> float:
+        try:
+            match = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
+            if match:
+                return int(match.group(1)) / 1024
+        except OSError:
+            pass
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+class _TimedSource:
+    """Wraps the LR frame generator: remembers each reference frame and the time spent producing frames."""
+
+    def __init__(self, pairs: Iterator[tuple[np.ndarray, np.ndarray]]):
+        self.pairs = pairs
+        self.pending: deque[np.ndarray] = deque()  # reference frames whose HR frame has not come out yet
+        self.seconds = 0.0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            start = time.perf_counter()
+            try:
+                ref, lr = next(self.pairs)
+            except StopIteration:
+                return
+            finally:
+                self.seconds += time.perf_counter() - start
+            self.pending.append(ref)
+            yield lr
+
+
+def _mean(values: list[float]) -> float | None:
+    """Mean over frames ignoring nan (a frame pair without valid flow); None when there is nothing."""
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else None
+
+
+class FrameScores:
+    """Per-frame metrics of one (video, method), accumulated as HR frames stream out."""
+
+    def __init__(self, scale: int, niqe_every: int, plan=None, score_reference: bool = False):
+        self.scale, self.niqe_every, self.plan = scale, niqe_every, plan
+        self.score_reference = score_reference  # also NIQE of the reference frames (once per video)
+        self.reference_niqe: list[float] = []
+        self.psnr: list[float] = []
+        self.ssim: list[float] = []
+        self.warp: list[float] = []
+        self.niqe: list[float] = []
+        self.seams: list[float] = []
+        self.previous: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add(self, ref: np.ndarray, out: np.ndarray) -> None:
+        """ref, out: (H, W, 3) uint8, same size."""
+        index = len(self.psnr)
+        self.psnr.append(metrics.psnr_y(ref, out, crop=self.scale))
+        self.ssim.append(metrics.ssim_y(ref, out, crop=self.scale))
+        if self.previous is not None:
+            self.warp.append(metrics.warp_error(self.previous[0], ref, self.previous[1], out))
+        self.previous = (ref, out)
+        if index % self.niqe_every == 0 and niqe_supported(*out.shape[:2]):
+            self.niqe.append(niqe(metrics.rgb_to_y(out)))
+            if self.score_reference:
+                self.reference_niqe.append(niqe(metrics.rgb_to_y(ref)))
+        if self.plan is not None:
+            from patchvsr.tiling.seams import seam_score
+
+            self.seams.append(seam_score(np.ascontiguousarray(out.transpose(2, 0, 1)), self.plan))
+
+    def summary(self) -> dict:
+        return {"frames": len(self.psnr), "psnr_y": _mean(self.psnr), "ssim_y": _mean(self.ssim),
+                "warp_error": _mean(self.warp), "seam_score": _mean(self.seams) if self.plan else None,
+                "niqe": _mean(self.niqe)}
+
+
+def reference_pairs(info: VideoInfo, config: EvalConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(reference (H, W, 3) uint8, LR (H/K, W/K, 3) uint8) per frame, streamed from the video."""
+    for frame in read_frames(info):
+        if config.frames is not None and frame.index >= config.frames:
+            return
+        ref = crop_reference(frame.rgb, config)
+        yield ref, downscale(ref, config.scale)
+
+
+def _warm_up(upscaler, lr: np.ndarray, size: tuple[int, int], calls: int = 2) -> None:
+    """A clip of the first LR frame through the method, twice (PyTorch's CPU kernels settle on the second
+    call), so one-off start-up costs stay out of `seconds`."""
+    clip = torch.from_numpy(lr).permute(2, 0, 1).float().div(255)[None].repeat(upscaler.clip_frames, 1, 1, 1)
+    for _ in range(calls):
+        upscaler.upscale_clip(clip, size, clip_index=0)
+
+
+def evaluate_method(info: VideoInfo, name: str, config: EvalConfig, grid_index: int, result: EvalResult,
+                    log: Callable[[str], None] = lambda _: None) -> MethodRun:
+    """Upscale one reference with one method, scoring frames as they stream out."""
+    video = info.path.stem
+    upscaler = make_upscaler(name, config.device)
+    pairs = reference_pairs(info, config)
+    first = next(pairs, None)
+    if first is None:
+        raise InputError(f"{info.path}: no frames to evaluate")
+    size = first[0].shape[:2]
+    _warm_up(upscaler, first[1], size)
+    plan_fn = getattr(upscaler, "window_plan", None)  # methods with windows score their seams
+    first_pass = video not in result.reference_niqe
+    scores = FrameScores(config.scale, config.niqe_every, plan_fn(size) if callable(plan_fn) else None,
+                         score_reference=first_pass)
+    memory = PeakMemory()
+    memory.reset()
+    crops: list[np.ndarray] = []
+
+    def on_frame(index: int, ref: np.ndarray, out: np.ndarray) -> None:
+        scores.add(ref, out)
+        if index == grid_index:
+            crops.append(_grid_crop(video, ref, out, config.scale, result, first_pass))
+
+    seconds = _stream(upscaler, _chain(first, pairs), size, on_frame)
+    if first_pass:
+        result.reference_niqe[video] = _mean(scores.reference_niqe)
+    summary = scores.summary()
+    row = {"video": video, "method": name, "scale": config.scale, **summary, "seconds": round(seconds, 4),
+           "output_mpix_per_s": round(summary["frames"] * size[0] * size[1] / 1e6 / seconds, 4),
+           "peak_rss_mb": round(memory.peak_mb(), 1)}
+    log(f"{video} x{config.scale} {name}: {row['frames']} frames, PSNR-Y {_fmt(row['psnr_y'])} dB, "
+        f"NIQE {_fmt(row['niqe'])}, {row['seconds']:.1f} s")
+    return MethodRun({key: row[key] for key in ROW_FIELDS}, scores.psnr, crops[0] if crops else None)
+
+
+def _stream(upscaler, pairs: Iterator[tuple[np.ndarray, np.ndarray]], size: tuple[int, int],
+            on_frame: Callable[[int, np.ndarray, np.ndarray], None]) -> float:
+    """Run the `upscale` clip loop over the LR frames, calling on_frame(index, ref, out) per HR frame.
+
+    Returns the seconds spent inside the clip loop, minus the time the LR source took to produce frames.
+    """
+    from patchvsr.api import upscale_stream
+
+    source = _TimedSource(pairs)
+    hr_frames = upscale_stream(iter(source), upscaler, size)
+    busy, index = 0.0, 0
+    while True:
+        start = time.perf_counter()
+        out = next(hr_frames, None)
+        busy += time.perf_counter() - start
+        if out is None:
+            return max(busy - source.seconds, 1e-9)
+        on_frame(index, source.pending.popleft(), out)
+        index += 1
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _grid_crop(video: str, ref: np.ndarray, out: np.ndarray, k: int, result: EvalResult, first_pass: bool):
+    """The method's crop at the grid frame; on the first pass also pick the box and keep reference/LR crops."""
+    if first_pass:
+        side = int(np.clip(min(ref.shape[:2]) // 3, *CROP_SIDES))
+        top, left, side = _detail_box(ref, side, k)
+        lr = downscale(ref, k)[top // k:(top + side) // k, left // k:(left + side) // k]
+        result.reference_crops[video] = (ref[top:top + side, left:left + side].copy(), lr.copy(), (top, left, side))
+    top, left, side = result.reference_crops[video][2]
+    return out[top:top + side, left:left + side].copy()
+
+
+def evaluate(videos: list[Path], config: EvalConfig, log: Callable[[str], None] = lambda _: None) -> EvalResult:
+    """Every (video, method) pair, methods in the given order; see the module docstring for the row fields."""
+    stems = [Path(v).stem for v in videos]
+    if len(set(stems)) != len(stems):
+        raise OptionError(f"reference videos need distinct file names, got {', '.join(stems)}")
+    result = EvalResult()
+    for path in videos:
+        info = probe(path)
+        frames = min(info.frames, config.frames or info.frames)
+        grid_index = max(frames - 1, 0) // 2  # the crop grid shows the middle frame
+        for name in config.methods:
+            result.runs.append(evaluate_method(info, name, config, grid_index, result, log))
+    return result
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as a GitHub markdown table (fidelity, temporal, perception, cost)."""
+    header = ("| video | method | frames | PSNR-Y ↑ | SSIM-Y ↑ | warp err ↓ | seam | NIQE ↓ | s | Mpix/s | "
+              "peak RSS MB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines = [header]
+    for r in rows:
+        lines.append(f"| {r['video']} | {r['method']} | {r['frames']} | {_fmt(r['psnr_y'])} | "
+                     f"{_fmt(r['ssim_y'], 4)} | {_fmt(r['warp_error'])} | {_fmt(r['seam_score'])} | "
+                     f"{_fmt(r['niqe'])} | {_fmt(r['seconds'], 1)} | {_fmt(r['output_mpix_per_s'])} | "
+                     f"{_fmt(r['peak_rss_mb'], 0)} |")
+    return "\n".join(lines)
+
+
+def json_ready(value):
+    """Replace non-finite floats (an exact reconstruction's infinite PSNR) by None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value

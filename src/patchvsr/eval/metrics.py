@@ -1,0 +1,110 @@
+"""Full-reference and temporal metrics for video super-resolution, on single frames.
+
+Conventions (the ones VSR papers report, e.g. BasicSR's `calculate_psnr(..., test_y_channel=True)`):
+- Frames are RGB uint8 (H, W, 3) in [0, 255].
+- Luma is BT.601 "studio swing": Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255, so Y lies in [16, 235],
+  kept as float64 (not rounded).
+- PSNR-Y and SSIM-Y drop `crop` pixels at every border first (crop = the scale factor K).
+- SSIM-Y uses the Gaussian window of Wang et al. 2004 (11x11, sigma 1.5, K1 = 0.01, K2 = 0.03,
+  data_range 255), via scikit-image with population covariances, averaged over the "valid" region.
+- Warp error (temporal consistency, after Lai et al. 2018): optical flow is estimated on the REFERENCE
+  frames (OpenCV DIS), the previous OUTPUT frame is warped onto the current one, and the mean absolute RGB
+  difference in [0, 255] is taken over pixels that pass a forward-backward consistency check
+  (Sundaram et al. 2010) and whose source lies inside the frame.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage.metrics import structural_similarity
+
+# BT.601 studio-swing luma weights for RGB in [0, 255] (ITU-R BT.601, as MATLAB's rgb2ycbcr).
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
+_Y_OFFSET = 16.0
+# Forward-backward occlusion test: |f + b|^2 < alpha (|f|^2 + |b|^2) + beta (Sundaram et al. 2010).
+_FB_ALPHA = 0.01
+_FB_BETA = 0.5
+
+
+def rgb_to_y(frame: np.ndarray) -> np.ndarray:
+    """frame: (H, W, 3) uint8 RGB in [0, 255]. Returns (H, W) float64 BT.601 luma in [16, 235]."""
+    return frame.astype(np.float64) @ _Y_WEIGHTS + _Y_OFFSET
+
+
+def _cropped_pair(ref: np.ndarray, out: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Luma of both frames with `crop` pixels removed at every border: two (H - 2c, W - 2c) float64."""
+    if ref.shape != out.shape:
+        raise ValueError(f"frame shapes differ: reference {ref.shape} vs output {out.shape}")
+    if crop < 0 or 2 * crop >= min(ref.shape[:2]):
+        raise ValueError(f"border crop {crop} leaves nothing of a {ref.shape[1]}x{ref.shape[0]} frame")
+    ref_y, out_y = rgb_to_y(ref), rgb_to_y(out)
+    if crop:
+        ref_y, out_y = ref_y[crop:-crop, crop:-crop], out_y[crop:-crop, crop:-crop]
+    return ref_y, out_y
+
+
+def psnr_y(ref: np.ndarray, out: np.ndarray, crop: int = 0) -> float:
+    """PSNR in dB of the BT.601 luma, peak 255. ref, out: (H, W, 3) uint8. inf for identical frames."""
+    ref_y, out_y = _cropped_pair(ref, out, crop)
+    mse = float(np.mean((ref_y - out_y) ** 2))
+    return float("inf") if mse == 0.0 else float(10.0 * np.log10(255.0**2 / mse))
+
+
+def ssim_y(ref: np.ndarray, out: np.ndarray, crop: int = 0) -> float:
+    """SSIM of the BT.601 luma (11x11 Gaussian window, sigma 1.5). ref, out: (H, W, 3) uint8. In [-1, 1]."""
+    ref_y, out_y = _cropped_pair(ref, out, crop)
+    if min(ref_y.shape) < 11:
+        raise ValueError(f"SSIM needs at least 11x11 pixels after the border crop, got {ref_y.shape}")
+    return float(structural_similarity(ref_y, out_y, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False, data_range=255.0))
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) uint8 gray, the input DIS expects."""
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def reference_flow(ref_prev: np.ndarray, ref_cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Backward and forward DIS flow between two reference frames, each (H, W, 3) uint8.
+
+    Returns (backward, valid): backward (H, W, 2) float32 in pixels, current -> previous (x, y); valid
+    (H, W) bool, True where the forward-backward check passes and the source pixel is inside the frame.
+    """
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gray_prev, gray_cur = _gray(ref_prev), _gray(ref_cur)
+    backward = dis.calc(gray_cur, gray_prev, None)
+    forward = dis.calc(gray_prev, gray_cur, None)
+    map_x, map_y = _sample_grid(backward)
+    forward_at_source = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    round_trip = np.sum((backward + forward_at_source) ** 2, axis=-1)
+    magnitude = np.sum(backward**2, axis=-1) + np.sum(forward_at_source**2, axis=-1)
+    consistent = round_trip < _FB_ALPHA * magnitude + _FB_BETA
+    h, w = backward.shape[:2]
+    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    return backward, consistent & inside
+
+
+def _sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """flow: (H, W, 2) float32 (x, y). Returns the absolute sampling maps (map_x, map_y), each (H, W)."""
+    h, w = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return grid_x + flow[..., 0], grid_y + flow[..., 1]
+
+
+def warp_error(ref_prev: np.ndarray, ref_cur: np.ndarray, out_prev: np.ndarray, out_cur: np.ndarray) -> float:
+    """Mean |out_cur - warp(out_prev)| over non-occluded pixels, in [0, 255] RGB units.
+
+    All four frames are (H, W, 3) uint8 of one size; the flow comes from the reference pair, so a method is
+    not rewarded for motion it invents. Returns nan if no pixel is valid (a scene cut, say).
+    """
+    if not ref_prev.shape == ref_cur.shape == out_prev.shape == out_cur.shape:
+        raise ValueError("warp_error needs four frames of one shape")
+    backward, valid = reference_flow(ref_prev, ref_cur)
+    map_x, map_y = _sample_grid(backward)
+    warped = cv2.remap(out_prev.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    if not valid.any():
+        return float("nan")
+    diff = np.abs(out_cur.astype(np.float32) - warped).mean(axis=-1)
+    return float(diff[valid].mean())

@@ -1,0 +1,119 @@
+"""The hidden state folder of an unfinished run, beside the output: segments, progress.json, a lock.
+
+`OUT.mp4` is written as `.OUT.mp4.patchvsr.partial/` holding
+- `progress.json`: input identity (path, size, modification time), every option that shapes the output,
+  the number of finished segments, and whether all segments and the final file are complete;
+- `segment_000000.nut`, ... (or `frames/` with PNGs for a folder output), and the assembled `output.mp4`;
+- `lock`: held (flock) while a process works on it, so two runs cannot write the same output.
+progress.json is replaced atomically after each finished segment, so after a crash or `kill -9` it names
+only segments that are complete on disk. The folder is renamed into place / removed on success.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from pathlib import Path
+
+from patchvsr.errors import OptionError, OutputError
+
+STATE_VERSION = 1
+
+
+class PartialRun:
+    """State of the run writing `dst`. Open it with `start` (new run) or `resume` before anything else."""
+
+    def __init__(self, dst: Path):
+        self.dst = dst
+        self.folder = dst.parent / f".{dst.name}.patchvsr.partial"
+        self.record: dict = {}
+        self._lock = None
+
+    def exists(self) -> bool:
+        return self.folder.exists()
+
+    def start(self, record: dict) -> None:
+        """Create a fresh state folder (replacing an old one) and write the first progress.json."""
+        if self.exists():
+            self._take_lock()  # refuse to delete the state of a run still in progress
+            self.release()
+            shutil.rmtree(self.folder)
+        try:
+            self.folder.mkdir()
+        except OSError as err:
+            raise OutputError(f"{self.dst.parent}: cannot write there ({err.strerror})") from err
+        self._take_lock()
+        self.record = {**record, "version": STATE_VERSION, "segments_done": 0, "complete": False,
+                       "assembled": False}
+        self._save()
+
+    def resume(self, record: dict) -> None:
+        """Take over the state of an earlier run; OptionError if it was made for other input or options."""
+        self._take_lock()
+        try:
+            saved = json.loads((self.folder / "progress.json").read_text())
+        except (OSError, ValueError) as err:
+            raise OutputError(f"{self.folder}: unreadable progress state ({err}); delete it to start over") \
+                from err
+        for key, value in record.items():
+            if saved.get(key) != value:
+                raise OptionError(f"cannot resume: {key} differs from the interrupted run "
+                                  f"({saved.get(key)} then, {value} now); use the same input and options "
+                                  f"or --overwrite to start over")
+        self.record = saved
+
+    def segment_path(self, index: int, suffix: str) -> Path:
+        return self.folder / f"segment_{index:06d}{suffix}"
+
+    @property
+    def frames_folder(self) -> Path:
+        return self.folder / "frames"
+
+    def final_path(self, suffix: str) -> Path:
+        return self.folder / f"output{suffix}"
+
+    def segment_done(self, index: int) -> None:
+        self.record["segments_done"] = index + 1
+        self._save()
+
+    def mark(self, key: str) -> None:
+        """Record a finished phase: `complete` (all segments written) or `assembled` (final file written)."""
+        self.record[key] = True
+        self._save()
+
+    def finish(self, produced: Path) -> None:
+        """Move the finished output (file or folder) over `dst` and remove the state folder."""
+        if produced != self.dst:
+            if produced.is_dir() and self.dst.is_dir():
+                os.replace(self.dst, self.folder / "replaced")  # removed with the state folder
+            os.replace(produced, self.dst)
+        self.remove()
+
+    def release(self) -> None:
+        """Keep the state for a later --resume; just drop the lock."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def remove(self) -> None:
+        self.release()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _take_lock(self) -> None:
+        self._lock = open(self.folder / "lock", "a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            self._lock.close()
+            self._lock = None
+            raise OutputError(f"{self.dst}: another patchvsr run is writing this output") from err
+
+    def _save(self) -> None:
+        temp = self.folder / "progress.json.tmp"
+        with open(temp, "w") as file:
+            json.dump(self.record, file, indent=1)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, self.folder / "progress.json")

@@ -1,0 +1,214 @@
+"""Probe an input, a video file FFmpeg decodes or a folder of numbered PNG frames, and refuse bad ones.
+
+`probe` opens the input, decodes its first frame (size, rotation, colours), then demuxes every packet
+once without decoding, to count frames, tell constant from variable frame rate and notice truncated files.
+Every problem becomes an `InputError` with a one-line message naming the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from patchvsr.errors import InputError
+
+DEFAULT_FOLDER_FPS = Fraction(25)
+PNG_NUMBER = re.compile(r"(\d+)(?!.*\d)")  # the last run of digits in a file name
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the reader and writer need to know about an input.
+
+    frames: video packets counted by the probe (PNG files for a folder); the reader's count is final.
+    time_base: unit of the timestamps the reader yields: 1/fps for constant frame rate (timestamps are
+    frame numbers from `first_pts`), the stream's own for variable frame rate (timestamps are kept).
+    color: the stream's colour tags (`colorspace`, `color_range`, `color_primaries`, `color_trc`).
+    """
+
+    path: Path
+    folder: bool
+    width: int
+    height: int
+    frames: int
+    fps: Fraction
+    vfr: bool
+    time_base: Fraction
+    first_pts: int = 0
+    codec: str = "png"
+    container: str = "png folder"
+    audio_streams: int = 0
+    rotation: int = 0
+    title: str | None = None
+    language: str | None = None
+    sample_aspect_ratio: Fraction | None = None
+    color: dict = field(default_factory=dict)
+    png_files: tuple[Path, ...] = ()
+
+    def describe(self) -> str:
+        rate = f"{float(self.fps):.3f} fps" + (" (variable)" if self.vfr else "")
+        audio = f", {self.audio_streams} audio" if self.audio_streams else ""
+        return f"{self.path.name}: {self.container}/{self.codec} {self.width}x{self.height}, " \
+               f"{self.frames} frames, {rate}{audio}"
+
+
+def probe(path: str | Path, fps: Fraction | None = None) -> VideoInfo:
+    """Inspect `path`; `fps` is the rate of a PNG folder (default 25) and must be None for video files."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return _probe_folder(path, Fraction(fps) if fps is not None else DEFAULT_FOLDER_FPS)
+    if fps is not None:
+        raise InputError(f"{path}: --fps is only for PNG folders; a video file keeps its own frame rate")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty (0 bytes)")
+    return _probe_file(path)
+
+
+def open_video(path: Path) -> av.container.InputContainer:
+    """Open a video file for reading, with FFmpeg's failure turned into an InputError."""
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        raise InputError(f"{path}: not a video FFmpeg can read ({reason})") from err
+
+
+def video_stream(path: Path, container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The first video stream that is not a cover picture; InputError if there is none."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    what = "audio only" if container.streams.audio else "no streams FFmpeg can use"
+    raise InputError(f"{path}: has no video stream ({what})")
+
+
+def _probe_file(path: Path) -> VideoInfo:
+    with open_video(path) as container:
+        stream = video_stream(path, container)
+        first = _first_frame(path, container, stream)
+        fps = _frame_rate(stream)
+        count, pts = _scan_packets(path, stream.index)
+        vfr = _is_variable(pts, fps, stream.time_base)
+        first_pts = int(pts[0]) if len(pts) else 0
+        codec_context = stream.codec_context
+        return VideoInfo(
+            path=path, folder=False, width=first.width, height=first.height, frames=count, fps=fps,
+            vfr=vfr,
+            time_base=stream.time_base if vfr else 1 / fps,
+            first_pts=first_pts if vfr else round(first_pts * stream.time_base * fps),
+            codec=codec_context.name, container=container.format.name.split(",")[0],
+            audio_streams=len(container.streams.audio), rotation=int(first.rotation or 0),
+            title=container.metadata.get("title"), language=stream.metadata.get("language"),
+            sample_aspect_ratio=stream.sample_aspect_ratio,
+            color={"colorspace": int(first.colorspace), "color_range": int(first.color_range),
+                   "color_primaries": int(codec_context.color_primaries),
+                   "color_trc": int(codec_context.color_trc)},
+        )
+
+
+def _first_frame(path: Path, container, stream) -> av.VideoFrame:
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.error.FFmpegError as err:
+        raise InputError(f"{path}: cannot decode its video ({err.strerror or err})") from err
+    raise InputError(f"{path}: has no decodable video frame")
+
+
+def _frame_rate(stream) -> Fraction:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and 0 < rate < 1000:
+            return Fraction(rate)
+    return DEFAULT_FOLDER_FPS
+
+
+def _scan_packets(path: Path, video_index: int) -> tuple[int, np.ndarray]:
+    """Demux every packet: (video packets, their sorted timestamps); InputError if the file is cut short."""
+    ends: dict[int, Fraction] = {}
+    pts_list: list[int] = []
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as logs, open_video(path) as container:
+            declared = container.streams[video_index].frames
+            duration = container.duration
+            for packet in container.demux():
+                if packet.size == 0:
+                    continue
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if packet.stream.index == video_index:
+                    pts_list.append(stamp if stamp is not None else len(pts_list))
+                if stamp is not None and packet.time_base is not None:
+                    end = (stamp + (packet.duration or 0)) * packet.time_base
+                    ends[packet.stream.index] = max(end, ends.get(packet.stream.index, end))
+    except av.error.FFmpegError as err:
+        raise InputError(f"{path}: corrupt or truncated ({err.strerror or err})") from err
+    finally:
+        av.logging.set_level(level)
+    count = len(pts_list)
+    errors = [message.strip() for lvl, _, message in logs if lvl <= av.logging.ERROR]
+    if errors:
+        raise InputError(f"{path}: corrupt or truncated ({errors[0]})")
+    if declared and count < declared:
+        raise InputError(f"{path}: truncated: {count} of {declared} frames present")
+    _check_duration(path, ends, duration)
+    return count, np.sort(np.asarray(pts_list, dtype=np.int64))
+
+
+def _check_duration(path: Path, ends: dict[int, Fraction], duration: int | None) -> None:
+    """Streams that stop well before the container's recorded duration mean a truncated file."""
+    if not duration or not ends:
+        return
+    declared = Fraction(duration, av.time_base)
+    reached = max(ends.values())
+    if reached < declared * Fraction(9, 10) - Fraction(1, 10):
+        raise InputError(f"{path}: truncated: streams end at {float(reached):.2f} s "
+                         f"of {float(declared):.2f} s recorded")
+
+
+def _is_variable(pts: np.ndarray, fps: Fraction, time_base: Fraction) -> bool:
+    """True when frame times stray from a constant rate by more than a tick and 2 % of a frame period."""
+    if len(pts) < 3:
+        return False
+    period = 1 / (fps * time_base)  # frame period in ticks
+    expected = pts[0] + np.arange(len(pts)) * float(period)
+    tolerance = max(1.0, 0.02 * float(period))
+    return bool(np.abs(pts - expected).max() > tolerance)
+
+
+def _probe_folder(path: Path, fps: Fraction) -> VideoInfo:
+    files = numbered_pngs(path)
+    try:
+        with Image.open(files[0]) as image:
+            width, height = image.size
+    except OSError as err:
+        raise InputError(f"{files[0]}: not a readable PNG ({err})") from err
+    return VideoInfo(path=path, folder=True, width=width, height=height, frames=len(files), fps=fps,
+                     vfr=False, time_base=1 / fps, png_files=tuple(files))
+
+
+def numbered_pngs(path: Path) -> list[Path]:
+    """The folder's PNG files ordered by the last number in their names; InputError if none or ambiguous."""
+    numbered: dict[int, Path] = {}
+    for file in path.iterdir():
+        if file.suffix.lower() != ".png" or not file.is_file():
+            continue
+        match = PNG_NUMBER.search(file.stem)
+        if match is None:
+            raise InputError(f"{file}: PNG without a frame number in its name")
+        number = int(match.group(1))
+        if number in numbered:
+            raise InputError(f"{path}: two PNG files have frame number {number}: "
+                             f"{numbered[number].name}, {file.name}")
+        numbered[number] = file
+    if not numbered:
+        raise InputError(f"{path}: folder holds no PNG frames")
+    return [numbered[n] for n in sorted(numbered)]

@@ -1,0 +1,122 @@
+"""Assemble the final file: the segments' video packets and the input's audio, copied without re-encoding.
+
+Audio streams are copied packet for packet where the output container accepts their codec (checked by
+writing a header into memory); otherwise they are re-encoded, losslessly to FLAC for `.mkv` and to AAC
+for `.mp4`, and a log line says so. Video and audio packets are interleaved by time as they are copied,
+so memory stays bounded. The input's title, the streams' language and title, and the video rotation
+(display matrix) are carried over.
+"""
+
+from __future__ import annotations
+
+import heapq
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+
+from patchvsr.io.probe import VideoInfo, open_video
+from patchvsr.io.writer import OutputSpec
+
+log = logging.getLogger(__name__)
+
+FALLBACK_AUDIO = {"mkv": "flac", "mp4": "aac"}
+CONTAINER_KEYS_KEPT = ("title", "comment", "description", "artist", "album", "date", "copyright", "genre")
+STREAM_KEYS_KEPT = ("language", "title")
+
+
+def assemble(final: Path, spec: OutputSpec, segments: list[Path], info: VideoInfo) -> None:
+    """Write `final` (an .mkv or .mp4) from the NUT `segments` in order plus the audio of `info.path`."""
+    inputs = [open_video(segment) for segment in segments]
+    source = None if info.folder or not info.audio_streams else open_video(info.path)
+    try:
+        with av.open(str(final), "w") as output:
+            _copy_metadata(source, output.metadata, CONTAINER_KEYS_KEPT)
+            video = output.add_stream_from_template(inputs[0].streams.video[0])
+            video.codec_context.framerate = spec.fps
+            if info.language:
+                video.metadata["language"] = info.language
+            if spec.rotation:
+                video.set_display_rotation(spec.rotation)
+            audio = _audio_plan(source, output, spec.kind) if source else []
+            for stream, packet in _interleave(_video_packets(inputs), _audio_packets(source, audio)):
+                packet.stream = stream if stream is not None else video
+                output.mux(packet)
+            for _, target, encoder in audio:
+                if encoder:
+                    output.mux(target.encode(None))
+    finally:
+        for container in inputs + ([source] if source else []):
+            container.close()
+
+
+def _audio_plan(source, output, kind: str) -> list[tuple]:
+    """For each input audio stream: (input stream, output stream, re-encode?)."""
+    plan = []
+    for stream in source.streams.audio:
+        if _container_accepts(output.format.name, stream):
+            target, encode = output.add_stream_from_template(stream), False
+        else:
+            codec = FALLBACK_AUDIO[kind]
+            log.info("audio stream %d: %s cannot go into .%s; re-encoded to %s", stream.index,
+                     stream.codec_context.name, kind, codec)
+            target = output.add_stream(codec, rate=stream.codec_context.sample_rate)
+            target.layout = stream.codec_context.layout
+            encode = True
+        _copy_metadata(stream, target.metadata, STREAM_KEYS_KEPT)
+        plan.append((stream, target, encode))
+    return plan
+
+
+def _container_accepts(format_name: str, stream) -> bool:
+    """Whether the muxer takes this audio codec as it is (tried on a header written into memory)."""
+    probe_output = av.open(io.BytesIO(), "w", format=format_name.split(",")[0])
+    try:
+        probe_output.add_stream_from_template(stream)
+        probe_output.start_encoding()
+        return True
+    except (av.error.FFmpegError, ValueError):
+        return False
+    finally:
+        try:
+            probe_output.close()
+        except av.error.FFmpegError:
+            pass
+
+
+def _video_packets(inputs) -> Iterator[tuple[float, None, av.Packet]]:
+    for container in inputs:
+        for packet in container.demux(container.streams.video[0]):
+            if packet.dts is not None:
+                yield float(packet.dts * packet.time_base), None, packet
+
+
+def _audio_packets(source, plan) -> Iterator[tuple[float, av.stream.Stream, av.Packet]]:
+    if not plan:
+        return
+    targets = {stream.index: (target, encode) for stream, target, encode in plan}
+    for packet in source.demux(*[stream for stream, _, _ in plan]):
+        target, encode = targets[packet.stream.index]
+        if not encode:
+            if packet.dts is not None:
+                yield float(packet.dts * packet.time_base), target, packet
+            continue
+        for frame in packet.decode():
+            for encoded in target.encode(frame):
+                yield float(encoded.dts * encoded.time_base), target, encoded
+
+
+def _interleave(*streams) -> Iterator[tuple]:
+    """Merge (time, stream, packet) iterators by time; ties keep video first."""
+    for _, stream, packet in heapq.merge(*streams, key=lambda item: item[0]):
+        yield stream, packet
+
+
+def _copy_metadata(source, target: dict, keys: tuple[str, ...]) -> None:
+    if source is None:
+        return
+    for key, value in source.metadata.items():
+        if key.lower() in keys:
+            target[key.lower()] = value

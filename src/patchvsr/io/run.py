@@ -1,0 +1,158 @@
+"""One resumable output run: clips -> segments -> assembled file -> renamed into place.
+
+Clips are grouped into segments of `clips_per_segment` clips (about 48 frames for H.264, 24 for FFV1,
+one clip for PNG folders); segment boundaries depend only on clip numbers, so a resumed run cuts the
+same segments, encodes the same frames and decodes identically to an uninterrupted one. After each
+finished segment the state records it; a resumed run starts at the first unfinished segment.
+
+On an error the state folder and every temporary file are removed (nothing is left but the untouched
+input); on Ctrl-C (KeyboardInterrupt) or a kill the state stays for `--resume`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from patchvsr.errors import OutputError
+from patchvsr.io.partial import PartialRun
+from patchvsr.io.probe import VideoInfo
+from patchvsr.io.remux import assemble
+from patchvsr.io.writer import OutputSpec, SegmentWriter
+
+log = logging.getLogger("patchvsr")
+
+SEGMENT_FRAMES = {"mp4": 48, "mkv": 24, "png": 1}
+ClipSource = Callable[[int], Iterator[tuple[int, np.ndarray]]]  # start clip -> (clip index, HR frames)
+Progress = Callable[[int, int | None], None]
+
+
+def clips_per_segment(kind: str, step: int) -> int:
+    """Clips per segment for an output kind and a clip step (frames between clip starts)."""
+    return max(1, math.ceil(SEGMENT_FRAMES[kind] / step))
+
+
+class OutputRun:
+    """Writes the HR clip stream of one input into `dst`, resumably.
+
+    record: everything that shapes the output (input identity, options, clip layout); a resume must
+    match it exactly. `timestamps` receives (frame index, pts) from the reader as frames are decoded.
+    """
+
+    def __init__(self, dst: Path, spec: OutputSpec, info: VideoInfo, step: int, record: dict):
+        self.dst, self.spec, self.info, self.step = dst, spec, info, step
+        self.cps = clips_per_segment(spec.kind, step)
+        self.record = {**record, "clips_per_segment": self.cps}
+        self.state = PartialRun(dst)
+        # (index, pts) of decoded frames; the reader runs at most a clip and a frame ahead of the writer
+        self.timestamps: deque = deque(maxlen=4 * step + 64)
+        self.frames_total = 0
+
+    def interrupted_run_exists(self) -> bool:
+        return self.state.exists()
+
+    def execute(self, clips: ClipSource, *, resume: bool, overwrite: bool,
+                progress: Progress | None = None) -> int:
+        """Run to the end and move the output into place; returns the frames upscaled by this call."""
+        self._open(resume, overwrite)
+        try:
+            written = 0
+            if not self.state.record["complete"]:
+                written = self._write_segments(clips, progress)
+                self.state.mark("complete")
+            self.frames_total = self.state.record["frames_done"]
+            self.state.finish(self._assemble())
+            return written
+        except KeyboardInterrupt:
+            self.state.release()
+            log.warning("interrupted: rerun with --resume to continue from the last finished segment")
+            raise
+        except OSError as err:
+            self.state.remove()
+            raise OutputError(f"{self.dst}: cannot write output ({err.strerror or err})") from err
+        except BaseException:
+            self.state.remove()
+            raise
+
+    def _open(self, resume: bool, overwrite: bool) -> None:
+        if not self.state.exists():
+            if resume:
+                log.info("no interrupted run of %s found; starting from the beginning", self.dst)
+            self.state.start({**self.record, "frames_done": 0})
+        elif resume:
+            self.state.resume(self.record)
+            log.info("resuming %s after %d finished frames", self.dst, self.state.record["frames_done"])
+        elif overwrite:
+            self.state.start({**self.record, "frames_done": 0})
+        else:
+            raise OutputError(f"{self.dst}: an interrupted run left {self.state.folder.name}; pass --resume "
+                              "to continue it or --overwrite to start over")
+
+    def _write_segments(self, clips: ClipSource, progress: Progress | None) -> int:
+        first_segment = self.state.record["segments_done"]
+        before = self.state.record["frames_done"]
+        writer, segment, written = None, first_segment - 1, 0
+        try:
+            for clip_index, block in clips(first_segment * self.cps):
+                if clip_index // self.cps != segment:
+                    self._close_segment(writer, segment, before + written)
+                    segment = clip_index // self.cps
+                    writer = self._open_segment(segment, clip_index * self.step)
+                for rgb in block:
+                    writer.write(rgb, self._pts(writer.next_index))
+                written += len(block)
+                if progress is not None:
+                    progress(before + written, self.info.frames)
+            self._close_segment(writer, segment, before + written)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        return written
+
+    def _open_segment(self, segment: int, first_frame: int) -> SegmentWriter:
+        if self.spec.kind == "png":
+            self.state.frames_folder.mkdir(exist_ok=True)
+            return SegmentWriter(self.state.frames_folder, self.spec, first_frame)
+        return SegmentWriter(self.state.segment_path(segment, ".nut"), self.spec, first_frame)
+
+    def _close_segment(self, writer: SegmentWriter | None, segment: int, frames_done: int) -> None:
+        if writer is None:
+            return
+        writer.close()
+        self.state.record["frames_done"] = frames_done
+        self.state.segment_done(segment)
+
+    def _pts(self, index: int) -> int:
+        """Timestamp of output frame `index`, taken from the reader's queue."""
+        while self.timestamps and self.timestamps[0][0] < index:
+            self.timestamps.popleft()
+        if not self.timestamps or self.timestamps[0][0] != index:
+            raise RuntimeError(f"no timestamp for frame {index}: reader and clip loop out of step")
+        return self.timestamps.popleft()[1]
+
+    def _assemble(self) -> Path:
+        """The finished output inside the state folder (or `dst`, if it was moved there already)."""
+        done = self.spec.kind == "png" or self.state.record["assembled"]
+        produced = self.state.frames_folder if self.spec.kind == "png" else self.state.final_path(
+            f".{self.spec.kind}")
+        if done and not produced.exists():
+            if self.dst.exists():  # moved into place just before an interruption: nothing left to do
+                return self.dst
+            raise OutputError(f"{self.state.folder}: finished output is missing; delete it to start over")
+        if done:
+            return produced
+        final = produced
+        segments = [self.state.segment_path(k, ".nut") for k in range(self.state.record["segments_done"])]
+        assemble(final, self.spec, segments, self.info)
+        with open(final, "rb+") as file:
+            os.fsync(file.fileno())
+        self.state.mark("assembled")
+        return final
+

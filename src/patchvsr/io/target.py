@@ -1,0 +1,103 @@
+"""Where the output goes and how large it is: the checks done before any work starts.
+
+Limits: an output side is at most MAX_SIDE pixels and a frame at most MAX_PIXELS (8192 × 8192 = 67 Mpix,
+twice 8K UHD); larger requests are refused as absurd.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+from patchvsr.errors import OptionError, OutputError
+
+MAX_SIDE = 16384
+MAX_PIXELS = 8192 * 8192
+DEFAULT_SCALE = 4.0
+VIDEO_SUFFIXES = (".mkv", ".mp4")
+SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+
+
+def output_kind(path: Path) -> str:
+    """`mkv`, `mp4` or `png` (a folder: no suffix, a trailing slash, or an existing folder)."""
+    if path.is_dir() or str(path).endswith(os.sep) or not path.suffix:
+        return "png"
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return path.suffix.lower()[1:]
+    raise OptionError(f"{path}: unsupported output format {path.suffix!r}: use .mkv (lossless FFV1), "
+                      ".mp4 (H.264) or a folder (PNG frames)")
+
+
+def parse_size(size: str | tuple[int, int]) -> tuple[int, int]:
+    """`"WxH"` or (width, height) -> (width, height), both positive integers."""
+    if isinstance(size, str):
+        match = SIZE_PATTERN.match(size)
+        if match is None:
+            raise OptionError(f"--size must look like 1920x1080, got {size!r}")
+        size = int(match.group(1)), int(match.group(2))
+    width, height = size
+    if width < 1 or height < 1:
+        raise OptionError(f"--size must be positive, got {width}x{height}")
+    return int(width), int(height)
+
+
+def output_size(width: int, height: int, scale: float | None = None,
+                size: str | tuple[int, int] | None = None) -> tuple[int, int]:
+    """Output (width, height) for an input of width × height.
+
+    scale K (any real > 1, default 4) multiplies both sides, rounded to the nearest pixel; size gives
+    them directly, each axis scaled on its own (a different aspect ratio stretches the picture), and
+    may not shrink either axis. Both are checked against MAX_SIDE and MAX_PIXELS.
+    """
+    if scale is not None and size is not None:
+        raise OptionError("--scale and --size exclude each other; give one")
+    if size is not None:
+        out_w, out_h = parse_size(size)
+        if out_w < width or out_h < height:
+            raise OptionError(f"--size {out_w}x{out_h} is smaller than the input {width}x{height} on an "
+                              "axis; patchvsr only enlarges")
+    else:
+        scale = DEFAULT_SCALE if scale is None else float(scale)
+        if not math.isfinite(scale) or scale <= 1:
+            raise OptionError(f"--scale must be a number > 1, got {scale:g}")
+        out_w, out_h = _round(width * scale), _round(height * scale)
+    if (out_w, out_h) == (width, height):
+        raise OptionError(f"output {out_w}x{out_h} is no larger than the input {width}x{height}")
+    if max(out_w, out_h) > MAX_SIDE or out_w * out_h > MAX_PIXELS:
+        raise OptionError(f"output {out_w}x{out_h} exceeds the limit of {MAX_SIDE} px per side and "
+                          f"{MAX_PIXELS / 1e6:.1f} Mpix per frame")
+    return out_w, out_h
+
+
+def _round(value: float) -> int:
+    return max(1, math.floor(value + 0.5))
+
+
+def check_output(src: Path, dst: Path, kind: str, overwrite: bool) -> None:
+    """Refuse an output that is the input, lies in a missing folder, or exists (unless `overwrite`)."""
+    if _same_path(src, dst):
+        raise OutputError(f"{dst}: output is the input; choose another output path")
+    parent = dst.parent
+    if not parent.is_dir():
+        raise OutputError(f"{parent}: output folder does not exist")
+    if not dst.exists() and not dst.is_symlink():
+        return
+    if not overwrite:
+        raise OutputError(f"{dst}: already exists; pass --overwrite to replace it")
+    if kind == "png" and not dst.is_dir():
+        raise OutputError(f"{dst}: exists and is not a folder; a folder output cannot replace it")
+    if kind != "png" and dst.is_dir():
+        raise OutputError(f"{dst}: is a folder; a video file cannot replace it")
+    if kind == "png" and any(not f.is_file() or f.suffix.lower() != ".png" for f in dst.iterdir()):
+        raise OutputError(f"{dst}: holds more than PNG files; --overwrite only replaces a folder of frames")
+
+
+def _same_path(src: Path, dst: Path) -> bool:
+    if src.resolve() == dst.resolve():
+        return True
+    try:
+        return dst.exists() and os.path.samefile(src, dst)
+    except OSError:
+        return False

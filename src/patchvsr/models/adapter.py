@@ -1,0 +1,176 @@
+"""The PatchVSR dual-branch adapter: a patch branch (ControlNet-style per-block residuals from the upsampled LR
+window) and a global branch (context tokens from the downsized whole frame + the window's position mask, read by
+a decoupled cross-attention that shares the text cross-attention's queries).
+
+Everything new starts at zero, so at initialisation the adapted base computes exactly what the base computes.
+The work splits in two: `branch_features` depends only on the window's conditions (computed once per window and
+cached), `injection` is the cheap per-step part that turns cached features into a `BaseInjection`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from patchvsr.models.dit import BaseInjection, VideoDiT
+from patchvsr.models.layers import (
+    FrameConv, TransformerBlock, init_linear_xavier, patchify, sincos_3d, token_grid, zero_init,
+)
+from einops import rearrange
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BranchFeatures:
+    """t-independent features of N windows: patch_states: `patch_depth` x (N, L, D) patch-branch block outputs;
+    global_tokens: (N, Lg, D) global-branch context tokens, or None without global branch."""
+
+    patch_states: tuple[torch.Tensor, ...]
+    global_tokens: torch.Tensor | None
+
+    def row(self, index: int) -> "BranchFeatures":
+        """Features of one window, without the batch axis, detached from autograd (for the cache)."""
+        tokens = None if self.global_tokens is None else self.global_tokens[index].detach()
+        return BranchFeatures(tuple(state[index].detach() for state in self.patch_states), tokens)
+
+    @staticmethod
+    def stack(rows: list["BranchFeatures"]) -> "BranchFeatures":
+        """Inverse of `row`: N single-window features -> batched features."""
+        states = tuple(torch.stack(layer) for layer in zip(*(r.patch_states for r in rows)))
+        tokens = None if rows[0].global_tokens is None else torch.stack([r.global_tokens for r in rows])
+        return BranchFeatures(states, tokens)
+
+    def nbytes(self) -> int:
+        tensors = [*self.patch_states, *([] if self.global_tokens is None else [self.global_tokens])]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class PatchBranch(nn.Module):
+    """Transformer blocks over the tokens of the upsampled LR window, with the base's stem and token layout."""
+
+    def __init__(self, base: VideoDiT, depth: int):
+        super().__init__()
+        spec = base.spec
+        self.patch, self.patch_t, self.dim = spec.patch_size, spec.patch_size_t, spec.hidden_size
+        self.stem = FrameConv(spec.in_channels, spec.stem_channels, 3)
+        self.stem_act = nn.GELU(approximate="tanh")
+        self.patch_embed = nn.Linear(spec.stem_channels * self.patch_t * self.patch**2, self.dim)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(self.dim, spec.num_heads, spec.mlp_ratio) for _ in range(depth)
+        )
+
+    def copy_from_base(self, base: VideoDiT) -> None:
+        """Start from the base's stem, token embedding and first blocks (ControlNet's `from_transformer`)."""
+        self.stem.load_state_dict(base.stem.state_dict())
+        self.patch_embed.load_state_dict(base.patch_embed.state_dict())
+        for block, source in zip(self.blocks, base.blocks):
+            block.attn1.load_state_dict(source.attn1.state_dict())
+            block.mlp.load_state_dict(source.mlp.state_dict())
+
+    def stem_features(self, lr_up: torch.Tensor) -> torch.Tensor:
+        """lr_up: (N, C, T, h, w) in [-1, 1] -> (N, S, T, h, w) full-resolution features."""
+        return self.stem_act(self.stem(lr_up))
+
+    def forward(self, lr_up: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """lr_up: (N, C, T, h, w) in [-1, 1] -> `depth` x (N, L, D), the output of every block."""
+        grid = token_grid(lr_up.shape, self.patch, self.patch_t)
+        tokens = self.patch_embed(patchify(self.stem_features(lr_up), self.patch, self.patch_t))
+        tokens = tokens + sincos_3d(self.dim, grid, tokens.device, tokens.dtype)
+        states = []
+        for block in self.blocks:
+            tokens = block(tokens)
+            states.append(tokens)
+        return tuple(states)
+
+
+class GlobalBranch(nn.Module):
+    """Encoder over concat(G, M_i) with token patches twice the base's: a window-sized G gives a quarter of the
+    window's tokens. (N, C + 1, T, gh, gw) -> (N, Lg, D)."""
+
+    def __init__(self, base: VideoDiT, depth: int):
+        super().__init__()
+        spec = base.spec
+        self.patch, self.patch_t, self.dim = 2 * spec.patch_size, spec.patch_size_t, spec.hidden_size
+        self.patch_embed = nn.Linear((spec.in_channels + 1) * self.patch_t * self.patch**2, self.dim)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(self.dim, spec.num_heads, spec.mlp_ratio) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(self.dim, eps=1e-6)
+
+    def forward(self, global_input: torch.Tensor) -> torch.Tensor:
+        grid = token_grid(global_input.shape, self.patch, self.patch_t)
+        tokens = self.patch_embed(patchify(global_input, self.patch, self.patch_t))
+        tokens = tokens + sincos_3d(self.dim, grid, tokens.device, tokens.dtype)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)
+
+
+class GlobalKeyValue(nn.Module):
+    """New K_g / V_g projections of one base block, with a zero-initialised per-channel output gate.
+
+    The gate multiplies V_g; attention is linear in V, so this equals gating the attention output, and a zero
+    gate makes the new cross-attention contribute exactly nothing.
+    """
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.to_k = nn.Linear(dim, dim)
+        self.to_v = nn.Linear(dim, dim)
+        self.norm_k = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.gate = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens: (N, Lg, D) -> K_g, V_g each (N, heads, Lg, D / heads)."""
+        k = self.norm_k(rearrange(self.to_k(tokens), "n l (h d) -> n h l d", h=self.heads))
+        v = rearrange(self.to_v(tokens) * self.gate, "n l (h d) -> n h l d", h=self.heads)
+        return k, v
+
+
+class PatchVSRAdapter(nn.Module):
+    """Patch branch + global branch + the zero-initialised layers that connect them to a base VideoDiT."""
+
+    def __init__(self, base: VideoDiT, patch_depth: int, global_depth: int, use_global_branch: bool,
+                 use_position: bool):
+        super().__init__()
+        spec = base.spec
+        self.in_channels, self.use_position = spec.in_channels, use_position
+        self.patch_branch = PatchBranch(base, patch_depth)
+        # base block i reads patch-branch block i·patch_depth // depth (evenly spread, ControlNet-SD3 style)
+        self.sources = [i * patch_depth // spec.depth for i in range(spec.depth)]
+        self.residual_proj = nn.ModuleList(nn.Linear(spec.hidden_size, spec.hidden_size) for _ in range(spec.depth))
+        self.stem_proj = FrameConv(spec.stem_channels, spec.stem_channels, 1)
+        self.global_branch = GlobalBranch(base, global_depth) if use_global_branch else None
+        self.global_kv = nn.ModuleList(
+            GlobalKeyValue(spec.hidden_size, spec.num_heads) for _ in range(spec.depth)
+        ) if use_global_branch else None
+        init_linear_xavier(self)
+        for layer in (*self.residual_proj, self.stem_proj):
+            zero_init(layer)
+        self.patch_branch.copy_from_base(base)
+
+    def global_input(self, cond_global: torch.Tensor) -> torch.Tensor:
+        """(N, C + 1, T, gh, gw) -> the same with the mask channel zeroed when position is switched off."""
+        if self.use_position:
+            return cond_global
+        return torch.cat([cond_global[:, : self.in_channels], torch.zeros_like(cond_global[:, self.in_channels:])], 1)
+
+    def branch_features(self, lr_up: torch.Tensor, global_input: torch.Tensor | None) -> BranchFeatures:
+        """lr_up: (N, C, T, h, w) in [-1, 1]; global_input: (N, C + 1, T, gh, gw) or None. t-independent."""
+        tokens = None
+        if self.global_branch is not None:
+            if global_input is None:
+                raise ValueError("this model has a global branch: WindowConditions.global_input is required")
+            tokens = self.global_branch(self.global_input(global_input))
+        return BranchFeatures(self.patch_branch(lr_up), tokens)
+
+    def injection(self, features: BranchFeatures, lr_up: torch.Tensor, cond: torch.Tensor) -> BaseInjection:
+        """Per-step part: features of N windows, lr_up (N, C, T, h, w), cond (N, D) -> BaseInjection for the base."""
+        residuals = tuple(proj(features.patch_states[src]) for proj, src in zip(self.residual_proj, self.sources))
+        global_kv = None
+        if self.global_kv is not None:
+            global_kv = tuple(layer(features.global_tokens) for layer in self.global_kv)
+        stem = self.stem_proj(self.patch_branch.stem_features(lr_up))
+        return BaseInjection(cond=cond, stem=stem, residuals=residuals, global_kv=global_kv)

@@ -1,0 +1,240 @@
+"""The base video DiT: full 3-D self-attention over the tokens of one window, adaLN-Zero timestep conditioning,
+a text cross-attention whose context is a learned fixed prompt, conv stem and head at full resolution.
+
+`VideoDiT` is a diffusers `ModelMixin` + `ConfigMixin`, so `save_pretrained` / `from_pretrained` write and read
+`config.json` + `diffusion_pytorch_model.safetensors`. It works on pixels (`in_channels=3`) or on VAE latents.
+An adapter reaches inside only through `BaseInjection` (see `patchvsr.models.adapter`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders.peft import PeftAdapterMixin
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.modeling_utils import ModelMixin
+from einops import rearrange
+from torch import nn
+
+from patchvsr.models.layers import (
+    Attention, CrossAttention, FrameConv, Mlp, init_linear_xavier, modulate, patchify, sincos_3d, token_grid,
+    unpatchify, zero_init,
+)
+
+# Presets are plain dicts of VideoDiT arguments. "tiny" is the shipped CPU model; "test" is for unit tests.
+DIT_PRESETS: dict[str, dict] = {
+    "test": dict(hidden_size=32, depth=2, num_heads=2, mlp_ratio=2.0, patch_size=4, patch_size_t=1,
+                 stem_channels=8, context_dim=32, prompt_length=2, freq_dim=32, sample_size=16, num_frames=2),
+    "tiny": dict(hidden_size=192, depth=6, num_heads=6, mlp_ratio=4.0, patch_size=8, patch_size_t=1,
+                 stem_channels=32, context_dim=64, prompt_length=4, freq_dim=256, sample_size=64, num_frames=4),
+    "small": dict(hidden_size=384, depth=12, num_heads=6, mlp_ratio=4.0, patch_size=8, patch_size_t=2,
+                  stem_channels=64, context_dim=384, prompt_length=8, freq_dim=256, sample_size=128, num_frames=8),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DiTSpec:
+    """Validated view of a VideoDiT config (the defaults live in `VideoDiT.__init__`)."""
+
+    in_channels: int
+    out_channels: int | None
+    hidden_size: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float
+    patch_size: int
+    patch_size_t: int
+    stem_channels: int
+    context_dim: int
+    prompt_length: int
+    freq_dim: int
+    sample_size: int
+    num_frames: int
+
+    def __post_init__(self):
+        for name in ("in_channels", "hidden_size", "depth", "num_heads", "patch_size", "patch_size_t",
+                     "stem_channels", "context_dim", "prompt_length", "freq_dim", "sample_size", "num_frames"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.out_channels is not None and self.out_channels < 1:
+            raise ValueError(f"out_channels must be positive or None, got {self.out_channels!r}")
+        if self.hidden_size % 16 or self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of 16 and of num_heads "
+                             f"{self.num_heads}")
+        if not self.mlp_ratio > 0:
+            raise ValueError(f"mlp_ratio must be positive, got {self.mlp_ratio!r}")
+        if self.sample_size % self.patch_size or self.num_frames % self.patch_size_t:
+            raise ValueError(f"sample window {self.num_frames}x{self.sample_size}px is not a multiple of the token "
+                             f"patch {self.patch_size_t}x{self.patch_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseInjection:
+    """What an adapter adds to one base forward pass (every field optional; B windows, L tokens, `depth` blocks).
+
+    cond: (B, D) added to the timestep embedding; stem: (B, S, T, H, W) added to the full-resolution stem
+    features; residuals: `depth` x (B, L, D) added to each block's output; global_kv: `depth` x (K_g, V_g),
+    each (B, heads, Lg, D / heads), attended with the queries of each block's text cross-attention.
+    """
+
+    cond: torch.Tensor | None = None
+    stem: torch.Tensor | None = None
+    residuals: tuple[torch.Tensor, ...] | None = None
+    global_kv: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None
+
+
+class DiTBlock(nn.Module):
+    """adaLN-Zero self-attention, cross-attention (text + optional global), adaLN-Zero MLP: (B, L, D) -> same.
+
+    The six modulation vectors are the shared projection of the conditioning plus this block's own learned
+    table (adaLN-single, as in PixArt-alpha and Wan); both start at zero, so the block starts as the identity.
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, context_dim: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn1 = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn2 = CrossAttention(dim, heads, context_dim)
+        self.norm3 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(dim, round(dim * mlp_ratio))
+        self.modulation = nn.Parameter(torch.zeros(6, dim))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        c6: torch.Tensor,
+        context: torch.Tensor,
+        global_kv: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """x: (B, L, D); c6: (B, 6, D) shared modulation; context: (B, Lc, context_dim); global_kv as in
+        `BaseInjection` or None. Returns (B, L, D)."""
+        shift1, scale1, gate1, shift3, scale3, gate3 = (c6 + self.modulation).chunk(6, dim=1)   # 6 x (B, 1, D)
+        # 1. Self-attention over all T'·H'·W' tokens of the window
+        x = x + gate1 * self.attn1(modulate(self.norm1(x), shift1, scale1))
+        # 2. Cross-attention: text prompt and global context share the queries
+        x = x + self.attn2(self.norm2(x), context, global_kv)
+        # 3. MLP
+        return x + gate3 * self.mlp(modulate(self.norm3(x), shift3, scale3))
+
+
+class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
+    """Video diffusion transformer over one window: velocity v = model(z_t, t) for rectified flow.
+
+    x: (B, in_channels, T, H, W) with T % patch_size_t == 0 and H, W % patch_size == 0 (any such size: a
+    window or a whole frame); t: (B,) in [0, 1]. Returns (B, out_channels, T, H, W) in x's dtype.
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int | None = None,
+        hidden_size: int = 192,
+        depth: int = 6,
+        num_heads: int = 6,
+        mlp_ratio: float = 4.0,
+        patch_size: int = 8,
+        patch_size_t: int = 1,
+        stem_channels: int = 32,
+        context_dim: int = 64,
+        prompt_length: int = 4,
+        freq_dim: int = 256,
+        sample_size: int = 64,
+        num_frames: int = 4,
+    ):
+        super().__init__()
+        spec = DiTSpec(in_channels, out_channels, hidden_size, depth, num_heads, mlp_ratio, patch_size,
+                       patch_size_t, stem_channels, context_dim, prompt_length, freq_dim, sample_size, num_frames)
+        self.spec = spec
+        token_dim = stem_channels * patch_size_t * patch_size * patch_size
+        self.stem = FrameConv(in_channels, stem_channels, 3)
+        self.stem_act = nn.GELU(approximate="tanh")
+        self.patch_embed = nn.Linear(token_dim, hidden_size)
+        self.time_proj = Timesteps(freq_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embed = TimestepEmbedding(freq_dim, hidden_size)
+        self.time_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
+        self.prompt = nn.Parameter(torch.randn(prompt_length, context_dim) * 0.02)
+        self.blocks = nn.ModuleList(DiTBlock(hidden_size, num_heads, mlp_ratio, context_dim) for _ in range(depth))
+        self.final_norm = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
+        self.final_proj = nn.Linear(hidden_size, token_dim)
+        self.head = nn.Sequential(FrameConv(stem_channels, stem_channels, 3), nn.GELU(approximate="tanh"),
+                                  FrameConv(stem_channels, out_channels or in_channels, 3))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        init_linear_xavier(self)
+        zero_init(self.time_modulation)
+        zero_init(self.final_modulation)
+        zero_init(self.head[-1])
+
+    @classmethod
+    def from_preset(cls, name: str, seed: int = 0, **overrides) -> "VideoDiT":
+        """A randomly initialised model of preset `name` (a key of DIT_PRESETS); weights depend only on `seed`."""
+        if name not in DIT_PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(DIT_PRESETS)}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return cls(**{**DIT_PRESETS[name], **overrides})
+
+    def grid(self, shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:
+        """Token grid (T', H', W') of a video of shape (..., T, H, W); ValueError if it is not a multiple."""
+        return token_grid(shape, self.spec.patch_size, self.spec.patch_size_t)
+
+    def embed_time(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """t: (B,) in [0, 1] -> (B, D) timestep embedding (t scaled to [0, 1000] before the sinusoid)."""
+        return self.time_embed(self.time_proj(t * 1000).to(dtype))
+
+    def tokens_in(self, feats: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        """feats: (B, S, T, H, W) stem features -> (B, L, D) tokens with the 3-D position embedding added."""
+        tokens = self.patch_embed(patchify(feats, self.spec.patch_size, self.spec.patch_size_t))
+        return tokens + sincos_3d(self.spec.hidden_size, grid, tokens.device, tokens.dtype)
+
+    def tokens_out(self, tokens: torch.Tensor, c: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        """tokens: (B, L, D), c: (B, D) -> (B, S, T, H, W) features at full resolution (adaLN final layer)."""
+        shift, scale = self.final_modulation(c)[:, None].chunk(2, dim=-1)
+        tokens = self.final_proj(modulate(self.final_norm(tokens), shift, scale))
+        return unpatchify(tokens, grid, self.spec.patch_size, self.spec.patch_size_t)
+
+    def text_context(self, context: torch.Tensor | None, batch: int, use_prompt: bool = True) -> torch.Tensor:
+        """context: (B, Lc, context_dim) from a text encoder, or None for the learned fixed prompt. With
+        use_prompt=False: a null prompt (one all-zero token, the "empty caption"), whatever `context` is."""
+        if not use_prompt:
+            return self.prompt.new_zeros(batch, 1, self.spec.context_dim)
+        return self.prompt.expand(batch, -1, -1) if context is None else context
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        context: torch.Tensor | None = None,
+        injection: BaseInjection | None = None,
+        use_prompt: bool = True,
+    ) -> torch.Tensor:
+        """x: (B, C, T, H, W); t: (B,) in [0, 1]; context: (B, Lc, context_dim) or None (learned fixed prompt);
+        injection: what an adapter adds, or None; use_prompt=False: a null prompt replaces the fixed prompt.
+
+        Returns the velocity (B, out_channels, T, H, W) in x.dtype.
+        """
+        inject = injection or BaseInjection()
+        grid = self.grid(x.shape)
+        c = self.embed_time(t, self.patch_embed.weight.dtype)                       # (B, D)
+        if inject.cond is not None:
+            c = c + inject.cond
+        feats = self.stem_act(self.stem(x))                                          # (B, S, T, H, W)
+        if inject.stem is not None:
+            feats = feats + inject.stem
+        tokens = self.tokens_in(feats, grid)                                         # (B, L, D)
+        context = self.text_context(context, x.shape[0], use_prompt)                 # (B, Lc, context_dim)
+        c6 = rearrange(self.time_modulation(c), "b (six d) -> b six d", six=6)       # (B, 6, D)
+        for index, block in enumerate(self.blocks):
+            global_kv = None if inject.global_kv is None else inject.global_kv[index]
+            tokens = block(tokens, c6, context, global_kv)                           # (B, L, D)
+            if inject.residuals is not None:
+                tokens = tokens + inject.residuals[index]
+        feats = feats + self.tokens_out(tokens, c, grid)                             # (B, S, T, H, W)
+        return self.head(feats).to(x.dtype)                                          # (B, C_out, T, H, W)

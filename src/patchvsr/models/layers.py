@@ -1,0 +1,180 @@
+"""Building blocks shared by the base video DiT and the adapter branches.
+
+Conventions used everywhere in `patchvsr.models`:
+- a video tensor is `(B, C, T, H, W)`;
+- tokens are `(B, L, D)` with `L = T'·H'·W'` in `(t h w)` order, where `T' = T / patch_t`, `H' = H / patch`,
+  `W' = W / patch` (the token grid);
+- attention heads are `(B, heads, L, D / heads)`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.embeddings import get_3d_sincos_pos_embed
+from einops import rearrange
+from torch import nn
+
+
+def zero_init(module: nn.Module) -> nn.Module:
+    """Set every parameter of `module` to zero (new conditioning paths start as the identity) and return it."""
+    for parameter in module.parameters():
+        nn.init.zeros_(parameter)
+    return module
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN: x: (B, L, D); shift, scale: (B, 1, D). Returns (B, L, D)."""
+    return x * (1 + scale) + shift
+
+
+def token_grid(shape: torch.Size | tuple[int, ...], patch: int, patch_t: int) -> tuple[int, int, int]:
+    """Token grid (T', H', W') of a video of shape (B, C, T, H, W); ValueError if a size is not a multiple."""
+    frames, height, width = shape[-3:]
+    if frames % patch_t or height % patch or width % patch:
+        raise ValueError(
+            f"video of {frames}x{height}x{width} (frames x height x width) is not a multiple of the token patch "
+            f"{patch_t}x{patch}x{patch}"
+        )
+    return frames // patch_t, height // patch, width // patch
+
+
+def patchify(x: torch.Tensor, patch: int, patch_t: int) -> torch.Tensor:
+    """x: (B, C, T, H, W) -> (B, L, patch_t·patch·patch·C), one row per token patch."""
+    return rearrange(x, "b c (t pt) (h ph) (w pw) -> b (t h w) (pt ph pw c)", pt=patch_t, ph=patch, pw=patch)
+
+
+def unpatchify(tokens: torch.Tensor, grid: tuple[int, int, int], patch: int, patch_t: int) -> torch.Tensor:
+    """tokens: (B, L, patch_t·patch·patch·C) on grid (T', H', W') -> (B, C, T, H, W); inverse of `patchify`."""
+    frames, height, width = grid
+    return rearrange(
+        tokens,
+        "b (t h w) (pt ph pw c) -> b c (t pt) (h ph) (w pw)",
+        t=frames, h=height, w=width, pt=patch_t, ph=patch, pw=patch,
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _sincos_3d_cpu(dim: int, frames: int, height: int, width: int) -> torch.Tensor:
+    table = get_3d_sincos_pos_embed(dim, (width, height), frames, output_type="pt")  # (T', H'·W', D)
+    return rearrange(table, "t hw d -> (t hw) d")
+
+
+def sincos_3d(dim: int, grid: tuple[int, int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Fixed 3-D sin-cos position embedding for ANY token grid (T', H', W'): (T'·H'·W', D), dim % 16 == 0.
+
+    Computed on the fly (cached per grid on CPU), so a window of any size, including a whole frame, works.
+    """
+    return _sincos_3d_cpu(dim, *grid).to(device=device, dtype=dtype)
+
+
+class FrameConv(nn.Conv2d):
+    """The same 2-D convolution applied to every frame: (B, C, T, H, W) -> (B, C_out, T, H, W).
+
+    Per-frame Conv2d is markedly faster than a (1, k, k) Conv3d on CPU; padding keeps H and W.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frames = x.shape[2]
+        y = super().forward(rearrange(x, "b c t h w -> (b t) c h w"))
+        return rearrange(y, "(b t) c h w -> b c t h w", t=frames)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with RMS-normalised queries and keys (stable under bf16), through SDPA."""
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
+        super().__init__()
+        self.heads = heads
+        self.to_q = nn.Linear(dim, dim)
+        self.to_k = nn.Linear(context_dim or dim, dim)
+        self.to_v = nn.Linear(context_dim or dim, dim)
+        self.to_out = nn.Linear(dim, dim)
+        self.norm_q = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.norm_k = nn.RMSNorm(dim // heads, eps=1e-6)
+
+    def queries(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, D) -> (B, heads, L, D / heads)."""
+        return self.norm_q(rearrange(self.to_q(x), "b l (h d) -> b h l d", h=self.heads))
+
+    def keys_values(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """source: (B, Ls, Ds) -> keys and values, each (B, heads, Ls, D / heads)."""
+        k = self.norm_k(rearrange(self.to_k(source), "b l (h d) -> b h l d", h=self.heads))
+        v = rearrange(self.to_v(source), "b l (h d) -> b h l d", h=self.heads)
+        return k, v
+
+    def project_out(self, heads: torch.Tensor) -> torch.Tensor:
+        """heads: (B, heads, L, D / heads) -> (B, L, D)."""
+        return self.to_out(rearrange(heads, "b h l d -> b l (h d)"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, D) -> (B, L, D), full attention over all L tokens."""
+        q = self.queries(x)
+        return self.project_out(F.scaled_dot_product_attention(q, *self.keys_values(x)))
+
+
+class CrossAttention(Attention):
+    """Text cross-attention plus an optional decoupled cross-attention that shares its queries.
+
+    `extra_kv` are keys/values from another source (the global branch), projected by that source's own K/V
+    layers (Wan / IP-Adapter): out = to_out(attn(Q, K_text, V_text) + attn(Q, K_g, V_g)).
+    """
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        extra_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """x: (B, L, D); context: (B, Lc, context_dim); extra_kv: 2 x (B, heads, Lg, D / heads) or None.
+
+        Returns (B, L, D).
+        """
+        q = self.queries(x)
+        out = F.scaled_dot_product_attention(q, *self.keys_values(context))
+        if extra_kv is not None:
+            out = out + F.scaled_dot_product_attention(q, *extra_kv)
+        return self.project_out(out)
+
+
+class Mlp(nn.Module):
+    """Two-layer GELU MLP: (B, L, D) -> (B, L, D)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU(approximate="tanh")
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class TransformerBlock(nn.Module):
+    """Plain pre-norm Transformer block (self-attention + MLP) for the adapter's encoders: (B, L, D) -> same."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn1 = Attention(dim, heads)
+        self.norm3 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, round(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn1(self.norm1(x))
+        return x + self.mlp(self.norm3(x))
+
+
+def init_linear_xavier(module: nn.Module) -> None:
+    """DiT's initialisation: xavier-uniform weights and zero biases for every nn.Linear under `module`."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+

@@ -1,0 +1,62 @@
+"""LoRA on the base DiT's attention and MLP projections, through `peft`, mergeable for inference.
+
+The adapter is injected in place into a `VideoDiT` (diffusers' `PeftAdapterMixin.add_adapter`), which also
+freezes every non-LoRA parameter of the base. The projections adapted are the self-attention Q/K/V/out, the text
+cross-attention's Q/out (its K/V only ever see the fixed prompt) and the MLP's two layers of every base block.
+"""
+
+from __future__ import annotations
+
+import torch
+from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
+from peft.tuners.tuners_utils import BaseTunerLayer
+
+from patchvsr.models.dit import VideoDiT
+
+ADAPTER_NAME = "patchvsr"
+TARGET_MODULES = r"blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out)|attn2\.(to_q|to_out)|mlp\.(fc1|fc2))"
+
+
+def lora_config(rank: int, alpha: float) -> LoraConfig:
+    """The peft config used for every PatchVSR LoRA (B starts at zero, so the adapted base equals the base)."""
+    return LoraConfig(r=rank, lora_alpha=alpha, target_modules=TARGET_MODULES, init_lora_weights=True)
+
+
+def add_lora(base: VideoDiT, rank: int, alpha: float) -> None:
+    """Inject LoRA layers into `base` in place; afterwards only the LoRA parameters of `base` train."""
+    base.add_adapter(lora_config(rank, alpha), adapter_name=ADAPTER_NAME)
+
+
+def has_lora(base: VideoDiT) -> bool:
+    """True if `base` holds (unmerged) peft LoRA layers."""
+    return any(isinstance(module, BaseTunerLayer) for module in base.modules())
+
+
+def merge_lora(base: VideoDiT) -> None:
+    """Fold W + (alpha / r)·B·A into every adapted weight and remove the LoRA layers (plain nn.Linear again)."""
+    base.fuse_lora()
+    base.unload_lora()
+
+
+def lora_state_dict(base: VideoDiT) -> dict[str, torch.Tensor]:
+    """The LoRA weights only, with peft's adapter-name-free keys (`blocks.0.attn1.to_q.lora_A.weight`)."""
+    return get_peft_model_state_dict(base, adapter_name=ADAPTER_NAME)
+
+
+def load_lora_state_dict(base: VideoDiT, state: dict[str, torch.Tensor]) -> None:
+    """Load weights saved by `lora_state_dict` into a base that already holds LoRA layers; ValueError if keys
+    do not match."""
+    result = set_peft_model_state_dict(base, state, adapter_name=ADAPTER_NAME)
+    missing = [key for key in result.missing_keys if "lora_" in key]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"LoRA weights do not match the model: missing {missing[:3]}, "
+                         f"unexpected {list(result.unexpected_keys)[:3]}")
+
+
+def base_state_dict(base: VideoDiT) -> dict[str, torch.Tensor]:
+    """The base's own weights under their original names, whether or not LoRA layers are injected."""
+    return {
+        key.replace(".base_layer.", "."): value
+        for key, value in base.state_dict().items()
+        if "lora_" not in key
+    }

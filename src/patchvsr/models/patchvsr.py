@@ -1,0 +1,257 @@
+"""`PatchVSRModel`: base VideoDiT + dual-branch adapter + LoRA + condition embedder behind one call,
+`velocity(z, t, cond) -> v`, the callable the tiling engine drives for every batch of windows.
+
+Saved as one folder: `config.json` (base config, adapter config, LoRA state), one safetensors file per part
+(`base`, `adapter`, `embedder`, `lora`) and `model_card.md`; never pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from patchvsr.errors import OptionError
+from patchvsr.models import lora
+from patchvsr.models.adapter import BranchFeatures, PatchVSRAdapter
+from patchvsr.models.cache import BranchCache
+from patchvsr.models.conditions import ConditionEmbedder, WindowConditions
+from patchvsr.models.dit import DIT_PRESETS, VideoDiT
+
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchVSRConfig:
+    """Adapter configuration. The four `use_*` flags are the paper's ablations; each removes one thing only:
+    use_global_branch=False: no global branch and no K_g/V_g (global_input is ignored);
+    use_lora=False: the base stays exactly as pretrained;
+    use_position=False: the crop box and the position mask M_i no longer reach the model (scale and noise do);
+    use_fixed_prompt=False: the text cross-attention reads a null prompt (one all-zero token) instead of the
+        learned fixed prompt, as a text-to-video model given an empty caption.
+    """
+
+    patch_depth: int = 2
+    global_depth: int = 2
+    lora_rank: int = 8
+    lora_alpha: float = 8.0
+    cond_freq_dim: int = 64
+    use_global_branch: bool = True
+    use_lora: bool = True
+    use_position: bool = True
+    use_fixed_prompt: bool = True
+
+    def __post_init__(self):
+        for name in ("patch_depth", "global_depth", "lora_rank", "cond_freq_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.cond_freq_dim % 2:
+            raise ValueError(f"cond_freq_dim must be even, got {self.cond_freq_dim}")
+        if not self.lora_alpha > 0:
+            raise ValueError(f"lora_alpha must be positive, got {self.lora_alpha!r}")
+        for name in ("use_global_branch", "use_lora", "use_position", "use_fixed_prompt"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+
+# Whole-model presets: base VideoDiT arguments + PatchVSRConfig fields.
+PRESETS: dict[str, dict[str, dict]] = {
+    "test": {"base": DIT_PRESETS["test"], "adapter": dict(patch_depth=1, global_depth=1, lora_rank=2,
+                                                           lora_alpha=2.0, cond_freq_dim=16)},
+    "tiny": {"base": DIT_PRESETS["tiny"], "adapter": dict(patch_depth=2, global_depth=2, lora_rank=8)},
+    "small": {"base": DIT_PRESETS["small"], "adapter": dict(patch_depth=4, global_depth=2, lora_rank=16,
+                                                             lora_alpha=16.0)},
+}
+
+
+class PatchVSRModel(nn.Module):
+    """The adapted model. Build with `from_preset`, `from_base` (stage 2 from a trained base) or
+    `from_pretrained`; train `trainable_parameters()`; call `velocity`."""
+
+    def __init__(self, base: VideoDiT, config: PatchVSRConfig, lora_merged: bool = False):
+        super().__init__()
+        base.requires_grad_(False)
+        self.config = config
+        self.adapter = PatchVSRAdapter(base, config.patch_depth, config.global_depth, config.use_global_branch,
+                                       config.use_position)
+        self.embedder = ConditionEmbedder(base.spec.hidden_size, config.cond_freq_dim, config.use_position)
+        if config.use_lora and not lora_merged:
+            lora.add_lora(base, config.lora_rank, config.lora_alpha)
+        self.base = base
+        self.lora_merged = lora_merged
+        self.cache = BranchCache()
+
+    # ----- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def from_base(cls, base: VideoDiT | str | Path, config: PatchVSRConfig | None = None,
+                  seed: int = 0) -> "PatchVSRModel":
+        """Stage 2: wrap a trained base (a VideoDiT or its `save_pretrained` folder); new weights from `seed`."""
+        if not isinstance(base, VideoDiT):
+            base = VideoDiT.from_pretrained(str(base))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return cls(base, config or PatchVSRConfig())
+
+    @classmethod
+    def from_preset(cls, name: str, seed: int = 0, **overrides) -> "PatchVSRModel":
+        """A randomly initialised model of preset `name` ("test", "tiny", "small"); `overrides` are
+        PatchVSRConfig fields (e.g. use_lora=False). Weights depend only on `seed`."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        base = VideoDiT.from_preset(name, seed=seed)
+        return cls.from_base(base, PatchVSRConfig(**{**PRESETS[name]["adapter"], **overrides}), seed=seed + 1)
+
+    # ----- inference ----------------------------------------------------------------------------------------
+    @property
+    def window_size(self) -> int:
+        """The base's native window side in pixels (what it was trained on)."""
+        return self.base.spec.sample_size
+
+    @property
+    def clip_frames(self) -> int:
+        """The base's native clip length in frames."""
+        return self.base.spec.num_frames
+
+    @property
+    def token_patch(self) -> tuple[int, int]:
+        """(frames, pixels) every window's T and h, w must be multiples of (h, w: twice that for full frames)."""
+        return self.base.spec.patch_size_t, self.base.spec.patch_size
+
+    def branch_features(self, cond: WindowConditions) -> BranchFeatures:
+        """Patch/global branch outputs of the windows in `cond`; from the cache when `cond.keys` is given."""
+        if cond.keys is None:
+            return self.adapter.branch_features(cond.lr_up, cond.global_input)
+        if torch.is_grad_enabled():
+            raise ValueError("cached branch features are for inference: wrap the call in torch.no_grad() "
+                             "or pass WindowConditions(keys=None)")
+
+        def compute(rows: list[int]) -> BranchFeatures:
+            subset = cond.select(rows)
+            return self.adapter.branch_features(subset.lr_up, subset.global_input)
+
+        return self.cache.fetch(cond.keys, compute)
+
+    def velocity(self, z: torch.Tensor, t: torch.Tensor | float, cond: WindowConditions) -> torch.Tensor:
+        """z: (N, C, T, h, w) noisy windows z_t; t: (N,) or scalar in [0, 1]; cond: the windows' conditions.
+
+        Returns v: (N, C, T, h, w) in z's dtype. Any h, w that are multiples of the token patch work, including
+        one window covering a whole frame (`full_frame_conditions`).
+        """
+        if cond.lr_up.shape != z.shape:
+            raise ValueError(f"cond.lr_up has shape {tuple(cond.lr_up.shape)}, z has {tuple(z.shape)}")
+        t = torch.as_tensor(t, dtype=z.dtype, device=z.device).reshape(-1).expand(z.shape[0])
+        features = self.branch_features(cond)
+        cond_emb = self.embedder(cond.scale, cond.crop_box, cond.noise_level)
+        injection = self.adapter.injection(features, cond.lr_up, cond_emb)
+        return self.base(z, t, injection=injection, use_prompt=self.config.use_fixed_prompt)
+
+    # ----- training and LoRA --------------------------------------------------------------------------------
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Adapter + embedder + LoRA parameters (the base itself stays frozen)."""
+        return [parameter for parameter in self.parameters() if parameter.requires_grad]
+
+    def merge_lora(self) -> None:
+        """Fold the LoRA weights into the base for inference (no-op without LoRA or if already merged)."""
+        if lora.has_lora(self.base):
+            lora.merge_lora(self.base)
+            self.base.requires_grad_(False)
+            self.lora_merged = True
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Number of parameters per saved part: base (without LoRA), adapter, embedder, lora."""
+        return {name: sum(t.numel() for t in state.values()) for name, state in self.part_state_dicts().items()}
+
+    # ----- saving and loading -------------------------------------------------------------------------------
+    def part_state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
+        """One state dict per saved part; `lora` is absent without LoRA layers (none, or merged)."""
+        parts = {
+            "base": lora.base_state_dict(self.base),
+            "adapter": self.adapter.state_dict(),
+            "embedder": self.embedder.state_dict(),
+        }
+        if lora.has_lora(self.base):
+            parts["lora"] = lora.lora_state_dict(self.base)
+        return parts
+
+    def save_pretrained(self, directory: str | Path, card: str = "", dtype: torch.dtype | None = None) -> None:
+        """Write config.json, <part>.safetensors for each part and model_card.md (with `card` appended).
+
+        dtype: store floating-point weights in this dtype (e.g. torch.float16 halves the size); loading casts
+        them back to the model's dtype.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, state in self.part_state_dicts().items():
+            tensors = {key: value.detach().to(dtype or value.dtype).contiguous().cpu() for key, value in state.items()}
+            save_file(tensors, directory / f"{name}.safetensors", metadata={"format": "pt"})
+        config = {
+            "_class_name": type(self).__name__,
+            "format_version": FORMAT_VERSION,
+            "base": {key: value for key, value in self.base.config.items() if not key.startswith("_")},
+            "adapter": dataclasses.asdict(self.config),
+            "lora_merged": self.lora_merged,
+        }
+        (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        (directory / "model_card.md").write_text(model_card(self, card))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "PatchVSRModel":
+        """Load a folder written by `save_pretrained`; OptionError naming the problem if it is not one."""
+        directory = Path(directory)
+        config = read_config(directory)
+        base = VideoDiT.from_config(config["base"])
+        base.load_state_dict(load_part(directory, "base"))
+        model = cls(base, PatchVSRConfig(**config["adapter"]), lora_merged=config["lora_merged"])
+        model.adapter.load_state_dict(load_part(directory, "adapter"))
+        model.embedder.load_state_dict(load_part(directory, "embedder"))
+        if lora.has_lora(model.base):
+            lora.load_lora_state_dict(model.base, load_part(directory, "lora"))
+        return model.eval()
+
+
+def read_config(directory: Path) -> dict:
+    """The parsed config.json of a PatchVSRModel folder; OptionError if missing or of another kind."""
+    path = directory / "config.json"
+    if not path.is_file():
+        raise OptionError(f"model folder {directory} has no config.json")
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise OptionError(f"cannot read {path}: {error}") from None
+    if config.get("_class_name") != PatchVSRModel.__name__ or config.get("format_version") != FORMAT_VERSION:
+        raise OptionError(f"{path} is not a PatchVSRModel config (format {FORMAT_VERSION})")
+    return config
+
+
+def load_part(directory: Path, name: str) -> dict[str, torch.Tensor]:
+    """Tensors of one saved part; OptionError if the file is missing."""
+    path = directory / f"{name}.safetensors"
+    if not path.is_file():
+        raise OptionError(f"model folder {directory} has no {path.name}")
+    return load_file(str(path))
+
+
+def model_card(model: PatchVSRModel, extra: str = "") -> str:
+    """Markdown model card: architecture, parameter counts, ablation flags, then `extra` (training, metrics)."""
+    spec, counts = model.base.spec, model.parameter_counts()
+    lines = [
+        "# PatchVSR model", "",
+        "Patch-wise video super-resolution (PatchVSR, CVPR 2025): a video DiT base with a dual-branch adapter "
+        "(patch branch + global branch), LoRA and condition embeddings. Load with "
+        "`patchvsr.models.PatchVSRModel.from_pretrained(folder)`.", "",
+        "## Architecture", "",
+        f"- base: {spec.depth} blocks, width {spec.hidden_size}, {spec.num_heads} heads, token patch "
+        f"{spec.patch_size_t}x{spec.patch_size}x{spec.patch_size}, {spec.in_channels} input channels, native "
+        f"window {spec.num_frames} frames x {spec.sample_size}px",
+        f"- adapter: {model.config}",
+        f"- LoRA merged into the base: {model.lora_merged}",
+        "- parameters: " + ", ".join(f"{name} {count:,}" for name, count in counts.items())
+        + f" (total {sum(counts.values()):,})",
+        "",
+    ]
+    return "\n".join(lines) + (extra.strip() + "\n" if extra.strip() else "")

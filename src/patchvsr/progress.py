@@ -1,0 +1,86 @@
+"""Progress and log output on stderr: a rich bar (frames/s, ETA) on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True)
+
+
+def configure_logging(console: Console, quiet: bool = False) -> None:
+    """Send the `patchvsr` logger to stderr: through rich on a terminal, as `patchvsr: message` otherwise."""
+    logger = logging.getLogger("patchvsr")
+    logger.handlers.clear()
+    logger.propagate = False
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    if console.is_terminal:
+        handler = RichHandler(console=console, show_time=False, show_path=False, show_level=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("patchvsr: %(message)s"))
+    logger.addHandler(handler)
+
+
+class ProgressReporter:
+    """Callable `(frames done, frames total or None)`; use as a context manager around the run.
+
+    On a terminal it draws a bar with frames/s and ETA; otherwise it logs a line every `interval` seconds
+    and one at the end.
+    """
+
+    def __init__(self, console: Console, description: str = "upscaling", interval: float = 10.0):
+        self.console, self.interval = console, interval
+        self.bar = None
+        if console.is_terminal:
+            self.bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console)
+            self.task = self.bar.add_task(description, total=None, rate="")
+        self.started = self.last_line = time.monotonic()
+        self.first_done: int | None = None
+        self.done, self.total = 0, None
+
+    def __enter__(self) -> ProgressReporter:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+        elif self.first_done is not None and exc[0] is None:
+            self._line()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.first_done is None:  # the rate counts from the first report (after warm-up, or a resume)
+            self.first_done, self.started = done, time.monotonic()
+        self.done, self.total = done, total
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total, rate=f"{self.rate():.2f} frames/s")
+        elif time.monotonic() - self.last_line >= self.interval:
+            self._line()
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return (self.done - (self.first_done or 0)) / elapsed if elapsed > 0 else 0.0
+
+    def _line(self) -> None:
+        self.last_line = time.monotonic()
+        rate = self.rate()
+        text = f"{self.done}" + (f"/{self.total}" if self.total else "") + f" frames, {rate:.2f} frames/s"
+        if self.total and rate > 0 and self.total > self.done:
+            text += f", ETA {_clock((self.total - self.done) / rate)}"
+        logging.getLogger("patchvsr").info(text)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"

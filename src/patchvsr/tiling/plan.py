@@ -1,0 +1,214 @@
+"""Window plans: which fixed-size windows of a canvas the model sees at each sampling step.
+
+A canvas of (H, W) latent pixels is covered by a grid of R x K *primary* windows of size (h, w), with
+R = ceil(H / h) and K = ceil(W / w). The grid starts at the top-left corner; where it sticks out past the
+bottom or right edge, the canvas is extended by mirror (reflect) padding, which is defined for any amount of
+padding and any canvas size (a 1-px canvas pads by repetition). The padding is dropped again after fusion.
+
+Per fusion mode (see `FUSION_MODES`):
+- `weighted`, `average`: primary windows plus *auxiliary* windows shifted by half a window and centred on
+  every vertical seam (`vseam`), every horizontal seam (`hseam`) and every seam crossing (`cross`): a 50 %
+  overlapping grid of (2R - 1) x (2K - 1) windows, all used at every step.
+- `none`: the R x K primary windows only (pasted side by side: the seam-prone baseline).
+- `shifted`: even steps use the primary grid (group 0); odd steps use the grid shifted by half a window in
+  every axis that has more than one window (group 1, kind `shifted`; a one-window canvas has no group 1).
+  Its windows start half a window before the canvas, so they also read mirror padding on the top/left;
+  windows lying wholly in padding are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections import Counter
+from dataclasses import dataclass, field
+
+import einops
+import torch
+import torch.nn.functional as F
+
+FUSION_MODES = ("weighted", "average", "none", "shifted")
+WINDOW_KINDS = ("primary", "vseam", "hseam", "cross", "shifted")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a plan: its place in the plan, its kind and its box in canvas coordinates.
+
+    The box (y0, x0) .. (y0 + h, x0 + w) may extend past the canvas (into the mirror padding); `group` is the
+    step parity that uses it (always 0 except for the half-shifted grid of `shifted` fusion).
+    """
+
+    index: int
+    kind: str
+    group: int
+    y0: int
+    x0: int
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Windows covering a (H, W) canvas with fixed (h, w) windows for one fusion mode; build with `make_plan`.
+
+    Attributes:
+        canvas: (H, W) of the unpadded canvas, >= 1 each.
+        window: (h, w) window size, >= 1 each.
+        fusion: one of `FUSION_MODES`.
+        windows: every window of the plan, indexed by `Window.index` (a stable cache key per clip).
+    """
+
+    canvas: tuple[int, int]
+    window: tuple[int, int]
+    fusion: str
+    windows: tuple[Window, ...] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_arguments(self.canvas, self.window, self.fusion)
+        if [w.index for w in self.windows] != list(range(len(self.windows))):
+            raise ValueError("window indices must be 0..N-1 in order")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(R, K): rows and columns of primary windows."""
+        return tuple(math.ceil(n / m) for n, m in zip(self.canvas, self.window))
+
+    @property
+    def padded(self) -> tuple[int, int]:
+        """(R * h, K * w): the canvas size covered by the primary grid, padding included."""
+        return tuple(g * m for g, m in zip(self.grid, self.window))
+
+    @property
+    def num_groups(self) -> int:
+        """Number of alternating window groups: 2 for `shifted` fusion, else 1."""
+        return 1 + max(w.group for w in self.windows)
+
+    def group(self, step_index: int) -> tuple[int, ...]:
+        """Indices of the windows that run at sampling step `step_index` (>= 0)."""
+        parity = step_index % self.num_groups
+        return tuple(w.index for w in self.windows if w.group == parity)
+
+    @property
+    def windows_per_step(self) -> float:
+        """Model calls per sampling step, averaged over the alternating groups."""
+        return len(self.windows) / self.num_groups
+
+    def seams(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Primary seam positions inside the canvas: (rows y, columns x); a seam lies between y-1 and y."""
+        (h, w), (rows, cols) = self.window, self.grid
+        return tuple(r * h for r in range(1, rows)), tuple(c * w for c in range(1, cols))
+
+    def boxes(self, indices: tuple[int, ...] | list[int]) -> torch.Tensor:
+        """Pixel boxes of the given windows in canvas coordinates: (N, 4) int64 rows (y0, x0, y1, x1).
+
+        Coordinates may lie outside [0, H) x [0, W) where a window reads mirror padding.
+        """
+        h, w = self.window
+        starts = torch.tensor([[self.windows[i].y0, self.windows[i].x0] for i in indices], dtype=torch.int64)
+        return torch.cat([starts, starts + torch.tensor([h, w])], dim=1).reshape(-1, 4)
+
+    def crop(self, canvas: torch.Tensor, indices: tuple[int, ...] | list[int]) -> torch.Tensor:
+        """Crop windows out of a canvas with this plan's boxes and mirror padding.
+
+        canvas: (C, T, s*H, s*W), any dtype/device, for an integer s >= 1 (s > 1: a pixel-space condition
+        for a latent-space plan; boxes and padding are scaled by s). Returns (N, C, T, s*h, s*w), same dtype.
+        """
+        scale = canvas_scale(self, canvas.shape[-2:])
+        starts = self.boxes(indices)[:, :2].to(canvas.device) * scale
+        h, w = (scale * m for m in self.window)
+        rows = mirror_index(starts[:, :1] + torch.arange(h, device=canvas.device), canvas.shape[-2])
+        cols = mirror_index(starts[:, 1:] + torch.arange(w, device=canvas.device), canvas.shape[-1])
+        crops = canvas[:, :, rows[:, :, None], cols[:, None, :]]  # (C, T, N, h, w)
+        return einops.rearrange(crops, "c t n h w -> n c t h w")
+
+    def pad(self, canvas: torch.Tensor, origin: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+        """The mirror-padded region of a canvas that starts at `origin` (canvas coordinates, may be < 0).
+
+        canvas: (C, T, H, W); origin: (oy, ox); size: (Hb, Wb). Returns (C, T, Hb, Wb), same dtype; window
+        crops are then plain slices of it (what the fusion does once per step instead of per-window gathers).
+        """
+        (oy, ox), (height, width), (H, W) = origin, size, canvas.shape[-2:]
+        top, left, bottom, right = -oy, -ox, oy + height - H, ox + width - W
+        if min(top, left, bottom, right) >= 0 and max(top, bottom) < H and max(left, right) < W:
+            return F.pad(canvas, (left, right, top, bottom), mode="reflect")  # fast path, same values
+        rows = mirror_index(torch.arange(oy, oy + height, device=canvas.device), canvas.shape[-2])
+        cols = mirror_index(torch.arange(ox, ox + width, device=canvas.device), canvas.shape[-1])
+        return canvas.index_select(-2, rows).index_select(-1, cols)
+
+    def table(self) -> str:
+        """One line per window: index, kind, step group and box, for users who want to see every window."""
+        (h, w) = self.window
+        return "\n".join(
+            f"{win.index:5d} {win.kind:8s} g{win.group} y {win.y0}:{win.y0 + h} x {win.x0}:{win.x0 + w}"
+            for win in self.windows
+        )
+
+    def __str__(self) -> str:
+        (H, W), (h, w), (Hp, Wp) = self.canvas, self.window, self.padded
+        counts = Counter(win.kind for win in self.windows)
+        kinds = " + ".join(f"{counts[k]} {k}" for k in WINDOW_KINDS if counts[k])
+        steps = "" if self.num_groups == 1 else f", alternating in {self.num_groups} groups"
+        return (
+            f"WindowPlan {self.fusion}: canvas {H}x{W} (padded {Hp}x{Wp}, reflect), window {h}x{w}, "
+            f"{kinds} = {len(self.windows)} windows{steps}, {self.windows_per_step:g} per step"
+        )
+
+
+def make_plan(canvas: tuple[int, int], window: tuple[int, int], fusion: str = "weighted") -> WindowPlan:
+    """Plan the windows of a (H, W) canvas for (h, w) windows and a fusion mode (see the module docstring)."""
+    _check_arguments(canvas, window, fusion)
+    canvas, window = tuple(int(n) for n in canvas), tuple(int(n) for n in window)
+    rows, cols = (math.ceil(n / m) for n, m in zip(canvas, window))
+    (h, w), (H, W) = window, canvas
+    half_h, half_w = h // 2, w // 2
+    primary = [(0, "primary", r * h, c * w) for r in range(rows) for c in range(cols)]
+    if fusion == "none" or (fusion == "shifted" and rows == cols == 1):
+        layout = primary  # a single window has no seam to move
+    elif fusion == "shifted":
+        ys = _shifted_starts(rows, h, H)
+        xs = _shifted_starts(cols, w, W)
+        layout = primary + [(1, "shifted", y, x) for y in ys for x in xs]
+    else:
+        vseam = [(0, "vseam", r * h, c * w + half_w) for r in range(rows) for c in range(cols - 1)]
+        hseam = [(0, "hseam", r * h + half_h, c * w) for r in range(rows - 1) for c in range(cols)]
+        cross = [(0, "cross", r * h + half_h, c * w + half_w) for r in range(rows - 1) for c in range(cols - 1)]
+        layout = primary + vseam + hseam + cross
+    windows = tuple(Window(i, kind, g, y, x) for i, (g, kind, y, x) in enumerate(layout))
+    return WindowPlan(canvas, window, fusion, windows)
+
+
+def _check_arguments(canvas: tuple[int, int], window: tuple[int, int], fusion: str) -> None:
+    """ValueError naming the bad value unless both sizes are two ints >= 1 and `fusion` is known."""
+    for name, size in (("canvas", canvas), ("window", window)):
+        if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(isinstance(n, numbers.Integral) and n >= 1 for n in size):
+            raise ValueError(f"{name} must be two integer sizes >= 1, got {size}")
+    if fusion not in FUSION_MODES:
+        raise ValueError(f"fusion must be one of {FUSION_MODES}, got {fusion!r}")
+
+
+def _shifted_starts(count: int, size: int, extent: int) -> list[int]:
+    """Starts of the half-shifted grid along one axis, keeping windows that overlap [0, extent)."""
+    if count == 1:
+        return [0]
+    return [k * size - size // 2 for k in range(count + 1) if k * size - size // 2 < extent]
+
+
+def mirror_index(coords: torch.Tensor, size: int) -> torch.Tensor:
+    """Map integer coordinates (any range) to [0, size) by mirror reflection without edge repeat.
+
+    coords: int64 tensor of any shape. For size 1 every coordinate maps to 0; otherwise the pattern is
+    0, 1, .., size-1, size-2, .., 1, 0, 1, .. (period 2 * (size - 1)), also for negative coordinates.
+    """
+    if size == 1:
+        return torch.zeros_like(coords)
+    period = 2 * (size - 1)
+    folded = coords.remainder(period)
+    return torch.where(folded >= size, period - folded, folded)
+
+
+def canvas_scale(plan: WindowPlan, shape: tuple[int, int] | torch.Size) -> int:
+    """Integer factor s with shape == (s*H, s*W) for the plan's canvas (H, W); ValueError otherwise."""
+    (H, W), (height, width) = plan.canvas, tuple(shape)
+    scale = height // H
+    if scale < 1 or (height, width) != (scale * H, scale * W):
+        raise ValueError(f"canvas {height}x{width} is not an integer multiple of the plan's {H}x{W}")
+    return scale

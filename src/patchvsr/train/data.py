@@ -1,0 +1,238 @@
+"""`patchvsr data`: fetch the training photos and synthesise HR clips into uint8 shards + a manifest.
+
+Layout of the output folder (nothing in it is committed):
+    debs/                      downloaded .deb packages
+    raw/                       the packages unpacked with `dpkg -x`
+    clips/{train,val}-NNNNN.npy  uint8 (N, T, S, S, 3) RGB clips, `np.load(..., mmap_mode="r")`-able
+    manifest.json              config, package versions, photos (sha256, split, weight), one record per clip
+
+Every clip is a pure function of (seed, split, clip index): its generator is seeded from those alone, so
+the output does not depend on the order clips are rendered in. Validation clips come from held-out photos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from patchvsr.errors import InputError
+from patchvsr.train import motion, sources
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+def seeded_generator(*keys: object) -> torch.Generator:
+    """A CPU generator seeded from a stable hash of `keys` (e.g. (seed, "train", clip_index))."""
+    digest = hashlib.sha256(repr(keys).encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How many clips to make from which photos. `holdout` in (0, 1): share of photos kept for validation."""
+
+    clips: int = 2048
+    val_clips: int = 64
+    seed: int = 0
+    shard_size: int = 256
+    holdout: float = 0.1
+    probe_draws: int = 16
+    skimage_images: bool = True
+    clip: motion.ClipConfig = field(default_factory=lambda: motion.ClipConfig(min_energy=0.015))
+
+    def __post_init__(self) -> None:
+        for name in ("clips", "val_clips", "shard_size", "probe_draws"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.holdout < 1.0:
+            raise ValueError(f"holdout must lie in (0, 1), got {self.holdout}")
+
+
+def _hash_bucket(key: str) -> float:
+    """A stable pseudo-random number in [0, 1) per photo key."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little") / 2**32
+
+
+def split_photos(records: list[dict], holdout: float) -> None:
+    """Mark each usable photo "train" or "val" in place: the `holdout` share (at least 2) of usable photos
+    with the smallest key hash are held out for validation. Unusable photos are marked "unused"."""
+    usable = sorted((r for r in records if r["weight"] > 0), key=lambda r: _hash_bucket(r["key"]))
+    if len(usable) < 3:
+        raise InputError(f"only {len(usable)} usable photos (textured and large enough); need at least 3")
+    held_out = min(len(usable) - 1, max(2, round(holdout * len(usable))))
+    for record in records:
+        record["split"] = "unused"
+    for rank, record in enumerate(usable):
+        record["split"] = "val" if rank < held_out else "train"
+
+
+def survey_photos(photos: list[sources.PhotoSource], config: DataConfig,
+                  log: Callable[[str], None]) -> list[dict]:
+    """One record per photo: size, sha256 and a sampling weight (0 = rejected: too small or flat).
+
+    The weight is the share of `probe_draws` random frame-0 crops that reach `min_energy`, times
+    sqrt(area / 4 Mpix) capped at 1, so large textured photos give more clips than small or flat ones.
+    """
+    records = []
+    for index, photo_source in enumerate(photos):
+        photo = sources.load_photo(photo_source)
+        share = _textured_share(photo, seeded_generator(config.seed, "survey", photo_source.key), config)
+        area = min(1.0, photo.shape[0] * photo.shape[1] / 4e6) ** 0.5
+        records.append({"key": photo_source.key, "path": photo_source.path, "height": photo.shape[0],
+                        "width": photo.shape[1], "sha256": sources.file_sha256(photo_source),
+                        "textured_share": share, "weight": round(share * area, 6) if share >= 0.1 else 0.0})
+        log(f"photo {index + 1}/{len(photos)} {photo_source.key}: textured {share:.2f}")
+    return records
+
+
+def _textured_share(photo: np.ndarray, generator: torch.Generator, config: DataConfig) -> float:
+    clip_config = config.clip
+    if not motion.fits(photo.shape[:2], clip_config):
+        return 0.0
+    energies = []
+    for _ in range(config.probe_draws):
+        path = motion.sample_camera(generator, photo.shape[:2], clip_config)
+        if path is not None:
+            frame = motion.render_camera(photo, path, clip_config.frames, clip_config.size, first_only=True)[0]
+            energies.append(motion.gradient_energy(frame))
+    return float(np.mean(np.array(energies) >= clip_config.min_energy)) if energies else 0.0
+
+
+def assign_photos(records: list[dict], split: str, count: int, seed: int) -> list[int]:
+    """Photo index of each clip of `split`, drawn from the photo weights with the clip's own generator."""
+    weights = torch.tensor([r["weight"] if r["split"] == split else 0.0 for r in records], dtype=torch.float64)
+    if float(weights.sum()) <= 0.0:
+        raise InputError(f"no usable {split} photo (all too small or too flat)")
+    return [int(torch.multinomial(weights, 1, generator=seeded_generator(seed, split, i, "photo")))
+            for i in range(count)]
+
+
+def render_split(out_dir: Path, records: list[dict], photos: list[sources.PhotoSource], split: str,
+                 count: int, config: DataConfig, log: Callable[[str], None]) -> list[dict]:
+    """Render `count` clips of `split` into shards under out_dir/clips; returns one record per clip."""
+    clip_config = config.clip
+    assignment = assign_photos(records, split, count, config.seed)
+    shards = _open_shards(out_dir / "clips", split, count, config.shard_size, clip_config)
+    clip_records: list[dict] = [{} for _ in range(count)]
+    for photo_index in sorted(set(assignment)):
+        photo = sources.load_photo(photos[photo_index])
+        for clip_index in (i for i, p in enumerate(assignment) if p == photo_index):
+            generator = seeded_generator(config.seed, split, clip_index, "clip")
+            clip, record = motion.synthesize_clip(photo, generator, clip_config)
+            shard, offset = divmod(clip_index, config.shard_size)
+            shards[shard][offset] = clip
+            clip_records[clip_index] = {"index": clip_index, "shard": _shard_name(split, shard),
+                                        "offset": offset, "photo": records[photo_index]["key"], **record}
+        log(f"{split}: {sum(p <= photo_index for p in assignment)}/{count} clips")
+    for shard in shards:
+        shard.flush()
+    return clip_records
+
+
+def _shard_name(split: str, shard: int) -> str:
+    return f"{split}-{shard:05d}.npy"
+
+
+def _open_shards(clip_dir: Path, split: str, count: int, shard_size: int,
+                 clip_config: motion.ClipConfig) -> list[np.memmap]:
+    clip_dir.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for shard, start in enumerate(range(0, count, shard_size)):
+        shape = (min(shard_size, count - start), clip_config.frames, clip_config.size, clip_config.size, 3)
+        shards.append(np.lib.format.open_memmap(clip_dir / _shard_name(split, shard), mode="w+",
+                                                dtype=np.uint8, shape=shape))
+    return shards
+
+
+def prepare_data(out_dir: Path, config: DataConfig, raw_dir: Path | None = None,
+                 log: Callable[[str], None] = print) -> dict:
+    """Fetch packages (unless `raw_dir` is given), survey photos, render train and val clips, write the
+    manifest last. Returns the manifest dict. Reuses an existing complete manifest with the same config."""
+    sources.refuse_evaluation_path(out_dir)
+    existing = _load_existing(out_dir, config)
+    if existing is not None:
+        log(f"{out_dir / MANIFEST} is complete for this config; nothing to do")
+        return existing
+    _remove_stale(out_dir)
+    started = time.monotonic()
+    versions = {}
+    if raw_dir is None:
+        raw_dir = out_dir / "raw"
+        versions = sources.fetch_packages(raw_dir, out_dir / "debs")
+    photos = sources.list_photos(raw_dir, include_skimage=config.skimage_images)
+    records = survey_photos(photos, config, log)
+    split_photos(records, config.holdout)
+    clips = {split: render_split(out_dir, records, photos, split, count, config, log)
+             for split, count in (("train", config.clips), ("val", config.val_clips))}
+    manifest = {"version": MANIFEST_VERSION, "config": _config_dict(config), "packages": versions,
+                "seconds": round(time.monotonic() - started, 1), "photos": records,
+                "clips": clips}
+    tmp = out_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, out_dir / MANIFEST)
+    return manifest
+
+
+def _remove_stale(out_dir: Path) -> None:
+    """Drop a manifest and shards of another config, so no reader sees a half-rewritten data set."""
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+    for shard in sorted((out_dir / "clips").glob("*.npy")):
+        shard.unlink()
+
+
+def _config_dict(config: DataConfig) -> dict:
+    return json.loads(json.dumps(asdict(config)))
+
+
+def _load_existing(out_dir: Path, config: DataConfig) -> dict | None:
+    path = out_dir / MANIFEST
+    if not path.exists():
+        return None
+    manifest = json.loads(path.read_text())
+    return manifest if manifest.get("config") == _config_dict(config) else None
+
+
+class ClipStore:
+    """Read-only view of one split of a prepared data folder (memory-mapped shards).
+
+    `len(store)` clips; `store.clips(indices)` -> (B, 3, T, S, S) float32 in [0, 1].
+    """
+
+    def __init__(self, data_dir: str | Path, split: str = "train") -> None:
+        data_dir = Path(data_dir)
+        sources.refuse_evaluation_path(data_dir)
+        path = data_dir / MANIFEST
+        if not path.exists():
+            raise InputError(f"{path} not found: run `patchvsr data --out {data_dir}` first")
+        self.manifest = json.loads(path.read_text())
+        if self.manifest.get("version") != MANIFEST_VERSION:
+            raise InputError(f"{path} has manifest version {self.manifest.get('version')}, "
+                             f"expected {MANIFEST_VERSION}: prepare the data again")
+        if split not in self.manifest["clips"]:
+            raise InputError(f"{path} has no split {split!r}")
+        self.records = self.manifest["clips"][split]
+        names = sorted({record["shard"] for record in self.records})
+        self._shards = {name: np.load(data_dir / "clips" / name, mmap_mode="r") for name in names}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def clip_array(self, index: int) -> np.ndarray:
+        """(T, S, S, 3) uint8 RGB of clip `index`."""
+        record = self.records[index]
+        return self._shards[record["shard"]][record["offset"]]
+
+    def clips(self, indices: list[int]) -> torch.Tensor:
+        """(B, 3, T, S, S) float32 in [0, 1]."""
+        batch = torch.from_numpy(np.stack([self.clip_array(i) for i in indices]))
+        return rearrange(batch, "b t h w c -> b c t h w").float() / 255.0

