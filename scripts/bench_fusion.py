@@ -26,13 +26,16 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def best_seconds(fn, repeats: int) -> float:
-    """Best wall time of `repeats` calls after one warm-up call."""
+def best_seconds(fn, repeats: int, device: torch.device) -> float:
+    """Best wall time of `repeats` calls after one warm-up call (synchronising CUDA around each call)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     fn()
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -41,20 +44,21 @@ def fusion_overhead(args: argparse.Namespace, fusion: str) -> dict:
     """Seconds per fused step with an identity model, averaged over the plan's step groups."""
     plan = make_plan(args.size, (args.window, args.window), fusion)
     velocity_fn = FusedVelocity(plan, lambda windows, t, batch: windows, batch_size=args.batch)
-    z = torch.randn(args.channels, args.frames, *args.size)
-    seconds = sum(
-        best_seconds(lambda: velocity_fn(z, 0.5, step), args.repeats) for step in range(plan.num_groups)
-    ) / plan.num_groups
+    z = torch.randn(args.channels, args.frames, *args.size, device=args.device)
+    steps = range(plan.num_groups)
+    seconds = sum(best_seconds(lambda: velocity_fn(z, 0.5, k), args.repeats, args.device) for k in steps)
+    seconds /= plan.num_groups
     return {"fusion": fusion, "windows_per_step": plan.windows_per_step, "seconds_per_step": seconds}
 
 
 def block_seconds_per_window(args: argparse.Namespace) -> float:
     """Seconds for one d=256 transformer block forward on one window's tokens (timed on a batch)."""
     tokens = args.frames * (args.window // args.patch) ** 2
-    block = torch.nn.TransformerEncoderLayer(256, 4, 1024, batch_first=True, norm_first=True).eval()
-    x = torch.randn(args.batch, tokens, 256)
+    block = torch.nn.TransformerEncoderLayer(256, 4, 1024, batch_first=True, norm_first=True)
+    block = block.eval().to(args.device)
+    x = torch.randn(args.batch, tokens, 256, device=args.device)
     with torch.inference_mode():
-        return best_seconds(lambda: block(x), args.repeats) / args.batch
+        return best_seconds(lambda: block(x), args.repeats, args.device) / args.batch
 
 
 def main() -> None:
@@ -66,14 +70,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--patch", type=int, default=4, help="token patch size of the reference block")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    args.device = torch.device(auto if args.device == "auto" else args.device)
 
     mpix = args.size[0] * args.size[1] * args.frames / 1e6
     block = block_seconds_per_window(args)
     rows = []
     print(f"canvas {args.channels}x{args.frames}x{args.size[0]}x{args.size[1]} ({mpix:.2f} frame-Mpix), "
-          f"window {args.window}, threads {torch.get_num_threads()}")
+          f"window {args.window}, {args.device}, threads {torch.get_num_threads()}")
     print(f"one d=256 block on one window ({args.frames * (args.window // args.patch) ** 2} tokens): "
           f"{block * 1e3:.2f} ms")
     header = ("fusion", "win/step", "ms/step", "ms/Mpix", "1-block model ms/Mpix", "ratio")
@@ -88,7 +98,7 @@ def main() -> None:
               f"{row['ms_per_mpix']:8.1f} {row['block_ms_per_mpix']:22.1f} {row['overhead_ratio']:7.1%}")
     if args.json:
         with open(args.json, "w") as handle:
-            settings = {k: v for k, v in vars(args).items() if k != "json"}
+            settings = {k: str(v) if k == "device" else v for k, v in vars(args).items() if k != "json"}
             json.dump({"args": settings, "rows": rows}, handle, indent=2)
 
 

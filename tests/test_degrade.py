@@ -17,6 +17,15 @@ from patchvsr.train.degrade import Degraded, DegradeConfig, degrade, degrade_cli
 CONFIG = DegradeConfig(window=16, frames=2)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors run faster on one thread, and far faster when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def clips(batch: int = 3, frames: int = 3, size: int = 40, seed: int = 0) -> torch.Tensor:
     """(B, 3, T, S, S) in [0, 1]: smooth random images."""
     low = torch.rand(batch * frames, 3, size // 4, size // 4, generator=torch.Generator().manual_seed(seed))

@@ -52,9 +52,10 @@ def test_eval_writes_schema_rows_table_and_plots(video, tmp_path, capsys):
         assert row["warp_error"] >= 0 and row["seam_score"] is None
         assert row["niqe"] is None  # 50x38 is below NIQE's 193x193
         assert row["seconds"] > 0 and row["output_mpix_per_s"] > 0 and row["peak_rss_mb"] > 10
-    assert data["reference_niqe"] == {"clip": None}
+    assert data["reference"]["clip"]["niqe"] is None
+    assert data["reference"]["clip"]["warp_error"] > 0  # the stripes move in ways DIS cannot follow
     table = capsys.readouterr().out
-    assert table.count("| clip |") == 2 and "PSNR-Y" in table
+    assert table.count("| clip |") == 3 and "| clip | *(reference)* |" in table and "PSNR-Y" in table
     assert sorted(p.name for p in plots.iterdir()) == ["crops_clip.png", "perception_distortion.png",
                                                       "psnr_per_frame.png"]
 
@@ -109,3 +110,12 @@ def test_eval_errors_are_one_line(video, tmp_path, capsys, argv, message):
 def test_missing_reference_is_an_input_error(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "none.mp4"), "--scale", "2", "--json", str(tmp_path / "e.json")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_sample_videos_resolve_by_name(tmp_path):
+    from patchvsr.errors import InputError
+    from patchvsr.eval.commands import resolve_video
+
+    assert resolve_video("bikes").name == "bikes.mp4" and resolve_video("bikes").is_file()
+    with pytest.raises(InputError, match="unknown sample video"):
+        resolve_video("nosuch")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 
+from patchvsr.datasets import sample_video
 from patchvsr.errors import InputError, OptionError, OutputError
 
 
@@ -50,10 +51,8 @@ def resolve_video(name: str) -> Path:
     path = Path(name)
     if path.exists():
         return path
-    if os.sep not in name and "." not in name:
-        from patchvsr import datasets
-
-        return datasets.sample_video(name)
+    if os.sep not in name and not path.suffix:
+        return sample_video(name)
     raise InputError(f"reference video not found: {name}")
 
 
@@ -70,18 +69,36 @@ def run(args: argparse.Namespace) -> int:
     _check_writable(args.json)
     for name in methods:  # unknown names and missing weights fail before any long work starts
         make_upscaler(name, config.device)
-    result = evaluate(videos, config, log=lambda line: print(line, file=sys.stderr, flush=True))
+    result = evaluate(videos, config, _CliReporter())
     settings = {"scale": config.scale, "frames": config.frames, "crop": config.crop, "methods": list(methods),
                 "device": config.device, "niqe_every": config.niqe_every,
                 "videos": [str(v) for v in videos]}
-    _write_json(args.json, json_ready({"rows": result.rows, "reference_niqe": result.reference_niqe,
+    _write_json(args.json, json_ready({"rows": result.rows, "reference": result.reference,
                                        "settings": settings}))
     if args.plots is not None:
         from patchvsr.eval.plots import write_plots
 
         write_plots(result, args.plots)
-    print(markdown_table(result.rows))
+    print(markdown_table(result.rows, result.reference))
     return 0
+
+
+class _CliReporter:
+    """Rows as log lines and a progress bar (plain periodic lines when stderr is not a terminal)."""
+
+    def __init__(self):
+        from patchvsr.progress import configure_logging, stderr_console
+
+        self.console = stderr_console()
+        configure_logging(self.console)
+
+    def log(self, line: str) -> None:
+        logging.getLogger("patchvsr").info(line)
+
+    def progress(self, description: str):
+        from patchvsr.progress import ProgressReporter
+
+        return ProgressReporter(self.console, description)
 
 
 def _check_writable(path: Path) -> None:

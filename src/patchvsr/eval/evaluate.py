@@ -6,13 +6,17 @@ For each reference video and method, frames stream through (never a whole video 
         ─► LR: antialiased bicubic / K, rounded to uint8 ─► api.upscale_stream (the `upscale` clip loop)
         ─► HR frame ─► PSNR-Y, SSIM-Y (border K), warp error (flow of the reference), NIQE, seam score
 
+Methods with windows expose `window_plan(size: (out_h, out_w)) -> WindowPlan`; their `seam_score` is
+`patchvsr.tiling.seams.seam_score` averaged over frames (1.0 = invisible seams); others get null.
 `seconds` is the time spent inside the method's clip loop (decoding and LR synthesis excluded), so
 `output_mpix_per_s` is the method's throughput. `peak_rss_mb` is the process peak resident memory while the
-row ran (Linux: the kernel's high-water mark, reset before each row; elsewhere the process-wide peak).
+row ran, interpreter and libraries included (Linux: the kernel's high-water mark, reset before each row;
+elsewhere the process-wide peak). `seconds` excludes model loading and two warm-up clips.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import sys
@@ -25,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange, repeat
 
 from patchvsr.errors import InputError, OptionError
 from patchvsr.eval import metrics
@@ -75,11 +80,12 @@ class MethodRun:
 
 @dataclass
 class EvalResult:
-    """All runs, plus per video: reference crop, LR crop and crop box (top, left, side), reference NIQE."""
+    """All runs, plus per video: reference crop, LR crop and crop box (top, left, side), and the scores of
+    the reference itself (NIQE, warp error: what a perfect method would get)."""
 
     runs: list[MethodRun] = field(default_factory=list)
     reference_crops: dict[str, tuple[np.ndarray, np.ndarray, tuple[int, int, int]]] = field(default_factory=dict)
-    reference_niqe: dict[str, float | None] = field(default_factory=dict)
+    reference: dict[str, dict] = field(default_factory=dict)  # video -> {"niqe", "warp_error"} of the reference
 
     @property
     def rows(self) -> list[dict]:
@@ -113,10 +119,10 @@ def crop_reference(frame: np.ndarray, config: EvalConfig) -> np.ndarray:
 
 def downscale(frame: np.ndarray, k: int) -> np.ndarray:
     """(H, W, 3) uint8, H and W multiples of k -> (H/k, W/k, 3) uint8 by antialiased bicubic, rounded."""
-    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float()  # (1, 3, H, W) in [0, 255]
+    x = rearrange(torch.from_numpy(frame).float(), "h w c -> 1 c h w")  # in [0, 255]
     y = F.interpolate(x, size=(frame.shape[0] // k, frame.shape[1] // k), mode="bicubic", antialias=True,
                       align_corners=False)
-    return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    return rearrange(y.round().clamp(0, 255).to(torch.uint8), "1 c h w -> h w c").numpy()
 
 
 def _detail_box(frame: np.ndarray, side: int, k: int) -> tuple[int, int, int]:
@@ -129,6 +135,17 @@ def _detail_box(frame: np.ndarray, side: int, k: int) -> tuple[int, int, int]:
                   for l in np.linspace(0, w - side, 3).astype(int) // k * k]
     top, left = max(candidates, key=lambda tl: np.abs(np.diff(luma[tl[0]:tl[0] + side, tl[1]:tl[1] + side])).mean())
     return int(top), int(left), side
+
+
+class Reporter:
+    """Where progress goes: `log(line)` once per row, `progress(description)` a context manager giving a
+    callable (frames done, frames total). The default is silent; the CLI passes a rich/plain one."""
+
+    def log(self, line: str) -> None:
+        pass
+
+    def progress(self, description: str):
+        return contextlib.nullcontext(lambda done, total: None)
 
 
 class PeakMemory:
@@ -185,8 +202,9 @@ class FrameScores:
 
     def __init__(self, scale: int, niqe_every: int, plan=None, score_reference: bool = False):
         self.scale, self.niqe_every, self.plan = scale, niqe_every, plan
-        self.score_reference = score_reference  # also NIQE of the reference frames (once per video)
+        self.score_reference = score_reference  # also score the reference itself (once per video)
         self.reference_niqe: list[float] = []
+        self.reference_warp: list[float] = []
         self.psnr: list[float] = []
         self.ssim: list[float] = []
         self.warp: list[float] = []
@@ -200,7 +218,10 @@ class FrameScores:
         self.psnr.append(metrics.psnr_y(ref, out, crop=self.scale))
         self.ssim.append(metrics.ssim_y(ref, out, crop=self.scale))
         if self.previous is not None:
-            self.warp.append(metrics.warp_error(self.previous[0], ref, self.previous[1], out))
+            flow = metrics.reference_flow(self.previous[0], ref)
+            self.warp.append(metrics.warp_error_along(flow, self.previous[1], out))
+            if self.score_reference:  # the floor: flow errors and real lighting changes
+                self.reference_warp.append(metrics.warp_error_along(flow, self.previous[0], ref))
         self.previous = (ref, out)
         if index % self.niqe_every == 0 and niqe_supported(*out.shape[:2]):
             self.niqe.append(niqe(metrics.rgb_to_y(out)))
@@ -229,14 +250,15 @@ def reference_pairs(info: VideoInfo, config: EvalConfig) -> Iterator[tuple[np.nd
 def _warm_up(upscaler, lr: np.ndarray, size: tuple[int, int], calls: int = 2) -> None:
     """A clip of the first LR frame through the method, twice (PyTorch's CPU kernels settle on the second
     call), so one-off start-up costs stay out of `seconds`."""
-    clip = torch.from_numpy(lr).permute(2, 0, 1).float().div(255)[None].repeat(upscaler.clip_frames, 1, 1, 1)
+    clip = repeat(torch.from_numpy(lr).float().div(255), "h w c -> t c h w", t=upscaler.clip_frames)
     for _ in range(calls):
         upscaler.upscale_clip(clip, size, clip_index=0)
 
 
 def evaluate_method(info: VideoInfo, name: str, config: EvalConfig, grid_index: int, result: EvalResult,
-                    log: Callable[[str], None] = lambda _: None) -> MethodRun:
+                    reporter: Reporter | None = None) -> MethodRun:
     """Upscale one reference with one method, scoring frames as they stream out."""
+    reporter = reporter or Reporter()
     video = info.path.stem
     upscaler = make_upscaler(name, config.device)
     pairs = reference_pairs(info, config)
@@ -246,26 +268,29 @@ def evaluate_method(info: VideoInfo, name: str, config: EvalConfig, grid_index: 
     size = first[0].shape[:2]
     _warm_up(upscaler, first[1], size)
     plan_fn = getattr(upscaler, "window_plan", None)  # methods with windows score their seams
-    first_pass = video not in result.reference_niqe
+    first_pass = video not in result.reference
     scores = FrameScores(config.scale, config.niqe_every, plan_fn(size) if callable(plan_fn) else None,
                          score_reference=first_pass)
     memory = PeakMemory()
     memory.reset()
     crops: list[np.ndarray] = []
+    total = min(info.frames, config.frames or info.frames)
 
-    def on_frame(index: int, ref: np.ndarray, out: np.ndarray) -> None:
-        scores.add(ref, out)
-        if index == grid_index:
-            crops.append(_grid_crop(video, ref, out, config.scale, result, first_pass))
+    with reporter.progress(f"{video} {name}") as progress:
+        def on_frame(index: int, ref: np.ndarray, out: np.ndarray) -> None:
+            scores.add(ref, out)
+            if index == grid_index:
+                crops.append(_grid_crop(video, ref, out, config.scale, result, first_pass))
+            progress(index + 1, total)
 
-    seconds = _stream(upscaler, _chain(first, pairs), size, on_frame)
+        seconds = _stream(upscaler, _chain(first, pairs), size, on_frame)
     if first_pass:
-        result.reference_niqe[video] = _mean(scores.reference_niqe)
+        result.reference[video] = {"niqe": _mean(scores.reference_niqe), "warp_error": _mean(scores.reference_warp)}
     summary = scores.summary()
     row = {"video": video, "method": name, "scale": config.scale, **summary, "seconds": round(seconds, 4),
            "output_mpix_per_s": round(summary["frames"] * size[0] * size[1] / 1e6 / seconds, 4),
            "peak_rss_mb": round(memory.peak_mb(), 1)}
-    log(f"{video} x{config.scale} {name}: {row['frames']} frames, PSNR-Y {_fmt(row['psnr_y'])} dB, "
+    reporter.log(f"{video} x{config.scale} {name}: {row['frames']} frames, PSNR-Y {_fmt(row['psnr_y'])} dB, "
         f"NIQE {_fmt(row['niqe'])}, {row['seconds']:.1f} s")
     return MethodRun({key: row[key] for key in ROW_FIELDS}, scores.psnr, crops[0] if crops else None)
 
@@ -307,7 +332,7 @@ def _grid_crop(video: str, ref: np.ndarray, out: np.ndarray, k: int, result: Eva
     return out[top:top + side, left:left + side].copy()
 
 
-def evaluate(videos: list[Path], config: EvalConfig, log: Callable[[str], None] = lambda _: None) -> EvalResult:
+def evaluate(videos: list[Path], config: EvalConfig, reporter: Reporter | None = None) -> EvalResult:
     """Every (video, method) pair, methods in the given order; see the module docstring for the row fields."""
     stems = [Path(v).stem for v in videos]
     if len(set(stems)) != len(stems):
@@ -318,7 +343,7 @@ def evaluate(videos: list[Path], config: EvalConfig, log: Callable[[str], None] 
         frames = min(info.frames, config.frames or info.frames)
         grid_index = max(frames - 1, 0) // 2  # the crop grid shows the middle frame
         for name in config.methods:
-            result.runs.append(evaluate_method(info, name, config, grid_index, result, log))
+            result.runs.append(evaluate_method(info, name, config, grid_index, result, reporter))
     return result
 
 
@@ -326,16 +351,21 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """The rows as a GitHub markdown table (fidelity, temporal, perception, cost)."""
-    header = ("| video | method | frames | PSNR-Y ↑ | SSIM-Y ↑ | warp err ↓ | seam | NIQE ↓ | s | Mpix/s | "
-              "peak RSS MB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    lines = [header]
-    for r in rows:
+def markdown_table(rows: list[dict], reference: dict[str, dict] | None = None) -> str:
+    """The rows as a GitHub markdown table (fidelity, temporal, perception, cost); with `reference`, a
+    `(reference)` line per video gives the scores of the ground truth itself."""
+    lines = ["| video | method | frames | PSNR-Y ↑ | SSIM-Y ↑ | warp err ↓ | seam | NIQE ↓ | s | Mpix/s | "
+             "peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for index, r in enumerate(rows):
         lines.append(f"| {r['video']} | {r['method']} | {r['frames']} | {_fmt(r['psnr_y'])} | "
                      f"{_fmt(r['ssim_y'], 4)} | {_fmt(r['warp_error'])} | {_fmt(r['seam_score'])} | "
                      f"{_fmt(r['niqe'])} | {_fmt(r['seconds'], 1)} | {_fmt(r['output_mpix_per_s'])} | "
                      f"{_fmt(r['peak_rss_mb'], 0)} |")
+        last_of_video = index + 1 == len(rows) or rows[index + 1]["video"] != r["video"]
+        if reference and last_of_video and r["video"] in reference:
+            ref = reference[r["video"]]
+            lines.append(f"| {r['video']} | *(reference)* | {r['frames']} | | | {_fmt(ref['warp_error'])} | | "
+                         f"{_fmt(ref['niqe'])} | | | |")
     return "\n".join(lines)
 
 

@@ -100,11 +100,19 @@ def warp_error(ref_prev: np.ndarray, ref_cur: np.ndarray, out_prev: np.ndarray, 
     """
     if not ref_prev.shape == ref_cur.shape == out_prev.shape == out_cur.shape:
         raise ValueError("warp_error needs four frames of one shape")
-    backward, valid = reference_flow(ref_prev, ref_cur)
+    return warp_error_along(reference_flow(ref_prev, ref_cur), out_prev, out_cur)
+
+
+def warp_error_along(flow: tuple[np.ndarray, np.ndarray], out_prev: np.ndarray, out_cur: np.ndarray) -> float:
+    """warp_error with the (backward, valid) pair of `reference_flow` computed once and reused.
+
+    out_prev, out_cur: (H, W, 3) uint8 of the flow's size. Returns nan if no pixel is valid.
+    """
+    backward, valid = flow
+    if not valid.any():
+        return float("nan")
     map_x, map_y = _sample_grid(backward)
     warped = cv2.remap(out_prev.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_REPLICATE)
-    if not valid.any():
-        return float("nan")
     diff = np.abs(out_cur.astype(np.float32) - warped).mean(axis=-1)
     return float(diff[valid].mean())

@@ -65,7 +65,8 @@ def perception_distortion(result: EvalResult, path: Path) -> Path:
         if row["niqe"] is None or row["psnr_y"] is None or not math.isfinite(row["psnr_y"]):
             continue
         ax.scatter(row["psnr_y"], row["niqe"], color=colours[row["method"]], marker=markers[row["video"]], s=60)
-    for video, value in result.reference_niqe.items():
+    for video, scores in result.reference.items():
+        value = scores["niqe"]
         if value is not None:
             ax.axhline(value, color="0.6", linestyle=":", linewidth=1)
             ax.annotate(f"{video} reference", (ax.get_xlim()[0], value), fontsize=7, color="0.4",

@@ -55,10 +55,12 @@ class PartialRun:
         try:
             saved = json.loads((self.folder / "progress.json").read_text())
         except (OSError, ValueError) as err:
-            raise OutputError(f"{self.folder}: unreadable progress state ({err}); delete it to start over") \
-                from err
+            self.release()
+            raise OutputError(f"{self.folder}: unreadable progress state ({err}); use --overwrite to "
+                              "start over") from err
         for key, value in record.items():
             if saved.get(key) != value:
+                self.release()
                 raise OptionError(f"cannot resume: {key} differs from the interrupted run "
                                   f"({saved.get(key)} then, {value} now); use the same input and options "
                                   f"or --overwrite to start over")

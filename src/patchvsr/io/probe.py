@@ -8,6 +8,8 @@ Every problem becomes an `InputError` with a one-line message naming the file.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +18,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from patchvsr.errors import InputError
+from patchvsr.errors import InputError, OptionError
 
 DEFAULT_FOLDER_FPS = Fraction(25)
 PNG_NUMBER = re.compile(r"(\d+)(?!.*\d)")  # the last run of digits in a file name
@@ -64,7 +66,10 @@ def probe(path: str | Path, fps: Fraction | None = None) -> VideoInfo:
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
-        return _probe_folder(path, Fraction(fps) if fps is not None else DEFAULT_FOLDER_FPS)
+        fps = Fraction(fps) if fps is not None else DEFAULT_FOLDER_FPS
+        if not 0 < fps <= 1000:
+            raise OptionError(f"--fps must be in (0, 1000], got {fps}")
+        return _probe_folder(path, fps)
     if fps is not None:
         raise InputError(f"{path}: --fps is only for PNG folders; a video file keeps its own frame rate")
     if path.stat().st_size == 0:
@@ -74,11 +79,31 @@ def probe(path: str | Path, fps: Fraction | None = None) -> VideoInfo:
 
 def open_video(path: Path) -> av.container.InputContainer:
     """Open a video file for reading, with FFmpeg's failure turned into an InputError."""
+    with ffmpeg_errors() as logs:
+        try:
+            return av.open(str(path), metadata_errors="ignore")
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
+            errors = error_lines(logs)
+            reason = errors[-1] if errors else getattr(err, "strerror", None) or str(err)
+            if "moov atom not found" in reason:
+                reason += ": the file is incomplete or truncated"
+            raise InputError(f"{path}: not a video FFmpeg can read ({reason})") from err
+
+
+@contextmanager
+def ffmpeg_errors() -> Iterator[list[tuple[int, str, str]]]:
+    """Capture FFmpeg's log (instead of dropping it) while the block runs; see `error_lines`."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
     try:
-        return av.open(str(path), metadata_errors="ignore")
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        raise InputError(f"{path}: not a video FFmpeg can read ({reason})") from err
+        with av.logging.Capture() as logs:
+            yield logs
+    finally:
+        av.logging.set_level(level)
+
+
+def error_lines(logs: list[tuple[int, str, str]]) -> list[str]:
+    return [text.strip() for level, _, text in logs if level <= av.logging.ERROR]
 
 
 def video_stream(path: Path, container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -134,10 +159,8 @@ def _scan_packets(path: Path, video_index: int) -> tuple[int, np.ndarray]:
     """Demux every packet: (video packets, their sorted timestamps); InputError if the file is cut short."""
     ends: dict[int, Fraction] = {}
     pts_list: list[int] = []
-    level = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)
     try:
-        with av.logging.Capture() as logs, open_video(path) as container:
+        with ffmpeg_errors() as logs, open_video(path) as container:
             declared = container.streams[video_index].frames
             duration = container.duration
             for packet in container.demux():
@@ -151,12 +174,9 @@ def _scan_packets(path: Path, video_index: int) -> tuple[int, np.ndarray]:
                     ends[packet.stream.index] = max(end, ends.get(packet.stream.index, end))
     except av.error.FFmpegError as err:
         raise InputError(f"{path}: corrupt or truncated ({err.strerror or err})") from err
-    finally:
-        av.logging.set_level(level)
     count = len(pts_list)
-    errors = [message.strip() for lvl, _, message in logs if lvl <= av.logging.ERROR]
-    if errors:
-        raise InputError(f"{path}: corrupt or truncated ({errors[0]})")
+    if error_lines(logs):
+        raise InputError(f"{path}: corrupt or truncated ({error_lines(logs)[0]})")
     if declared and count < declared:
         raise InputError(f"{path}: truncated: {count} of {declared} frames present")
     _check_duration(path, ends, duration)

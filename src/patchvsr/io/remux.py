@@ -13,6 +13,7 @@ import heapq
 import io
 import logging
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import av
@@ -56,41 +57,50 @@ def _audio_plan(source, output, kind: str) -> list[tuple]:
     """For each input audio stream: (input stream, output stream, re-encode?)."""
     plan = []
     for stream in source.streams.audio:
-        if _container_accepts(output.format.name, stream):
+        if _container_accepts(output.format.name, Path(source.name), stream.index):
             target, encode = output.add_stream_from_template(stream), False
         else:
             codec = FALLBACK_AUDIO[kind]
             log.info("audio stream %d: %s cannot go into .%s; re-encoded to %s", stream.index,
                      stream.codec_context.name, kind, codec)
             target = output.add_stream(codec, rate=stream.codec_context.sample_rate)
-            target.layout = stream.codec_context.layout
+            layout = stream.codec_context.layout
+            # an unordered "N channels" layout gets the usual one for N (AAC needs a known layout)
+            target.layout = f"{layout.nb_channels}c" if layout.name.endswith("channels") else layout
             encode = True
         _copy_metadata(stream, target.metadata, STREAM_KEYS_KEPT)
         plan.append((stream, target, encode))
     return plan
 
 
-def _container_accepts(format_name: str, stream) -> bool:
-    """Whether the muxer takes this audio codec as it is (tried on a header written into memory)."""
-    probe_output = av.open(io.BytesIO(), "w", format=format_name.split(",")[0])
-    try:
-        probe_output.add_stream_from_template(stream)
-        probe_output.start_encoding()
-        return True
-    except (av.error.FFmpegError, ValueError):
-        return False
-    finally:
+def _container_accepts(format_name: str, path: Path, index: int) -> bool:
+    """Whether the muxer takes audio stream `index` of `path` as it is: tried on a small file in memory
+    (header, the stream's first packets, trailer: some muxers only object when writing the trailer)."""
+    with open_video(path) as source:
+        trial = av.open(io.BytesIO(), "w", format=format_name)
         try:
-            probe_output.close()
-        except av.error.FFmpegError:
-            pass
+            stream = source.streams[index]
+            target = trial.add_stream_from_template(stream)
+            for packet in islice(source.demux(stream), 4):
+                if packet.dts is not None:
+                    packet.stream = target
+                    trial.mux(packet)
+            trial.close()
+            return True
+        except (av.error.FFmpegError, ValueError):
+            return False
 
 
 def _video_packets(inputs) -> Iterator[tuple[float, None, av.Packet]]:
+    """Packets of the segments in order. NUT leaves H.264's decode times unset; without B-frames they
+    equal the presentation times."""
     for container in inputs:
         for packet in container.demux(container.streams.video[0]):
-            if packet.dts is not None:
-                yield float(packet.dts * packet.time_base), None, packet
+            if packet.pts is None:
+                continue  # the demuxer's end-of-stream marker
+            if packet.dts is None:
+                packet.dts = packet.pts
+            yield float(packet.dts * packet.time_base), None, packet
 
 
 def _audio_packets(source, plan) -> Iterator[tuple[float, av.stream.Stream, av.Packet]]:

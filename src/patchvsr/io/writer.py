@@ -3,7 +3,8 @@
 Output kinds, chosen by the output path:
 - `.mkv`: FFV1 in RGB (`bgr0`): decoding gives back the written uint8 RGB frames exactly.
 - `.mp4`: H.264 (libx264, `crf`, default 17: visually lossless) in 4:2:0 (`yuv420p`), or 4:4:4 (`yuv444p`)
-  when a side is odd, which 4:2:0 cannot hold; no B-frames, so segments concatenate with plain timestamps.
+  when a side is odd, which 4:2:0 cannot hold; no B-frames, so segments concatenate with plain timestamps,
+  and no macroblock-tree rate control, which is not reproducible run to run (about 25 % larger files).
   The input's colour matrix and range are used for RGB -> YUV and tagged.
 - a folder: numbered PNG frames `frame_000001.png`, ...
 
@@ -78,7 +79,9 @@ def add_video_stream(container: av.container.OutputContainer, spec: OutputSpec) 
     if codec == "ffv1":
         stream.options = {"level": "3", "slices": "4", "slicecrc": "1"}
     else:
-        stream.options = {"crf": str(spec.crf), "bf": "0"}
+        # no B-frames: segments concatenate with plain timestamps; no macroblock tree: in this x264 build
+        # it depends on memory left over by other code, and resume needs bit-identical segments
+        stream.options = {"crf": str(spec.crf), "bf": "0", "x264-params": "mbtree=0"}
         for tag in ("colorspace", "color_range", "color_primaries", "color_trc"):
             if spec.color.get(tag):
                 setattr(stream.codec_context, tag, spec.color[tag])

@@ -8,8 +8,7 @@ Typical use (the tiling engine calls `velocity` for every batch of windows)::
     model.cache.clear()                                    # between clips
 """
 
-from patchvsr.models.adapter import BranchFeatures, PatchVSRAdapter
-from patchvsr.models.cache import BranchCache
+from patchvsr.models.adapter import BranchCache, BranchFeatures, PatchVSRAdapter
 from patchvsr.models.conditions import ConditionEmbedder, WindowConditions, full_frame_conditions
 from patchvsr.models.dit import DIT_PRESETS, BaseInjection, VideoDiT
 from patchvsr.models.patchvsr import PRESETS, PatchVSRConfig, PatchVSRModel

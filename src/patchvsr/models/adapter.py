@@ -3,22 +3,23 @@ window) and a global branch (context tokens from the downsized whole frame + the
 a decoupled cross-attention that shares the text cross-attention's queries).
 
 Everything new starts at zero, so at initialisation the adapted base computes exactly what the base computes.
-The work splits in two: `branch_features` depends only on the window's conditions (computed once per window and
-cached), `injection` is the cheap per-step part that turns cached features into a `BaseInjection`.
+The work splits in two: `branch_features` depends only on the window's conditions, never on the sampling time t
+(computed once per window and kept in a `BranchCache` for the clip), and `injection` is the cheap per-step part
+that turns the features into a `BaseInjection`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Hashable, Sequence
 
 import torch
 from torch import nn
 
 from patchvsr.models.dit import BaseInjection, VideoDiT
 from patchvsr.models.layers import (
-    FrameConv, TransformerBlock, init_linear_xavier, patchify, sincos_3d, token_grid, zero_init,
+    FrameConv, TransformerBlock, init_linear_xavier, patchify, sincos_3d, split_heads, token_grid, zero_init,
 )
-from einops import rearrange
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -46,6 +47,46 @@ class BranchFeatures:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
+class BranchCache:
+    """Maps a window key to that window's `BranchFeatures` (no batch axis, detached from autograd)."""
+
+    def __init__(self):
+        self._store: dict[Hashable, BranchFeatures] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._store
+
+    def clear(self) -> None:
+        """Forget every window (call between clips: keys are only unique within one tile plan and clip)."""
+        self._store.clear()
+
+    def nbytes(self) -> int:
+        """Memory held by the cached tensors, in bytes."""
+        return sum(features.nbytes() for features in self._store.values())
+
+    def fetch(
+        self, keys: Sequence[Hashable], compute: Callable[[list[int]], BranchFeatures]
+    ) -> BranchFeatures:
+        """Batched features of the windows `keys`; `compute(rows)` is called once, on the rows whose key is not
+        cached yet (first occurrence of each), and must return their features in that order."""
+        missing: dict[Hashable, int] = {}
+        for row, key in enumerate(keys):
+            if key not in self._store and key not in missing:
+                missing[key] = row
+        if missing:
+            computed = compute(list(missing.values()))
+            for position, key in enumerate(missing):
+                self._store[key] = computed.row(position)
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        return BranchFeatures.stack([self._store[key] for key in keys])
+
+
 class PatchBranch(nn.Module):
     """Transformer blocks over the tokens of the upsampled LR window, with the base's stem and token layout."""
 
@@ -54,7 +95,7 @@ class PatchBranch(nn.Module):
         spec = base.spec
         self.patch, self.patch_t, self.dim = spec.patch_size, spec.patch_size_t, spec.hidden_size
         self.stem = FrameConv(spec.in_channels, spec.stem_channels, 3)
-        self.stem_act = nn.GELU(approximate="tanh")
+        self.stem_act = nn.SiLU()
         self.patch_embed = nn.Linear(spec.stem_channels * self.patch_t * self.patch**2, self.dim)
         self.blocks = nn.ModuleList(
             TransformerBlock(self.dim, spec.num_heads, spec.mlp_ratio) for _ in range(depth)
@@ -124,9 +165,8 @@ class GlobalKeyValue(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens: (N, Lg, D) -> K_g, V_g each (N, heads, Lg, D / heads)."""
-        k = self.norm_k(rearrange(self.to_k(tokens), "n l (h d) -> n h l d", h=self.heads))
-        v = rearrange(self.to_v(tokens) * self.gate, "n l (h d) -> n h l d", h=self.heads)
-        return k, v
+        keys = split_heads(self.to_k(tokens), self.heads, self.norm_k)
+        return keys, split_heads(self.to_v(tokens) * self.gate, self.heads)
 
 
 class PatchVSRAdapter(nn.Module):
@@ -141,7 +181,8 @@ class PatchVSRAdapter(nn.Module):
         # base block i reads patch-branch block i·patch_depth // depth (evenly spread, ControlNet-SD3 style)
         self.sources = [i * patch_depth // spec.depth for i in range(spec.depth)]
         self.residual_proj = nn.ModuleList(nn.Linear(spec.hidden_size, spec.hidden_size) for _ in range(spec.depth))
-        self.stem_proj = FrameConv(spec.stem_channels, spec.stem_channels, 1)
+        # the LR window also enters at full resolution: added to the base stem's pre-activation (ControlNet hint)
+        self.stem_proj = FrameConv(spec.in_channels, spec.stem_channels, 3)
         self.global_branch = GlobalBranch(base, global_depth) if use_global_branch else None
         self.global_kv = nn.ModuleList(
             GlobalKeyValue(spec.hidden_size, spec.num_heads) for _ in range(spec.depth)
@@ -172,5 +213,4 @@ class PatchVSRAdapter(nn.Module):
         global_kv = None
         if self.global_kv is not None:
             global_kv = tuple(layer(features.global_tokens) for layer in self.global_kv)
-        stem = self.stem_proj(self.patch_branch.stem_features(lr_up))
-        return BaseInjection(cond=cond, stem=stem, residuals=residuals, global_kv=global_kv)
+        return BaseInjection(cond=cond, stem=self.stem_proj(lr_up), residuals=residuals, global_kv=global_kv)

@@ -2,7 +2,7 @@
 
 `WindowConditions` is what the glue code builds from the tiling engine's window batch; everything in it depends
 only on the LR clip and the window, never on the sampling time t, so the branch features computed from it are
-cached per window (`patchvsr.models.cache`).
+cached per window (`patchvsr.models.adapter.BranchCache`).
 """
 
 from __future__ import annotations
@@ -138,10 +138,8 @@ class ConditionEmbedder(nn.Module):
         """scale: (N,) > 0; crop_box: (N, 4) in [0, 1]; noise_level: (N,) in [0, 1]. Returns (N, D)."""
         if not self.use_position:
             crop_box = torch.zeros_like(crop_box)
-        values = torch.cat(
-            [250.0 * torch.log2(scale.float())[:, None], 1000.0 * crop_box.float(), 1000.0 * noise_level.float()[:, None]],
-            dim=1,
-        )                                                                              # (N, 6)
+        log_scale = 250.0 * torch.log2(scale.float())[:, None]
+        values = torch.cat([log_scale, 1000.0 * crop_box.float(), 1000.0 * noise_level.float()[:, None]], dim=1)
         freqs = self.proj(rearrange(values, "n k -> (n k)"))                           # (N·6, freq_dim)
         freqs = rearrange(freqs, "(n k) f -> n (k f)", k=N_CONDITION_SCALARS)          # (N, 6·freq_dim)
         return self.mlp(freqs.to(self.mlp[0].weight.dtype))

@@ -27,7 +27,7 @@ from patchvsr.models.layers import (
 DIT_PRESETS: dict[str, dict] = {
     "test": dict(hidden_size=32, depth=2, num_heads=2, mlp_ratio=2.0, patch_size=4, patch_size_t=1,
                  stem_channels=8, context_dim=32, prompt_length=2, freq_dim=32, sample_size=16, num_frames=2),
-    "tiny": dict(hidden_size=192, depth=6, num_heads=6, mlp_ratio=4.0, patch_size=8, patch_size_t=1,
+    "tiny": dict(hidden_size=192, depth=6, num_heads=3, mlp_ratio=4.0, patch_size=8, patch_size_t=1,
                  stem_channels=32, context_dim=64, prompt_length=4, freq_dim=256, sample_size=64, num_frames=4),
     "small": dict(hidden_size=384, depth=12, num_heads=6, mlp_ratio=4.0, patch_size=8, patch_size_t=2,
                   stem_channels=64, context_dim=384, prompt_length=8, freq_dim=256, sample_size=128, num_frames=8),
@@ -76,7 +76,7 @@ class BaseInjection:
     """What an adapter adds to one base forward pass (every field optional; B windows, L tokens, `depth` blocks).
 
     cond: (B, D) added to the timestep embedding; stem: (B, S, T, H, W) added to the full-resolution stem
-    features; residuals: `depth` x (B, L, D) added to each block's output; global_kv: `depth` x (K_g, V_g),
+    convolution's output (before its activation); residuals: `depth` x (B, L, D) added to each block's output; global_kv: `depth` x (K_g, V_g),
     each (B, heads, Lg, D / heads), attended with the queries of each block's text cross-attention.
     """
 
@@ -135,7 +135,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         out_channels: int | None = None,
         hidden_size: int = 192,
         depth: int = 6,
-        num_heads: int = 6,
+        num_heads: int = 3,
         mlp_ratio: float = 4.0,
         patch_size: int = 8,
         patch_size_t: int = 1,
@@ -152,7 +152,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.spec = spec
         token_dim = stem_channels * patch_size_t * patch_size * patch_size
         self.stem = FrameConv(in_channels, stem_channels, 3)
-        self.stem_act = nn.GELU(approximate="tanh")
+        self.stem_act = nn.SiLU()
         self.patch_embed = nn.Linear(token_dim, hidden_size)
         self.time_proj = Timesteps(freq_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(freq_dim, hidden_size)
@@ -162,7 +162,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.final_norm = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
         self.final_proj = nn.Linear(hidden_size, token_dim)
-        self.head = nn.Sequential(FrameConv(stem_channels, stem_channels, 3), nn.GELU(approximate="tanh"),
+        self.head = nn.Sequential(FrameConv(stem_channels, stem_channels, 3), nn.SiLU(),
                                   FrameConv(stem_channels, out_channels or in_channels, 3))
         self._init_weights()
 
@@ -225,9 +225,10 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         c = self.embed_time(t, self.patch_embed.weight.dtype)                       # (B, D)
         if inject.cond is not None:
             c = c + inject.cond
-        feats = self.stem_act(self.stem(x))                                          # (B, S, T, H, W)
+        feats = self.stem(x)                                                         # (B, S, T, H, W)
         if inject.stem is not None:
             feats = feats + inject.stem
+        feats = self.stem_act(feats)
         tokens = self.tokens_in(feats, grid)                                         # (B, L, D)
         context = self.text_context(context, x.shape[0], use_prompt)                 # (B, Lc, context_dim)
         c6 = rearrange(self.time_modulation(c), "b (six d) -> b six d", six=6)       # (B, 6, D)
@@ -237,4 +238,4 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
             if inject.residuals is not None:
                 tokens = tokens + inject.residuals[index]
         feats = feats + self.tokens_out(tokens, c, grid)                             # (B, S, T, H, W)
-        return self.head(feats).to(x.dtype)                                          # (B, C_out, T, H, W)
+        return self.head(feats).to(x.dtype).contiguous()                             # (B, C_out, T, H, W)

@@ -17,8 +17,7 @@ from torch import nn
 
 from patchvsr.errors import OptionError
 from patchvsr.models import lora
-from patchvsr.models.adapter import BranchFeatures, PatchVSRAdapter
-from patchvsr.models.cache import BranchCache
+from patchvsr.models.adapter import BranchCache, BranchFeatures, PatchVSRAdapter
 from patchvsr.models.conditions import ConditionEmbedder, WindowConditions
 from patchvsr.models.dit import DIT_PRESETS, VideoDiT
 

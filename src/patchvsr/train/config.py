@@ -1,0 +1,85 @@
+"""Training configuration: one frozen dataclass, stored in every checkpoint as plain JSON, and presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from patchvsr.models import DIT_PRESETS
+from patchvsr.train.degrade import DegradeConfig
+from patchvsr.train.samples import FlowDraw
+from patchvsr.train.stages import ModelSpec
+
+# Standard deviation of the residual HR - V_up in [-1, 1] units over the default training degradation
+# (factor 2-4, half bicubic / half bilinear) on the prepared clips; z0 = residual / RESIDUAL_STD is unit-ish.
+RESIDUAL_STD = 0.12
+PRECISIONS = ("bf16", "fp32")
+
+# Optimisation defaults per model preset (plain dicts; command-line options override them).
+TRAIN_PRESETS: dict[str, dict] = {
+    "test": dict(batch=2, lr=1e-3, warmup_steps=0, val_clips=2, val_every=50, log_every=1, ema=0.0),
+    "tiny": dict(batch=8, lr=3e-4, warmup_steps=200, val_clips=32, val_every=250, log_every=10, ema=0.999),
+    "small": dict(batch=16, lr=2e-4, warmup_steps=500, val_clips=64, val_every=500, log_every=10, ema=0.999),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run's result (the run budget --minutes/--steps does not)."""
+
+    model: ModelSpec
+    degrade: DegradeConfig
+    draw: FlowDraw
+    batch: int = 8
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    grad_clip: float = 1.0
+    ema: float = 0.999
+    seed: int = 0
+    precision: str = "bf16"
+    residual_std: float = RESIDUAL_STD
+    val_clips: int = 32
+    val_every: int = 250
+    log_every: int = 10
+    checkpoint_minutes: float = 10.0
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "val_clips", "val_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "residual_std", "checkpoint_minutes"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must lie in [0, 1), got {self.ema}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.warmup_steps < 0 or self.workers < 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("warmup_steps, workers, weight_decay and grad_clip must be >= 0")
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainConfig":
+        """Inverse of `to_json` (JSON lists become the tuples the dataclasses expect)."""
+        degrade = {k: tuple(v) if isinstance(v, list) else v for k, v in data["degrade"].items()}
+        return cls(**{**data, "model": ModelSpec(**data["model"]), "degrade": DegradeConfig(**degrade),
+                      "draw": FlowDraw(**data["draw"])})
+
+
+def default_config(stage: str, preset: str = "tiny", **overrides) -> TrainConfig:
+    """The config of `stage` for model preset `preset`; `overrides` are TrainConfig fields, or fields of its
+    parts given as `model__x`, `degrade__x`, `draw__x` (None values are ignored)."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    parts = {part: {k.split("__", 1)[1]: v for k, v in overrides.items() if k.startswith(part + "__")}
+             for part in ("model", "degrade", "draw")}
+    top = {k: v for k, v in overrides.items() if "__" not in k}
+    model = ModelSpec(stage=stage, preset=preset, **parts["model"])
+    base = DIT_PRESETS[preset]
+    degrade = DegradeConfig(window=base["sample_size"], frames=base["num_frames"], full_frame=stage == "base",
+                            **parts["degrade"])
+    draw = FlowDraw(**{"t_one_share": 0.0 if stage == "base" else 0.3, **parts["draw"]})
+    return TrainConfig(model=model, degrade=degrade, draw=draw, **{**TRAIN_PRESETS.get(preset, {}), **top})

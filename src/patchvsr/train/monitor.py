@@ -1,0 +1,126 @@
+"""Training log (CSV), its plot (PNG) and the validation metric (fidelity-mode PSNR-Y on held-out clips)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import nn
+
+from patchvsr.eval.metrics import psnr_y
+from patchvsr.sampling import add_noise, predict_z0, velocity_target
+from patchvsr.train.degrade import Degraded
+
+COLUMNS = ("step", "samples", "seconds", "lr", "loss", "val_loss", "val_psnr", "val_psnr_bicubic")
+
+
+class TrainLog:
+    """Append-only CSV of COLUMNS; a resumed run first drops rows past its checkpoint's step."""
+
+    def __init__(self, path: Path, resume_step: int | None = None):
+        self.path = Path(path)
+        if resume_step is None or not self.path.exists():
+            self.path.write_text(",".join(COLUMNS) + "\n")
+        else:
+            kept = [row for row in self.rows() if int(row["step"]) <= resume_step]
+            self._write_rows(kept)
+
+    def rows(self) -> list[dict[str, str]]:
+        return _read(self.path)
+
+    def _write_rows(self, rows: list[dict]) -> None:
+        with self.path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def append(self, **values: float) -> None:
+        """One row; missing columns stay empty."""
+        with self.path.open("a", newline="") as handle:
+            csv.DictWriter(handle, COLUMNS).writerow({k: _fmt(values.get(k)) for k in COLUMNS})
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, int) else f"{value:.9g}"  # 9 digits identify a float32
+
+
+def plot_log(csv_path: Path, png_path: Path) -> None:
+    """Training loss (raw and smoothed) and validation PSNR gain over bicubic, against the step."""
+    import matplotlib  # noqa: PLC0415 - plotting is optional and slow to import
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    rows = _read(csv_path)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    train = [(int(r["step"]), float(r["loss"])) for r in rows if r["loss"]]
+    if train:
+        steps, losses = map(np.array, zip(*train))
+        left.plot(steps, losses, alpha=0.3, label="train loss")
+        left.plot(steps, _smooth(losses), label="smoothed")
+    val = [(int(r["step"]), float(r["val_loss"])) for r in rows if r["val_loss"]]
+    if val:
+        left.plot(*zip(*val), "o-", label="val loss")
+    left.set(xlabel="step", ylabel="flow-matching MSE", yscale="log", title="loss")
+    left.legend()
+    gains = [(int(r["step"]), float(r["val_psnr"]) - float(r["val_psnr_bicubic"])) for r in rows if r["val_psnr"]]
+    if gains:
+        right.plot(*zip(*gains), "o-")
+    right.axhline(0.0, color="grey", lw=0.8)
+    right.set(xlabel="step", ylabel="dB", title="validation PSNR-Y gain over bicubic (1 step, z = 0)")
+    figure.tight_layout()
+    figure.savefig(png_path, dpi=100)
+    plt.close(figure)
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with Path(path).open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _smooth(values: np.ndarray, window: int = 25) -> np.ndarray:
+    kernel = np.ones(min(window, len(values))) / min(window, len(values))
+    padded = np.concatenate([np.full(len(kernel) - 1, values[0]), values])
+    return np.convolve(padded, kernel, mode="valid")
+
+
+def _to_uint8_frames(x: torch.Tensor) -> np.ndarray:
+    """(B, 3, T, h, w) in [-1, 1] -> (B·T, h, w, 3) uint8."""
+    frames = rearrange(((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8), "b c t h w -> (b t) h w c")
+    return frames.cpu().numpy()
+
+
+def mean_psnr_y(reference: torch.Tensor, estimate: torch.Tensor) -> float:
+    """Mean per-frame PSNR-Y (BT.601, as `patchvsr eval`) of two (B, 3, T, h, w) [-1, 1] batches."""
+    values = [psnr_y(r, e) for r, e in zip(_to_uint8_frames(reference), _to_uint8_frames(estimate))]
+    return float(np.mean([min(v, 100.0) for v in values]))
+
+
+@torch.no_grad()
+def validate(trainee: nn.Module, batches: list[tuple[Degraded, torch.Tensor, torch.Tensor]], residual_std: float,
+             autocast) -> dict[str, float]:
+    """Validation on fixed batches (Degraded, t, noise), already on the model's device.
+
+    val_loss: flow-matching MSE at the batches' own t and noise; val_psnr: PSNR-Y of the fidelity-mode estimate
+    (one Euler step from z = 0 at t = 1: HR = V_up + residual_std · z0_hat); val_psnr_bicubic: of V_up itself.
+    """
+    losses, estimates, references, bicubic = [], [], [], []
+    for batch, t, noise in batches:
+        z0 = (batch.hr - batch.lr_up) / residual_std
+        view = t.view(-1, 1, 1, 1, 1)
+        with autocast():
+            v = trainee(add_noise(z0, noise, view), t, batch)
+            zero = torch.zeros_like(z0)
+            v_fidelity = trainee(zero, torch.ones_like(t), batch)
+        losses.append(float(torch.mean((v.float() - velocity_target(z0, noise)) ** 2)))
+        estimates.append(batch.lr_up + residual_std * predict_z0(zero, v_fidelity.float(), 1.0))
+        references.append(batch.hr)
+        bicubic.append(batch.lr_up)
+    reference = torch.cat(references)
+    return {"val_loss": float(np.mean(losses)), "val_psnr": mean_psnr_y(reference, torch.cat(estimates)),
+            "val_psnr_bicubic": mean_psnr_y(reference, torch.cat(bicubic))}

@@ -1,0 +1,111 @@
+"""The two training stages: which network trains, what it sees, how it is exported.
+
+Both stages learn the same rectified-flow target on the scaled residual z0 = (HR - V_up) / residual_std, with
+V_up the clean bicubic upsampling of the LR input (`Degraded.lr_up`), all in [-1, 1] model units:
+- stage 1 `base`: the base VideoDiT alone, unconditional (fixed prompt), on whole clips resized to its window
+  (`DegradeConfig.full_frame`): a generative prior of HR detail over time;
+- stage 2 `adapter`: PatchVSRModel (frozen base + patch/global adapter + LoRA + condition embedder) on windows
+  cropped from larger canvases, conditioned on the noise-augmented window, G + position mask, scale, crop box
+  and noise level.
+At inference: HR = V_up + residual_std · z0_hat, with z0_hat from the sampler (one step from z = 0 at t = 1 is
+the fidelity mode). `export` writes the shippable folder plus `training.json` carrying `residual_std`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from einops import repeat
+from torch import nn
+
+from patchvsr.errors import InputError
+from patchvsr.models import PatchVSRConfig, PatchVSRModel, VideoDiT, WindowConditions
+from patchvsr.models.patchvsr import PRESETS
+from patchvsr.train.degrade import Degraded
+
+STAGES = ("base", "adapter")
+ABLATIONS = ("use_global_branch", "use_lora", "use_position", "use_fixed_prompt")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which network a stage builds: preset name, the stage-1 model folder (required by stage 2: a fresh
+    base has a zero-initialised output head, which stays zero while frozen), ablation switches."""
+
+    stage: str
+    preset: str = "tiny"
+    base: str | None = None
+    use_global_branch: bool = True
+    use_lora: bool = True
+    use_position: bool = True
+    use_fixed_prompt: bool = True
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {self.preset!r}")
+        if self.stage == "base" and self.base is not None:
+            raise ValueError("a base folder only applies to the adapter stage")
+        if self.stage == "adapter" and self.base is None:
+            raise ValueError("the adapter stage needs the stage-1 model folder (--base RUN/model)")
+
+
+def build_model(spec: ModelSpec, seed: int) -> nn.Module:
+    """A freshly initialised training module: VideoDiT (base) or PatchVSRModel (adapter); weights from seed."""
+    if spec.stage == "base":
+        return VideoDiT.from_preset(spec.preset, seed=seed)
+    ablations = {name: getattr(spec, name) for name in ABLATIONS}
+    config = PatchVSRConfig(**{**PRESETS[spec.preset]["adapter"], **ablations})
+    if not (Path(spec.base) / "config.json").is_file():
+        raise InputError(f"{spec.base} is not a stage-1 model folder (no config.json): train the base first")
+    return PatchVSRModel.from_base(VideoDiT.from_pretrained(spec.base), config, seed=seed + 1)
+
+
+def window_geometry(model: nn.Module) -> tuple[int, int]:
+    """(window side px, clip frames) the module is trained on: its base's native sample size and length."""
+    base = model.base if isinstance(model, PatchVSRModel) else model
+    return base.spec.sample_size, base.spec.num_frames
+
+
+def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """(name, parameter) pairs that the optimizer updates (the whole base in stage 1; new parts in stage 2)."""
+    return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+
+
+def conditions(batch: Degraded) -> WindowConditions:
+    """Stage-2 window conditions from a degraded batch (global input = G + position mask on every frame)."""
+    frames = batch.global_frame.shape[2]
+    mask = repeat(batch.position_mask, "b one h w -> b one t h w", t=frames)
+    return WindowConditions(lr_up=batch.cond, global_input=torch.cat([batch.global_frame, mask], dim=1),
+                            scale=batch.scale, crop_box=batch.crop_box, noise_level=batch.noise_level)
+
+
+class Trainee(nn.Module):
+    """What accelerate wraps (and DistributedDataParallel, on several devices): `forward` is the velocity of
+    either stage, so gradient synchronisation hooks see every call."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, batch: Degraded) -> torch.Tensor:
+        """z: (B, 3, T, h, w) noisy scaled residual z_t; t: (B,) in [0, 1]. Returns v, same shape as z."""
+        if isinstance(self.model, PatchVSRModel):
+            return self.model.velocity(z, t, conditions(batch))
+        return self.model(z, t)
+
+
+def export(model: nn.Module, directory: Path, training: dict, card: str) -> None:
+    """Write the shippable model folder (diffusers layout, safetensors, model_card.md) + training.json."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, PatchVSRModel):
+        model.save_pretrained(directory, card=card)
+    else:
+        model.save_pretrained(str(directory), safe_serialization=True)
+        (directory / "model_card.md").write_text("# PatchVSR base (stage 1)\n\n" + card.strip() + "\n")
+    (directory / "training.json").write_text(json.dumps(training, indent=1) + "\n")

@@ -1,0 +1,91 @@
+"""Saving and loading: one diffusers-layout folder (config.json + one safetensors per part + model_card.md),
+identical outputs after a round trip, no pickle, clear errors for bad folders."""
+
+import json
+
+import pytest
+import torch
+
+from patchvsr.errors import OptionError
+from patchvsr.models import PatchVSRModel, VideoDiT
+from patchvsr.models.testing import perturb_, random_conditions, random_noisy
+
+N, T, H, W = 2, 2, 16, 16
+
+
+def outputs(model: PatchVSRModel) -> torch.Tensor:
+    cond = random_conditions(3, N, T, (H, W), seed=11)
+    z, t = random_noisy(3, N, T, (H, W), seed=11)
+    with torch.no_grad():
+        return model.velocity(z, t, cond)
+
+
+@pytest.mark.parametrize("flags, parts", [
+    ({}, {"base", "adapter", "embedder", "lora"}),
+    ({"use_global_branch": False, "use_lora": False}, {"base", "adapter", "embedder"}),
+])
+def test_round_trip_gives_identical_outputs(tmp_path, flags, parts):
+    model = perturb_(PatchVSRModel.from_preset("test", **flags), seed=1).eval()
+    model.save_pretrained(tmp_path, card="## Training\n\nnone (random weights)")
+    files = {path.name for path in tmp_path.iterdir()}
+    assert files == {"config.json", "model_card.md"} | {f"{part}.safetensors" for part in parts}
+    loaded = PatchVSRModel.from_pretrained(tmp_path)
+    assert loaded.config == model.config
+    assert torch.equal(outputs(loaded), outputs(model))
+    card = (tmp_path / "model_card.md").read_text()
+    assert "## Training" in card and f"{sum(model.parameter_counts().values()):,}" in card
+
+
+def test_merged_lora_round_trip(tmp_path):
+    model = perturb_(PatchVSRModel.from_preset("test"), seed=2).eval()
+    model.merge_lora()
+    model.save_pretrained(tmp_path)
+    assert not (tmp_path / "lora.safetensors").exists()
+    assert json.loads((tmp_path / "config.json").read_text())["lora_merged"] is True
+    loaded = PatchVSRModel.from_pretrained(tmp_path)
+    assert loaded.lora_merged and torch.equal(outputs(loaded), outputs(model))
+
+
+def test_half_precision_storage_halves_size_and_loads_close(tmp_path):
+    model = perturb_(PatchVSRModel.from_preset("test"), seed=3).eval()
+    model.save_pretrained(tmp_path / "fp32")
+    model.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
+    size = {name: sum(p.stat().st_size for p in (tmp_path / name).glob("*.safetensors")) for name in ("fp32", "fp16")}
+    assert size["fp16"] < 0.6 * size["fp32"]
+    loaded = PatchVSRModel.from_pretrained(tmp_path / "fp16")
+    assert next(loaded.parameters()).dtype == torch.float32
+    reference = outputs(model)
+    assert (outputs(loaded) - reference).norm() < 1e-2 * reference.norm()
+
+
+def test_base_alone_diffusers_round_trip_and_stage2_from_its_folder(tmp_path):
+    base = perturb_(VideoDiT.from_preset("test"), seed=4).eval()
+    base.save_pretrained(tmp_path / "base")
+    assert {p.name for p in (tmp_path / "base").iterdir()} == {"config.json", "diffusion_pytorch_model.safetensors"}
+    loaded = VideoDiT.from_pretrained(tmp_path / "base").eval()
+    z, t = random_noisy(3, N, T, (H, W), seed=4)
+    with torch.no_grad():
+        assert torch.equal(loaded(z, t), base(z, t))
+    config = PatchVSRModel.from_preset("test").config
+    from_folder = PatchVSRModel.from_base(tmp_path / "base", config, seed=9).eval()
+    from_object = PatchVSRModel.from_base(base, config, seed=9).eval()
+    assert torch.equal(outputs(from_folder), outputs(from_object))
+
+
+def test_no_pickle_anywhere(tmp_path):
+    PatchVSRModel.from_preset("test").save_pretrained(tmp_path)
+    for path in tmp_path.iterdir():
+        assert path.suffix in {".json", ".safetensors", ".md"}
+        assert not path.read_bytes().startswith(b"\x80")         # pickle protocol header
+
+
+def test_bad_folders_raise_one_line_option_errors(tmp_path):
+    with pytest.raises(OptionError, match="no config.json"):
+        PatchVSRModel.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"_class_name": "UNet2DModel"}')
+    with pytest.raises(OptionError, match="not a PatchVSRModel"):
+        PatchVSRModel.from_pretrained(tmp_path)
+    PatchVSRModel.from_preset("test").save_pretrained(tmp_path)
+    (tmp_path / "adapter.safetensors").unlink()
+    with pytest.raises(OptionError, match="adapter.safetensors"):
+        PatchVSRModel.from_pretrained(tmp_path)

@@ -1,0 +1,116 @@
+"""Training loop: a few steps on a fixed batch lower the loss (both stages), `--resume` continues with the
+identical next-step loss, checkpoints hold no pickle, and the CLI rejects what it should."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from patchvsr.cli import main
+from patchvsr.models import VideoDiT
+from patchvsr.models.testing import perturb_
+from patchvsr.train import data, loop, motion
+from patchvsr.train.checkpoint import load_checkpoint
+from patchvsr.train.config import default_config
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run faster on one thread, and far faster when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A tiny prepared data set: 6 train + 2 val clips of 3 frames x 32 px from random-texture photos."""
+    root = tmp_path_factory.mktemp("train_data")
+    raw = root / "raw"
+    raw.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(4):
+        small = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((160, 120), Image.Resampling.BILINEAR).save(raw / f"photo{index}.png")
+    clip = motion.ClipConfig(frames=3, size=32, min_energy=0.01, tries=2)
+    config = data.DataConfig(clips=6, val_clips=2, probe_draws=2, skimage_images=False, clip=clip)
+    data.prepare_data(root / "data", config, raw_dir=raw, log=lambda line: None)
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    """A stage-1 'test' base with non-zero weights (a fresh one has a zero output head)."""
+    folder = tmp_path_factory.mktemp("base") / "model"
+    perturb_(VideoDiT.from_preset("test"), seed=0, std=0.05).save_pretrained(str(folder))
+    return folder
+
+
+def config_for(stage, base_dir=None, **overrides):
+    return default_config(stage, "test", model__base=None if base_dir is None else str(base_dir), workers=0,
+                          precision="fp32", **overrides)
+
+
+# The whole base trains fast; the adapter starts from zero-initialised gates on a frozen random base.
+@pytest.mark.parametrize(("stage", "lr", "ratio"), [("base", 1e-2, 0.7), ("adapter", 3e-2, 0.95)])
+def test_a_few_steps_on_a_fixed_batch_lower_the_loss(stage, lr, ratio, data_dir, base_dir, tmp_path):
+    config = config_for(stage, base_dir if stage == "adapter" else None, batch=4, lr=lr)
+    trainer = loop.Trainer(config, data_dir, tmp_path / "run", resume=False, device="cpu", log=lambda line: None)
+    batch = next(loop._train_batches(config, data_dir, 0, trainer.accelerator))
+    losses = [trainer.step(batch) for _ in range(12)]
+    assert losses[-1] < ratio * losses[0], losses
+    assert trainer.state.step == 12 and trainer.state.samples == 48
+
+
+def test_resume_gives_the_identical_next_step_loss(data_dir, base_dir, tmp_path):
+    config = config_for("adapter", base_dir, val_every=100)
+    quiet = dict(device="cpu", log=lambda line: None)
+    straight = loop.train(config, data_dir, tmp_path / "straight", steps=3, **quiet)
+    loop.train(config, data_dir, tmp_path / "resumed", steps=2, **quiet)
+    with pytest.raises(Exception, match="exists: pass --resume"):
+        loop.Trainer(config, data_dir, tmp_path / "resumed", resume=False, **quiet)
+    resumed = loop.train(config, data_dir, tmp_path / "resumed", steps=3, resume=True, **quiet)
+    assert straight["steps"] == resumed["steps"] == 3
+
+    def losses(run):
+        rows = (tmp_path / run / "log.csv").read_text().splitlines()[1:]
+        return [row.split(",")[4] for row in rows if row.split(",")[4]]
+
+    assert len(losses("straight")) == 3 and losses("resumed") == losses("straight")
+    assert resumed["val_psnr"] == straight["val_psnr"]
+    a, b = load_checkpoint(tmp_path / "straight" / "checkpoint"), load_checkpoint(tmp_path / "resumed" / "checkpoint")
+    for name in a.model:
+        torch.testing.assert_close(a.model[name], b.model[name], rtol=0, atol=0)
+    for key in ("step", "samples", "last_val"):
+        assert a.state["run"][key] == b.state["run"][key]
+    assert a.state["scheduler"] == b.state["scheduler"]
+    for key in a.optimizer["state"][0]:
+        torch.testing.assert_close(a.optimizer["state"][0][key], b.optimizer["state"][0][key], rtol=0, atol=0)
+
+
+def test_checkpoint_and_export_hold_no_pickle(data_dir, base_dir, tmp_path):
+    loop.train(config_for("adapter", base_dir), data_dir, tmp_path / "run", steps=1, device="cpu",
+               log=lambda line: None)
+    files = sorted(p.relative_to(tmp_path / "run").as_posix() for p in (tmp_path / "run").rglob("*") if p.is_file())
+    assert {"checkpoint/state.json", "checkpoint/model.safetensors", "checkpoint/optimizer.safetensors",
+            "model/config.json", "model/training.json", "model/model_card.md", "log.csv", "log.png"} <= set(files)
+    assert not [f for f in files if f.endswith((".pt", ".pth", ".bin", ".pkl", ".ckpt"))]
+    training = json.loads((tmp_path / "run" / "model" / "training.json").read_text())
+    assert training["residual_std"] == pytest.approx(0.12) and training["steps"] == 1
+
+
+def test_cli_rejects_bad_options_with_one_line(data_dir, tmp_path, capsys):
+    assert main(["train", "adapter", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--preset", "test",
+                 "--device", "cpu"]) == 2
+    assert "needs the stage-1 model folder" in capsys.readouterr().err
+    assert main(["train", "base", "--data", str(data_dir), "--out", str(tmp_path / "y"), "--preset", "test",
+                 "--lr", "-1", "--device", "cpu"]) == 2
+    assert "lr must be > 0" in capsys.readouterr().err
+    assert main(["train", "base", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "z"),
+                 "--preset", "test", "--device", "cpu", "--steps", "1", "--workers", "0"]) == 2
+    assert "run `patchvsr data" in capsys.readouterr().err
