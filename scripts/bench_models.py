@@ -11,6 +11,7 @@ error of the velocity, the full-frame (one window = whole frame) cost against th
 projected time of the 176x144 x4 job (704x576, 120 frames, `weighted` fusion) per sampling step.
 
     .venv/bin/python scripts/bench_models.py [--presets test,tiny] [--batch 8] [--json out.json] [--model DIR]
+        [--threads 1 --clock cpu]     # robust per-core numbers on a machine shared with other jobs
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import time
 
 import torch
@@ -31,15 +33,20 @@ from patchvsr.tiling import make_plan
 PRECISIONS = ("fp32", "bf16")
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCK = {"now": time.perf_counter}
+
+
 def best_seconds(fn, repeats: int) -> float:
-    """Best wall time of `repeats` calls after one warm-up call (the machine is shared: the minimum is the
-    least disturbed run)."""
+    """Best time of `repeats` calls after one warm-up call (the machine is shared: the minimum is the least
+    disturbed run). The clock is wall time, or process CPU time with `--clock cpu` (robust to other processes
+    when run with `--threads 1`)."""
     fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK["now"]()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK["now"]() - start)
     return min(times)
 
 
@@ -111,24 +118,26 @@ def bf16_relative_error(model: PatchVSRModel, batch: int) -> float:
     return float((low.float() - reference).norm() / reference.norm())
 
 
-def full_frame_costs(model: PatchVSRModel, sides: list[int], prec: str) -> list[dict]:
-    """Seconds of one full-frame velocity (one window = the whole side x side frame) vs. patch-wise windows."""
+def full_frame_costs(model: PatchVSRModel, sizes: list[tuple[int, int]], prec: str, batch: int) -> list[dict]:
+    """Seconds of one step in full-frame mode (one window = the whole H x W frame, cost quadratic in the
+    pixels) vs. patch-wise (windows of the `weighted` plan x measured seconds per window, linear)."""
     frames, window = model.clip_frames, model.window_size
     results = []
     with torch.inference_mode(), precision(prec):
-        per_window = best_seconds(lambda: model.velocity(*workload_single(model, window, frames)), 2)
-        for side in sides:
-            args = workload_single(model, side, frames)
+        jobs = workloads(model, batch, seed=3)
+        per_window = best_seconds(jobs["step"], 2) / batch
+        for height, width in sizes:
+            args = full_frame_workload(model, (height, width), frames)
             seconds = best_seconds(lambda: model.velocity(*args), 1)
-            windows = len(make_plan((side, side), (window, window), "weighted").windows)
-            results.append({"side": side, "full_frame_s": round(seconds, 3),
+            windows = len(make_plan((height, width), (window, window), "weighted").windows)
+            results.append({"size": f"{height}x{width}", "full_frame_s": round(seconds, 3),
                             "patchwise_s": round(windows * per_window, 3), "patchwise_windows": windows})
     return results
 
 
-def workload_single(model: PatchVSRModel, side: int, frames: int) -> tuple:
-    lr_up = torch.rand(1, model.base.spec.in_channels, frames, side, side) * 2 - 1
-    z, t = random_noisy(model.base.spec.in_channels, 1, frames, (side, side), seed=2)
+def full_frame_workload(model: PatchVSRModel, size: tuple[int, int], frames: int) -> tuple:
+    lr_up = torch.rand(1, model.base.spec.in_channels, frames, *size) * 2 - 1
+    z, t = random_noisy(model.base.spec.in_channels, 1, frames, size, seed=2)
     return z, t, full_frame_conditions(lr_up, scale=4.0, noise_level=0.25)
 
 
@@ -144,15 +153,21 @@ def projected_job(ms_per_window: float, window: int, frames: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--presets", default="test,tiny,small")
-    parser.add_argument("--batch", type=int, default=8, help="windows per model call")
+    parser.add_argument("--batch", type=int, default=8, help="windows per model call (at most 2 for small)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--full-frame", default="128,256", help="full-frame sides to time (tiny only)")
+    parser.add_argument("--full-frame", default="128x128,256x256,576x704",
+                        help="full-frame sizes HxW to time (tiny only; multiples of 16)")
     parser.add_argument("--model", help="a saved PatchVSRModel folder to use instead of random 'tiny' weights")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    CLOCK["now"] = CLOCKS[args.clock]
 
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    report = {"threads": torch.get_num_threads(),
+    report = {"threads": torch.get_num_threads(), "clock": args.clock, "load_average_1min": os.getloadavg()[0],
               "matmul_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()}, "presets": {}}
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
     for name in args.presets.split(","):
@@ -160,15 +175,18 @@ def main() -> None:
             model = PatchVSRModel.from_pretrained(args.model)
         else:
             model = perturb_(PatchVSRModel.from_preset(name), seed=0, std=0.02).eval()
+        model.merge_lora()                         # the inference configuration
+        batch = args.batch if name != "small" else min(args.batch, 2)
         entry = {"parameters": model.parameter_counts(), "window": [model.clip_frames, model.window_size],
-                 "batch": args.batch, "timings": bench_preset(model, args.batch, args.repeats, peaks),
-                 "bf16_relative_error": round(bf16_relative_error(model, min(args.batch, 4)), 5)}
+                 "batch": batch, "timings": bench_preset(model, batch, args.repeats, peaks),
+                 "bf16_relative_error": round(bf16_relative_error(model, min(batch, 4)), 5)}
         entry["cache_bytes_per_window"] = model.cache.nbytes() // max(len(model.cache), 1)
-        entry["projected_704x576_120f"] = projected_job(
-            entry["timings"]["step_bf16"]["ms_per_window"], model.window_size, model.clip_frames)
+        if name != "test":
+            entry["projected_704x576_120f"] = projected_job(
+                entry["timings"]["step_bf16"]["ms_per_window"], model.window_size, model.clip_frames)
         if name == "tiny" and args.full_frame:
-            sides = [int(side) for side in args.full_frame.split(",")]
-            entry["full_frame_bf16"] = full_frame_costs(model, sides, "bf16")
+            sizes = [tuple(int(n) for n in size.split("x")) for size in args.full_frame.split(",")]
+            entry["full_frame_bf16"] = full_frame_costs(model, sizes, "bf16", batch)
         report["presets"][name] = entry
         print(json.dumps({name: entry}, indent=1))
     if args.json:

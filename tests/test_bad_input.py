@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from patchvsr.cli import main
 from patchvsr.io.writer import SegmentWriter
@@ -86,6 +87,15 @@ def test_absurd_output_size(capsys, make_video, tmp_path, option):
 def test_bad_size(capsys, make_video, tmp_path, size):
     fails_cleanly(capsys, make_video("in.mkv", frames=2), tmp_path / "out.mkv", "--size", size,
                   words=("--size",))
+
+
+@pytest.mark.parametrize("option, value, words", [("--crf", "99", ("--crf",)), ("--fps", "25", ("--fps",)),
+                                                  ("--model", "nonsense", ("unknown model",)),
+                                                  ("--device", "cuda", ("cuda",))])
+def test_bad_option(capsys, make_video, tmp_path, option, value, words):
+    if option == "--device" and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    fails_cleanly(capsys, make_video("in.mkv", frames=2), tmp_path / "out.mp4", option, value, words=words)
 
 
 def test_missing_output_folder(capsys, make_video, tmp_path):

@@ -77,13 +77,13 @@ def test_audio_reencoded_when_container_refuses(make_video, tmp_path, video_fact
     assert video_facts(tmp_path / "out.mkv")["audio"][0][:2] == ("pcm_s16le", 0.4)
 
 
-@pytest.mark.parametrize("out", ["out.mp4", "out.mkv"])
-def test_title_language_rotation_kept(make_video, tmp_path, video_facts, out):
-    src = make_video("in.mp4", frames=3, audio=True, title="Holiday", language="fra", rotation=90)
+@pytest.mark.parametrize("out, audio", [("out.mp4", True), ("out.mkv", True), ("out.mp4", False)])
+def test_title_language_rotation_kept(make_video, tmp_path, video_facts, out, audio):
+    src = make_video("in.mp4", frames=3, audio=audio, title="Holiday", language="fra", rotation=90)
     upscale_video(src, tmp_path / out, scale=2, device="cpu")
     facts = video_facts(tmp_path / out)
     assert (facts["title"], facts["language"], facts["rotation"]) == ("Holiday", "fra", 90)
-    assert facts["audio"][0][2] == "fra"
+    assert [language for _, _, language in facts["audio"]] == (["fra"] if audio else [])
 
 
 def test_png_folder_in_and_out(make_video, tmp_path, decode_video):

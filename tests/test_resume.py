@@ -123,8 +123,8 @@ def test_resume_after_kill_gives_identical_frames(make_video, tmp_path, decode_v
     stats = upscale_video(src, dst, scale=2, model=model, device="cpu", resume=True)
     assert np.array_equal(decode_video(dst), decode_video(reference))
     assert stats["frames"] == frames
-    resumed_work = {"frame": 0 < stats["frames_this_run"] < frames, "segment": stats["frames_this_run"] < frames}
-    assert resumed_work.get(point, stats["frames_this_run"] == 0)
+    redone = stats["frames_this_run"]
+    assert 0 < redone < frames if point in ("frame", "segment") else redone == 0
     assert sorted(p.name for p in dst.parent.iterdir()) == [out]  # state folder gone
     if out == "out.mp4" and point == "remux":
         assert _audio_bytes(dst) == _audio_bytes(reference)
@@ -144,9 +144,10 @@ def test_kill_from_outside_at_an_arbitrary_moment(make_video, tmp_path, decode_v
     dst = tmp_path / "run" / "out.mp4"
     dst.parent.mkdir()
     progress = state_folder(dst) / "progress.json"
-    process = subprocess.Popen([sys.executable, str(_plain_runner(tmp_path)), "upscale", str(src), "-o",
-                                str(dst), "--model", "temporal", "--device", "cpu", "-q"],
-                               stderr=subprocess.PIPE)
+    script = tmp_path / "runner.py"
+    script.write_text(KILLER.format(tests=str(TESTS)))
+    process = subprocess.Popen([sys.executable, str(script), "none", "0", "upscale", str(src), "-o", str(dst),
+                                "--model", "temporal", "--device", "cpu", "-q"], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if progress.exists() and json.loads(progress.read_text() or "{}").get("segments_done", 0) >= 1:
@@ -159,11 +160,26 @@ def test_kill_from_outside_at_an_arbitrary_moment(make_video, tmp_path, decode_v
     assert not state_folder(dst).exists()
 
 
-def _plain_runner(tmp_path: Path) -> Path:
-    script = tmp_path / "runner.py"
-    script.write_text(KILLER.format(tests=str(TESTS)).replace('point, after = sys.argv[1], int(sys.argv[2])',
-                                                              'point, after = "none", 0\nsys.argv[1:1] = ["", ""]'))
-    return script
+def test_ctrl_c_keeps_the_state_for_resume(make_video, tmp_path, decode_video, monkeypatch, capsys):
+    from patchvsr.io.writer import SegmentWriter
+
+    src = make_video("in.mkv", size=(16, 12), frames=60)
+    upscale_video(src, tmp_path / "reference.mkv", device="cpu")
+    dst = tmp_path / "out.mkv"
+    original, written = SegmentWriter.write, []
+
+    def write(self, rgb, pts):
+        if len(written) == 30:
+            raise KeyboardInterrupt
+        written.append(pts)
+        original(self, rgb, pts)
+
+    monkeypatch.setattr(SegmentWriter, "write", write)
+    assert main(["upscale", str(src), "-o", str(dst)]) == 130
+    assert "--resume" in capsys.readouterr().err and state_folder(dst).is_dir()
+    monkeypatch.setattr(SegmentWriter, "write", original)
+    assert main(["upscale", str(src), "-o", str(dst), "--resume", "-q"]) == 0
+    assert np.array_equal(decode_video(dst), decode_video(tmp_path / "reference.mkv"))
 
 
 @pytest.fixture
@@ -201,3 +217,16 @@ def test_overwrite_discards_the_interrupted_run(interrupted):
 def test_resume_without_state_starts_from_the_beginning(make_video, tmp_path):
     stats = upscale_video(make_video("in.mkv", frames=5), tmp_path / "out.mkv", device="cpu", resume=True)
     assert stats["frames_this_run"] == stats["frames"] == 5
+
+
+def test_two_runs_cannot_write_one_output(make_video, tmp_path):
+    from patchvsr.io.partial import PartialRun
+
+    src, dst = make_video("in.mkv", frames=5), tmp_path / "out.mkv"
+    holder = PartialRun(dst)
+    holder.start({"note": "a run in progress"})
+    try:
+        with pytest.raises(OutputError, match="another patchvsr run"):
+            upscale_video(src, dst, device="cpu", overwrite=True)
+    finally:
+        holder.remove()

@@ -12,7 +12,7 @@ import logging
 import resource
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,10 +21,10 @@ import torch
 from einops import rearrange
 
 from patchvsr import __version__
-from patchvsr.errors import OutputError
+from patchvsr.errors import OptionError, OutputError
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
-from patchvsr.io.run import OutputRun
+from patchvsr.io.run import OutputRun, Progress
 from patchvsr.io.target import check_output, output_kind, output_size
 from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
 from patchvsr.methods import get_upscaler
@@ -32,8 +32,6 @@ from patchvsr.methods.base import Upscaler
 from patchvsr.tiling.temporal import clip_step, join_clips, split_clips
 
 log = logging.getLogger("patchvsr")
-
-Progress = Callable[[int, int | None], None]  # (frames done, frames in total or None)
 
 
 def upscale_clips(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple[int, int],
@@ -66,9 +64,9 @@ def upscale_stream(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple
 
 
 def quantize(frames: torch.Tensor) -> np.ndarray:
-    """(T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8, rounded to nearest and clamped."""
-    levels = (frames.float() * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-    return rearrange(levels, "t c h w -> t h w c").numpy()
+    """(T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8, rounded to nearest (halves up) and clamped."""
+    levels = frames.float().mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)  # truncation of x + 0.5
+    return rearrange(levels, "t c h w -> t h w c").contiguous().numpy()
 
 
 def _upscale_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, int], index: int) -> torch.Tensor:
@@ -77,7 +75,8 @@ def _upscale_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, int],
     out = upscaler.upscale_clip(clip, size, index)
     expected = (len(frames), 3, *size)
     if tuple(out.shape) != expected:
-        raise RuntimeError(f"{upscaler.name} returned a clip of shape {tuple(out.shape)}, expected {expected}")
+        raise RuntimeError(f"{upscaler.name} returned a clip of shape {tuple(out.shape)}, "
+                           f"expected {expected}")
     return out
 
 
@@ -100,6 +99,8 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     kind = output_kind(dst)
     info = probe(src, Fraction(fps) if fps is not None else None)
     width, height = output_size(info.width, info.height, scale, size)
+    if not 0 <= crf <= 51:
+        raise OptionError(f"--crf must be in [0, 51], got {crf}")
     upscaler = get_upscaler(model, device=device, **model_options)
     spec = OutputSpec(kind, width, height, info.fps, info.time_base, crf, info.rotation,
                       info.sample_aspect_ratio, info.color)

@@ -30,27 +30,27 @@ STREAM_KEYS_KEPT = ("language", "title")
 
 def assemble(final: Path, spec: OutputSpec, segments: list[Path], info: VideoInfo) -> None:
     """Write `final` (an .mkv or .mp4) from the NUT `segments` in order plus the audio of `info.path`."""
-    inputs = [open_video(segment) for segment in segments]
-    source = None if info.folder or not info.audio_streams else open_video(info.path)
+    source = None if info.folder else open_video(info.path)
     try:
         with av.open(str(final), "w") as output:
             _copy_metadata(source, output.metadata, CONTAINER_KEYS_KEPT)
-            video = output.add_stream_from_template(inputs[0].streams.video[0])
+            with open_video(segments[0]) as first:
+                video = output.add_stream_from_template(first.streams.video[0])
             video.codec_context.framerate = spec.fps
             if info.language:
                 video.metadata["language"] = info.language
             if spec.rotation:
                 video.set_display_rotation(spec.rotation)
             audio = _audio_plan(source, output, spec.kind) if source else []
-            for stream, packet in _interleave(_video_packets(inputs), _audio_packets(source, audio)):
+            for stream, packet in _interleave(_video_packets(segments), _audio_packets(source, audio)):
                 packet.stream = stream if stream is not None else video
                 output.mux(packet)
             for _, target, encoder in audio:
                 if encoder:
                     output.mux(target.encode(None))
     finally:
-        for container in inputs + ([source] if source else []):
-            container.close()
+        if source is not None:
+            source.close()
 
 
 def _audio_plan(source, output, kind: str) -> list[tuple]:
@@ -91,16 +91,17 @@ def _container_accepts(format_name: str, path: Path, index: int) -> bool:
             return False
 
 
-def _video_packets(inputs) -> Iterator[tuple[float, None, av.Packet]]:
-    """Packets of the segments in order. NUT leaves H.264's decode times unset; without B-frames they
-    equal the presentation times."""
-    for container in inputs:
-        for packet in container.demux(container.streams.video[0]):
-            if packet.pts is None:
-                continue  # the demuxer's end-of-stream marker
-            if packet.dts is None:
-                packet.dts = packet.pts
-            yield float(packet.dts * packet.time_base), None, packet
+def _video_packets(segments: list[Path]) -> Iterator[tuple[float, None, av.Packet]]:
+    """Packets of the segments in order, one segment open at a time. NUT leaves H.264's decode times
+    unset; without B-frames they equal the presentation times."""
+    for segment in segments:
+        with open_video(segment) as container:
+            for packet in container.demux(container.streams.video[0]):
+                if packet.pts is None:
+                    continue  # the demuxer's end-of-stream marker
+                if packet.dts is None:
+                    packet.dts = packet.pts
+                yield float(packet.dts * packet.time_base), None, packet
 
 
 def _audio_packets(source, plan) -> Iterator[tuple[float, av.stream.Stream, av.Packet]]:

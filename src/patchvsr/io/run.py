@@ -30,7 +30,7 @@ log = logging.getLogger("patchvsr")
 
 SEGMENT_FRAMES = {"mp4": 48, "mkv": 24, "png": 1}
 ClipSource = Callable[[int], Iterator[tuple[int, np.ndarray]]]  # start clip -> (clip index, HR frames)
-Progress = Callable[[int, int | None], None]
+Progress = Callable[[int, int | None], None]  # (frames done, frames in total or None)
 
 
 def clips_per_segment(kind: str, step: int) -> int:

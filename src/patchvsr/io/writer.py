@@ -2,8 +2,9 @@
 
 Output kinds, chosen by the output path:
 - `.mkv`: FFV1 in RGB (`bgr0`): decoding gives back the written uint8 RGB frames exactly.
-- `.mp4`: H.264 (libx264, `crf`, default 17: visually lossless) in 4:2:0 (`yuv420p`), or 4:4:4 (`yuv444p`)
-  when a side is odd, which 4:2:0 cannot hold; no B-frames, so segments concatenate with plain timestamps,
+- `.mp4`: H.264 (libx264 preset fast, `crf`, default 17: visually lossless) in 4:2:0 (`yuv420p`), or
+  4:4:4 (`yuv444p`) when a side is odd, which 4:2:0 cannot hold; no B-frames, so segments concatenate with
+  plain timestamps,
   and no macroblock-tree rate control, which is not reproducible run to run (about 25 % larger files).
   The input's colour matrix and range are used for RGB -> YUV and tagged.
 - a folder: numbered PNG frames `frame_000001.png`, ...
@@ -23,7 +24,6 @@ import av
 import numpy as np
 from PIL import Image
 
-from patchvsr.errors import OptionError
 
 DEFAULT_CRF = 17
 FRAME_NAME = "frame_{:06d}.png"  # frame numbers start at 1
@@ -52,7 +52,7 @@ class OutputSpec:
         if self.width < 1 or self.height < 1:
             raise ValueError(f"frame size must be positive, got {self.width}x{self.height}")
         if not 0 <= self.crf <= 51:
-            raise OptionError(f"--crf must be in [0, 51], got {self.crf}")
+            raise ValueError(f"crf must be in [0, 51], got {self.crf}")
 
     @property
     def pix_fmt(self) -> str:
@@ -67,7 +67,8 @@ class OutputSpec:
         return "" if self.kind == "png" else ".nut"
 
 
-def add_video_stream(container: av.container.OutputContainer, spec: OutputSpec) -> av.video.stream.VideoStream:
+def add_video_stream(container: av.container.OutputContainer,
+                     spec: OutputSpec) -> av.video.stream.VideoStream:
     """A configured FFV1 or H.264 encoder stream for `spec` in `container`."""
     codec = "ffv1" if spec.kind == "mkv" else "libx264"
     stream = container.add_stream(codec, rate=spec.fps)
@@ -81,7 +82,7 @@ def add_video_stream(container: av.container.OutputContainer, spec: OutputSpec) 
     else:
         # no B-frames: segments concatenate with plain timestamps; no macroblock tree: in this x264 build
         # it depends on memory left over by other code, and resume needs bit-identical segments
-        stream.options = {"crf": str(spec.crf), "bf": "0", "x264-params": "mbtree=0"}
+        stream.options = {"crf": str(spec.crf), "preset": "fast", "bf": "0", "x264-params": "mbtree=0"}
         for tag in ("colorspace", "color_range", "color_primaries", "color_trc"):
             if spec.color.get(tag):
                 setattr(stream.codec_context, tag, spec.color[tag])

@@ -139,8 +139,13 @@ class PatchVSRModel(nn.Module):
         """z: (N, C, T, h, w) noisy windows z_t; t: (N,) or scalar in [0, 1]; cond: the windows' conditions.
 
         Returns v: (N, C, T, h, w) in z's dtype. Any h, w that are multiples of the token patch work, including
-        one window covering a whole frame (`full_frame_conditions`).
+        one window covering a whole frame (`full_frame_conditions`). Same as calling the module, which goes
+        through `forward` so wrappers (DDP, accelerate) see the call.
         """
+        return self(z, t, cond)
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor | float, cond: WindowConditions) -> torch.Tensor:
+        """See `velocity`."""
         if cond.lr_up.shape != z.shape:
             raise ValueError(f"cond.lr_up has shape {tuple(cond.lr_up.shape)}, z has {tuple(z.shape)}")
         t = torch.as_tensor(t, dtype=z.dtype, device=z.device).reshape(-1).expand(z.shape[0])

@@ -41,6 +41,8 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--preset", default="tiny", help="model and optimisation preset (test, tiny, small)")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     train.add_argument("--base", default=None, help="adapter stage: the stage-1 model folder (OUT/model)")
+    train.add_argument("--threads", type=int, default=None,
+                       help="CPU threads for the model (default: torch's; 1 is faster on a busy machine)")
     for flag, kind in (("--batch", int), ("--lr", float), ("--warmup-steps", int), ("--ema", float),
                        ("--seed", int), ("--workers", int), ("--val-every", int), ("--val-clips", int),
                        ("--log-every", int), ("--checkpoint-minutes", float), ("--residual-std", float),
@@ -79,6 +81,12 @@ def run_train(args: argparse.Namespace) -> int:
         raise OptionError(str(err)) from None
     if args.minutes is not None and args.minutes <= 0 or args.steps is not None and args.steps < 0:
         raise OptionError("--minutes must be > 0 and --steps >= 0")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise OptionError(f"--threads must be >= 1, got {args.threads}")
+        import torch  # noqa: PLC0415
+
+        torch.set_num_threads(args.threads)
     summary = loop.train(config, args.data, args.out, minutes=args.minutes, steps=args.steps,
                          resume=args.resume, device=args.device,
                          log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -214,7 +214,7 @@ class Trainer:
         val = self.state.last_val or {}
         gain = f"{val['val_psnr'] - val['val_psnr_bicubic']:+.2f} dB" if val else "not measured"
         return "\n".join([
-            "## Training", "",
+            "", "## Training", "",
             f"- stage `{self.config.model.stage}`, preset `{self.config.model.preset}`: {self.state.step} steps, "
             f"{self.state.samples} samples, {self.state.seconds / 3600:.2f} h on {self.accelerator.device}",
             f"- data: synthetic camera-motion clips from Debian wallpapers + scikit-image photos (`patchvsr data`); "

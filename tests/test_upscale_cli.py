@@ -1,0 +1,128 @@
+"""`patchvsr upscale` as a user runs it: stats JSON, progress output, options, console script, API export."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import patchvsr
+from patchvsr import api
+from patchvsr.cli import main
+from patchvsr.progress import ProgressReporter, configure_logging
+
+DESIGN_KEYS = {"frames", "width", "height", "fps", "seconds", "output_mpix_per_s", "peak_rss_mb",
+               "windows_per_clip", "steps", "model", "fusion"}
+SCRIPTS = Path(__file__).parents[1] / "scripts"
+
+
+def test_stats_json(make_video, tmp_path, capsys):
+    src = make_video("in.mp4", size=(20, 10), frames=6, fps=25)
+    stats_path = tmp_path / "stats.json"
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.mkv"), "--scale", "2.5",
+                 "--stats", str(stats_path)]) == 0
+    stats = json.loads(stats_path.read_text())
+    assert DESIGN_KEYS <= set(stats)
+    assert (stats["frames"], stats["width"], stats["height"], stats["fps"]) == (6, 50, 25, 25.0)
+    assert (stats["windows_per_clip"], stats["steps"], stats["fusion"]) == (None, None, None)
+    assert stats["model"] == "bicubic"
+    assert stats["seconds"] > 0 and stats["peak_rss_mb"] > 50
+    mpix = 6 * 50 * 25 / 1e6
+    assert stats["output_mpix_per_s"] == pytest.approx(mpix / stats["seconds"], rel=0.05, abs=2e-3)
+
+
+def test_plain_log_lines_when_not_a_terminal(make_video, tmp_path, capsys):
+    src = make_video("in.mkv", frames=4)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.mp4")]) == 0
+    err = capsys.readouterr().err
+    assert "patchvsr: input  in.mkv" in err and "patchvsr: output 128x96 H.264 crf 17" in err
+    assert "patchvsr: 4/4 frames" in err and "frames/s" in err
+
+
+def test_quiet_prints_nothing_on_success(make_video, tmp_path, capsys):
+    assert main(["upscale", str(make_video("in.mkv", frames=2)), "-o", str(tmp_path / "o.mkv"), "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_on_a_terminal():
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    with ProgressReporter(console) as progress:
+        for done in range(1, 11):
+            progress(done, 10)
+    text = screen.getvalue()
+    assert "10/10" in text and "frames/s" in text
+
+
+def test_progress_lines_with_eta_off_a_terminal(capsys, monkeypatch):
+    ticks = iter(range(1000))  # a clock that advances one second per reading
+    monkeypatch.setattr("patchvsr.progress.time.monotonic", lambda: float(next(ticks)))
+    console = Console(file=io.StringIO(), force_terminal=False)
+    configure_logging(console)
+    with ProgressReporter(console, interval=0.0) as progress:
+        for done in (5, 10, 15):
+            progress(done, 20)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" frames,")[0] for line in lines] == ["patchvsr: 5/20", "patchvsr: 10/20",
+                                                             "patchvsr: 15/20", "patchvsr: 15/20"]
+    assert re.fullmatch(r"patchvsr: 10/20 frames, \d+\.\d\d frames/s, ETA 0:00:\d\d", lines[1])
+
+
+@pytest.mark.parametrize("flag, value", [("--steps", "4"), ("--fusion", "weighted"), ("--seed", "1"),
+                                         ("--window", "64"), ("--clip-frames", "8"), ("--batch", "2"),
+                                         ("--t0", "0.5")])
+def test_model_options_are_refused_for_classical_methods(make_video, tmp_path, capsys, flag, value):
+    code = main(["upscale", str(make_video("in.mkv", frames=2)), "-o", str(tmp_path / "o.mkv"), flag, value])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{flag} applies only to diffusion models" in err
+    assert not (tmp_path / "o.mkv").exists()
+
+
+def test_help_lists_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["upscale", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--scale", "--size", "--model", "--crf", "--fps", "--stats", "--resume", "--overwrite",
+                 "--device", "--steps", "--fusion", "--seed", "--window", "--clip-frames", "--batch", "--t0"):
+        assert flag in text
+
+
+def test_scale_and_size_exclude_each_other(make_video, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["upscale", str(make_video("in.mkv", frames=2)), "-o", str(tmp_path / "o.mkv"),
+              "--scale", "2", "--size", "64x48"])
+    assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_console_script(make_video, tmp_path):
+    """The installed `patchvsr` command runs end to end in a fresh process."""
+    script = Path(sys.executable).parent / "patchvsr"
+    src = make_video("in.mkv", frames=3)
+    run = subprocess.run([str(script), "upscale", str(src), "-o", str(tmp_path / "out"), "--size", "40x30"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir())[-1] == "frame_000003.png"
+
+
+def test_package_exports_the_api():
+    assert patchvsr.upscale_video is api.upscale_video
+    assert patchvsr.upscale_stream is api.upscale_stream
+
+
+def test_memory_does_not_grow_with_length():
+    """Peak RSS of a 10x longer clip stays within 8 % (holding its frames would add ~55 MB, ~13 %)."""
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import bench_io_memory
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    report = bench_io_memory.run(160, 120, frames=6, factor=10, scale=4, model="bicubic", kind="mkv")
+    assert report["long"]["frames"] == 60
+    assert report["rss_ratio_long_over_short"] < 1.08, report
