@@ -159,6 +159,7 @@ def main() -> None:
                         help="full-frame sizes HxW to time (tiny only; multiples of 16)")
     parser.add_argument("--model", help="a saved PatchVSRModel folder to use instead of random 'tiny' weights")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the base (slow first call)")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
@@ -167,7 +168,8 @@ def main() -> None:
     CLOCK["now"] = CLOCKS[args.clock]
 
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    report = {"threads": torch.get_num_threads(), "clock": args.clock, "load_average_1min": os.getloadavg()[0],
+    report = {"threads": torch.get_num_threads(), "clock": args.clock, "compile": args.compile,
+              "load_average_1min": os.getloadavg()[0],
               "matmul_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()}, "presets": {}}
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
     for name in args.presets.split(","):
@@ -176,6 +178,8 @@ def main() -> None:
         else:
             model = perturb_(PatchVSRModel.from_preset(name), seed=0, std=0.02).eval()
         model.merge_lora()                         # the inference configuration
+        if args.compile:
+            model.base = torch.compile(model.base)
         batch = args.batch if name != "small" else min(args.batch, 2)
         entry = {"parameters": model.parameter_counts(), "window": [model.clip_frames, model.window_size],
                  "batch": batch, "timings": bench_preset(model, batch, args.repeats, peaks),

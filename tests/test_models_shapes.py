@@ -66,6 +66,24 @@ def test_full_frame_mode_any_size(model):
     assert cond.crop_box.tolist() == [[0.0, 0.0, 1.0, 1.0]] and bool((cond.global_input[:, 3] == 1).all())
 
 
+@pytest.mark.parametrize("channels, patch_t, frames, bad_shape", [
+    (4, 1, 2, (2, H, W + 2)),          # width not a multiple of the 4-px token patch
+    (3, 2, 4, (3, H, W)),              # 3 frames: not a multiple of the 2-frame token patch
+])
+def test_latent_channels_and_temporal_token_patches(channels, patch_t, frames, bad_shape):
+    """A latent-space base (4 channels, as behind a VAE) and 2-frame token patches work the same way."""
+    base = VideoDiT.from_preset("test", in_channels=channels, patch_size_t=patch_t, num_frames=frames)
+    model = perturb_(PatchVSRModel.from_base(base, PatchVSRModel.from_preset("test").config), seed=1).eval()
+    cond = random_conditions(channels, N, frames, (H, W), seed=4)
+    z, t = random_noisy(channels, N, frames, (H, W), seed=4)
+    with torch.no_grad():
+        v = model.velocity(z, t, cond)
+        tokens = model.adapter.branch_features(cond.lr_up, cond.global_input).patch_states[0].shape[1]
+    assert v.shape == z.shape and tokens == (frames // patch_t) * (H // 4) * (W // 4)
+    with pytest.raises(ValueError, match="token patch"):
+        base(torch.zeros(1, channels, *bad_shape), torch.zeros(1))
+
+
 def test_build_conditions_from_tiling_pieces():
     lr_up = torch.zeros(N, 3, T, H, W)
     cond = WindowConditions.build(lr_up, torch.ones(3, T, 8, 8), torch.zeros(N, 1, 8, 8), 4.0,
@@ -126,7 +144,8 @@ def test_preset_sizes():
     """The shipped CPU preset stays in its 3-8 M parameter budget; small is bigger; the test preset is tiny."""
     totals = {}
     for name in PRESETS:
-        counts = PatchVSRModel.from_preset(name).parameter_counts()
+        with torch.device("meta"):                      # shapes only: no memory, no initialisation cost
+            counts = PatchVSRModel.from_preset(name).parameter_counts()
         assert set(counts) == {"base", "adapter", "embedder", "lora"}
         totals[name] = sum(counts.values())
     assert totals["test"] < 200_000 < 3_000_000 < totals["tiny"] < 8_000_000 < totals["small"]

@@ -71,7 +71,7 @@ def probe(path: str | Path, fps: Fraction | None = None) -> VideoInfo:
             raise OptionError(f"--fps must be in (0, 1000], got {fps}")
         return _probe_folder(path, fps)
     if fps is not None:
-        raise InputError(f"{path}: --fps is only for PNG folders; a video file keeps its own frame rate")
+        raise OptionError(f"{path}: --fps is only for PNG folders; a video file keeps its own frame rate")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
     return _probe_file(path)

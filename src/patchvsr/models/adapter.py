@@ -18,7 +18,7 @@ from torch import nn
 
 from patchvsr.models.dit import BaseInjection, VideoDiT
 from patchvsr.models.layers import (
-    FrameConv, TransformerBlock, init_linear_xavier, patchify, sincos_3d, split_heads, token_grid, zero_init,
+    FrameConv, HeadNorm, TransformerBlock, init_linear_xavier, patchify, sincos_3d, split_heads, token_grid, zero_init,
 )
 
 
@@ -140,6 +140,7 @@ class GlobalBranch(nn.Module):
         self.norm = nn.LayerNorm(self.dim, eps=1e-6)
 
     def forward(self, global_input: torch.Tensor) -> torch.Tensor:
+        """global_input: (N, C + 1, T, gh, gw), G in [-1, 1] + mask in {0, 1} -> context tokens (N, Lg, D)."""
         grid = token_grid(global_input.shape, self.patch, self.patch_t)
         tokens = self.patch_embed(patchify(global_input, self.patch, self.patch_t))
         tokens = tokens + sincos_3d(self.dim, grid, tokens.device, tokens.dtype)
@@ -160,7 +161,7 @@ class GlobalKeyValue(nn.Module):
         self.heads = heads
         self.to_k = nn.Linear(dim, dim)
         self.to_v = nn.Linear(dim, dim)
-        self.norm_k = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.norm_k = HeadNorm(dim // heads, eps=1e-6)
         self.gate = nn.Parameter(torch.zeros(dim))
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,11 +193,12 @@ class PatchVSRAdapter(nn.Module):
             zero_init(layer)
         self.patch_branch.copy_from_base(base)
 
-    def global_input(self, cond_global: torch.Tensor) -> torch.Tensor:
-        """(N, C + 1, T, gh, gw) -> the same with the mask channel zeroed when position is switched off."""
+    def position_switch(self, global_input: torch.Tensor) -> torch.Tensor:
+        """(N, C + 1, T, gh, gw) -> the same, with the mask channel zeroed when position is switched off."""
         if self.use_position:
-            return cond_global
-        return torch.cat([cond_global[:, : self.in_channels], torch.zeros_like(cond_global[:, self.in_channels:])], 1)
+            return global_input
+        image, mask = global_input[:, : self.in_channels], global_input[:, self.in_channels:]
+        return torch.cat([image, torch.zeros_like(mask)], dim=1)
 
     def branch_features(self, lr_up: torch.Tensor, global_input: torch.Tensor | None) -> BranchFeatures:
         """lr_up: (N, C, T, h, w) in [-1, 1]; global_input: (N, C + 1, T, gh, gw) or None. t-independent."""
@@ -204,7 +206,7 @@ class PatchVSRAdapter(nn.Module):
         if self.global_branch is not None:
             if global_input is None:
                 raise ValueError("this model has a global branch: WindowConditions.global_input is required")
-            tokens = self.global_branch(self.global_input(global_input))
+            tokens = self.global_branch(self.position_switch(global_input))
         return BranchFeatures(self.patch_branch(lr_up), tokens)
 
     def injection(self, features: BranchFeatures, lr_up: torch.Tensor, cond: torch.Tensor) -> BaseInjection:

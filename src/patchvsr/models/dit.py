@@ -75,9 +75,11 @@ class DiTSpec:
 class BaseInjection:
     """What an adapter adds to one base forward pass (every field optional; B windows, L tokens, `depth` blocks).
 
-    cond: (B, D) added to the timestep embedding; stem: (B, S, T, H, W) added to the full-resolution stem
-    convolution's output (before its activation); residuals: `depth` x (B, L, D) added to each block's output; global_kv: `depth` x (K_g, V_g),
-    each (B, heads, Lg, D / heads), attended with the queries of each block's text cross-attention.
+    cond: (B, D) added to the timestep embedding;
+    stem: (B, S, T, H, W) added to the full-resolution stem convolution's output (before its activation);
+    residuals: `depth` x (B, L, D) added to each block's output;
+    global_kv: `depth` x (K_g, V_g), each (B, heads, Lg, D / heads), attended with the queries of each block's
+        text cross-attention.
     """
 
     cond: torch.Tensor | None = None

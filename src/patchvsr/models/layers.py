@@ -60,18 +60,22 @@ def unpatchify(tokens: torch.Tensor, grid: tuple[int, int, int], patch: int, pat
     return video.permute(0, 4, 1, 2, 3)
 
 
-@functools.lru_cache(maxsize=32)
-def _sincos_3d_cpu(dim: int, frames: int, height: int, width: int) -> torch.Tensor:
+def _sincos_3d_table(dim: int, frames: int, height: int, width: int) -> torch.Tensor:
     table = get_3d_sincos_pos_embed(dim, (width, height), frames, output_type="pt")  # (T', H'·W', D)
     return rearrange(table, "t hw d -> (t hw) d")
+
+
+_sincos_3d_cached = functools.lru_cache(maxsize=32)(_sincos_3d_table)
 
 
 def sincos_3d(dim: int, grid: tuple[int, int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Fixed 3-D sin-cos position embedding for ANY token grid (T', H', W'): (T'·H'·W', D), dim % 16 == 0.
 
-    Computed on the fly (cached per grid on CPU), so a window of any size, including a whole frame, works.
+    Computed on the fly, so a window of any size, including a whole frame, works; eager calls reuse a per-grid
+    CPU cache, compiled graphs (torch.compile) compute it in the graph.
     """
-    return _sincos_3d_cpu(dim, *grid).to(device=device, dtype=dtype)
+    make = _sincos_3d_table if torch.compiler.is_compiling() else _sincos_3d_cached
+    return make(dim, *grid).to(device=device, dtype=dtype)
 
 
 class FrameConv(nn.Conv2d):
@@ -92,6 +96,14 @@ class FrameConv(nn.Conv2d):
         return rearrange(y.contiguous(memory_format=torch.channels_last), "(b t) c h w -> b c t h w", t=frames)
 
 
+class HeadNorm(nn.RMSNorm):
+    """RMSNorm over the last axis whose weight follows the input's dtype (keeps the fused kernel under bf16
+    autocast, where the input is bf16 and the weight float32)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, self.normalized_shape, self.weight.to(x.dtype), self.eps)
+
+
 def split_heads(x: torch.Tensor, heads: int, norm: nn.Module | None = None) -> torch.Tensor:
     """x: (B, L, D) -> (B, heads, L, D / heads), normalised per head by `norm` first (on contiguous rows)."""
     x = rearrange(x, "b l (h d) -> b l h d", h=heads)
@@ -108,8 +120,8 @@ class Attention(nn.Module):
         self.to_k = nn.Linear(context_dim or dim, dim)
         self.to_v = nn.Linear(context_dim or dim, dim)
         self.to_out = nn.Linear(dim, dim)
-        self.norm_q = nn.RMSNorm(dim // heads, eps=1e-6)
-        self.norm_k = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.norm_q = HeadNorm(dim // heads, eps=1e-6)
+        self.norm_k = HeadNorm(dim // heads, eps=1e-6)
 
     def queries(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, L, D) -> (B, heads, L, D / heads)."""

@@ -89,7 +89,8 @@ class PatchVSRModel(nn.Module):
     @classmethod
     def from_base(cls, base: VideoDiT | str | Path, config: PatchVSRConfig | None = None,
                   seed: int = 0) -> "PatchVSRModel":
-        """Stage 2: wrap a trained base (a VideoDiT or its `save_pretrained` folder); new weights from `seed`."""
+        """Stage 2: wrap a trained base (a VideoDiT, used in place: frozen and given LoRA layers, or its
+        `save_pretrained` folder). The new weights depend only on `seed`."""
         if not isinstance(base, VideoDiT):
             base = VideoDiT.from_pretrained(str(base))
         with torch.random.fork_rng(devices=[]):
@@ -118,7 +119,8 @@ class PatchVSRModel(nn.Module):
 
     @property
     def token_patch(self) -> tuple[int, int]:
-        """(frames, pixels) every window's T and h, w must be multiples of (h, w: twice that for full frames)."""
+        """(frames, pixels): a window's T must be a multiple of the first, its h and w of the second, and the
+        global input's gh and gw of twice the second."""
         return self.base.spec.patch_size_t, self.base.spec.patch_size
 
     def branch_features(self, cond: WindowConditions) -> BranchFeatures:
