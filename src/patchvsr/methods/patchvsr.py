@@ -1,0 +1,153 @@
+"""The PatchVSR upscaler: a trained `PatchVSRModel` driven window by window by the tiling engine.
+
+Per clip (see the data flow in DESIGN.md):
+1. V_up = bicubic(LR clip) on the output canvas, G = V_up resized to the window (global guidance);
+2. a window plan for the canvas (primary + auxiliary windows, or the `shifted`/`none` variants);
+3. a rectified-flow Euler loop on the scaled residual z0 = (HR - V_up) / residual_std, whose velocity at every
+   step is the fusion of all windows' velocities (`FusedVelocity`), the per-window branch features cached;
+4. HR = V_up + residual_std * z0_hat, back to [0, 1].
+
+Fidelity mode (`steps=1`, the default): one Euler step from z = 0 at t = 1, the model's MMSE estimate.
+Detail mode (`steps > 1`): from Gaussian noise at t = 1 (or the noised V_up at `t0 < 1`), seeded per clip.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from patchvsr.errors import InputError, OptionError
+from patchvsr.models import PatchVSRModel, WindowConditions
+from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
+from patchvsr.tiling import FUSION_MODES, FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
+
+SHIPPED = Path(__file__).resolve().parent.parent / "weights"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class SamplerOptions:
+    """Inference options (None in the CLI means these defaults).
+
+    steps: Euler steps (1 = fidelity mode); fusion: one of FUSION_MODES; seed: base seed, per-clip generators
+    derive from (seed, clip index); window: window side in output pixels (default: the model's native size;
+    a multiple of its token patch); clip_frames: frames per clip (default: the model's native length);
+    batch: windows per model call; t0: start time in (0, 1] (t0 < 1 starts from the noised V_up);
+    dtype: compute dtype of the network ("bf16" autocast is about 1.5-3x faster on CPU, "fp32" exact).
+    """
+
+    steps: int = 1
+    fusion: str = "weighted"
+    seed: int = 0
+    window: int | None = None
+    clip_frames: int | None = None
+    batch: int = 16
+    t0: float = 1.0
+    dtype: str = "bf16"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.steps, int) or not 1 <= self.steps <= 1000:
+            raise OptionError(f"--steps must be an integer in [1, 1000], got {self.steps!r}")
+        if self.fusion not in FUSION_MODES:
+            raise OptionError(f"--fusion must be one of {', '.join(FUSION_MODES)}, got {self.fusion!r}")
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise OptionError(f"--batch must be an integer >= 1, got {self.batch!r}")
+        if not 0.0 < self.t0 <= 1.0:
+            raise OptionError(f"--t0 must be in (0, 1], got {self.t0!r}")
+        if self.dtype not in DTYPES:
+            raise OptionError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+
+class PatchVSRUpscaler:
+    """`Upscaler` (see `patchvsr.methods.base`) for a trained PatchVSR model."""
+
+    def __init__(self, model: PatchVSRModel, residual_std: float, options: SamplerOptions,
+                 device: torch.device, name: str = "tiny"):
+        patch_t, patch = model.token_patch
+        window = options.window or model.window_size
+        frames = options.clip_frames or model.clip_frames
+        if window % patch:
+            raise OptionError(f"--window must be a multiple of the model's token patch {patch}, got {window}")
+        if frames % patch_t:
+            raise OptionError(f"--clip-frames must be a multiple of {patch_t}, got {frames}")
+        self.model = model.to(device).eval()
+        self.model.merge_lora()
+        self.residual_std, self.options, self.device, self.name = residual_std, options, device, name
+        self.window, self.clip_frames = window, frames
+        self.clip_overlap = frames // 4  # cross-faded by the clip loop: no temporal jump between clips
+        self._last_plan: WindowPlan | None = None
+
+    def plan(self, size: tuple[int, int]) -> WindowPlan:
+        """The window plan used for an output canvas of `size` (H, W)."""
+        return make_plan(tuple(size), (self.window, self.window), self.options.fusion)
+
+    def describe(self) -> dict:
+        plan = self._last_plan
+        return {"windows_per_clip": None if plan is None else plan.windows_per_step,
+                "steps": self.options.steps, "fusion": self.options.fusion}
+
+    @torch.no_grad()
+    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
+        """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1]."""
+        up = F.interpolate(clip.to(self.device), size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
+        up = rearrange(up, "t c h w -> c t h w") * 2.0 - 1.0                       # (3, T, oh, ow) in [-1, 1]
+        scale = (size[0] / clip.shape[-2] + size[1] / clip.shape[-1]) / 2.0
+        plan = self._last_plan = self.plan(size)
+        guide = global_frame(up, (self.window, self.window))                       # (3, T, h, w)
+        self.model.cache.clear()
+        fused = FusedVelocity(plan, self._denoiser(plan, up, guide), self.options.batch, scale)
+        z0_hat = sample_euler(fused, self._start(up, clip_index), self._timesteps())
+        hr = up + self.residual_std * z0_hat
+        self.model.cache.clear()
+        return rearrange((hr + 1.0) / 2.0, "c t h w -> t c h w").clamp_(0, 1).float().cpu()
+
+    def _denoiser(self, plan: WindowPlan, up: torch.Tensor, guide: torch.Tensor):
+        """The window-level `denoise(windows, t, batch)` callable for this clip's canvas."""
+        autocast = self.options.dtype != "fp32"
+
+        def denoise(windows: torch.Tensor, t: float, batch: WindowBatch) -> torch.Tensor:
+            cond = WindowConditions.build(plan.crop(up, batch.indices), guide, batch.masks, batch.scale,
+                                          batch.crop_boxes, noise_level=0.0, keys=batch.indices)
+            with torch.autocast(self.device.type, DTYPES[self.options.dtype], enabled=autocast):
+                return self.model.velocity(windows, t, cond).float()
+
+        return denoise
+
+    def _timesteps(self) -> torch.Tensor:
+        return flow_timesteps(self.options.steps, self.options.t0)
+
+    def _start(self, up: torch.Tensor, clip_index: int) -> torch.Tensor:
+        """z at the first time: 0 in fidelity mode; else noise at t0 = 1, or the zero residual (V_up itself)
+        noised to t0 < 1."""
+        if self.options.steps == 1 and self.options.t0 == 1.0:
+            return torch.zeros_like(up)
+        generator = clip_generator(self.options.seed, clip_index, "cpu")
+        reference = torch.zeros_like(up, device="cpu") if self.options.t0 < 1.0 else None
+        return initial_latent(tuple(up.shape), generator, self.options.t0, reference).to(up.device)
+
+
+def load_upscaler(path: str | Path, device: torch.device, name: str | None = None, **options) -> PatchVSRUpscaler:
+    """A PatchVSRUpscaler from a model folder written by `patchvsr train adapter` (or the shipped one)."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise InputError(f"{path} is not a PatchVSR model folder (no config.json)")
+    training = path / "training.json"
+    residual_std = json.loads(training.read_text())["residual_std"] if training.is_file() else None
+    if residual_std is None:
+        raise InputError(f"{path} has no training.json with residual_std: not a trained PatchVSR model")
+    model = PatchVSRModel.from_pretrained(path)
+    sampler = SamplerOptions(**{key: value for key, value in options.items() if value is not None})
+    return PatchVSRUpscaler(model, float(residual_std), sampler, device, name or path.name)
+
+
+def load_shipped(model: str, device: torch.device, **options) -> PatchVSRUpscaler:
+    """The model shipped inside the package under `patchvsr/weights/<model>`."""
+    folder = SHIPPED / model
+    if not (folder / "config.json").is_file():
+        raise OptionError(f"--model {model}: the shipped weights are missing from this installation ({folder})")
+    return load_upscaler(folder, device, name=model, **options)
