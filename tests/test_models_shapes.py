@@ -7,6 +7,7 @@ from patchvsr.models import (
     DIT_PRESETS, PRESETS, PatchVSRConfig, PatchVSRModel, VideoDiT, WindowConditions,
     full_frame_conditions,
 )
+from patchvsr.models.layers import patchify, sincos_3d, unpatchify
 from patchvsr.models.testing import perturb_, random_conditions, random_noisy
 
 N, T, H, W = 3, 2, 16, 16      # "test" preset: 2 heads, 2 layers, 16x16 windows, 4x4 token patches
@@ -49,8 +50,17 @@ def test_velocity_shape_scalar_and_vector_t(model):
         v = model.velocity(z, t, cond)
         v_scalar = model.velocity(z, 0.5, cond)
         v_vector = model.velocity(z, torch.full((N,), 0.5), cond)
-    assert v.shape == z.shape and v.dtype == z.dtype
+    assert v.shape == z.shape and v.dtype == z.dtype and v.is_contiguous()
     torch.testing.assert_close(v_scalar, v_vector)
+
+
+def test_patchify_round_trip_and_position_table():
+    x = torch.randn(2, 5, 4, 8, 12)
+    tokens = patchify(x, patch=4, patch_t=2)
+    assert tokens.shape == (2, 2 * 2 * 3, 2 * 4 * 4 * 5)
+    assert torch.equal(unpatchify(tokens, (2, 2, 3), patch=4, patch_t=2), x)
+    table = sincos_3d(32, (2, 2, 3), torch.device("cpu"), torch.float32)
+    assert table.shape == (12, 32) and len({tuple(row.tolist()) for row in table}) == 12   # distinct positions
 
 
 def test_full_frame_mode_any_size(model):

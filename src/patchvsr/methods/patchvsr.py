@@ -55,6 +55,9 @@ class SamplerOptions:
             raise OptionError(f"--steps must be an integer in [1, 1000], got {self.steps!r}")
         if self.fusion not in FUSION_MODES:
             raise OptionError(f"--fusion must be one of {', '.join(FUSION_MODES)}, got {self.fusion!r}")
+        for flag, value in (("--window", self.window), ("--clip-frames", self.clip_frames)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise OptionError(f"{flag} must be an integer >= 1, got {value!r}")
         if not isinstance(self.batch, int) or self.batch < 1:
             raise OptionError(f"--batch must be an integer >= 1, got {self.batch!r}")
         if not 0.0 < self.t0 <= 1.0:

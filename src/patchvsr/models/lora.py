@@ -2,7 +2,9 @@
 
 The adapter is injected in place into a `VideoDiT` (diffusers' `PeftAdapterMixin.add_adapter`), which also
 freezes every non-LoRA parameter of the base. The projections adapted are the self-attention Q/K/V/out, the text
-cross-attention's Q/out (its K/V only ever see the fixed prompt) and the MLP's two layers of every base block.
+cross-attention's Q/out (its K/V only ever see the fixed prompt) and the MLP's two layers of every base block,
+plus the token embedding and the final projection back to full-resolution features: windows of an upsampled LR
+video differ from the base's training frames in exactly those pixel statistics.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from patchvsr.models.dit import VideoDiT
 
 ADAPTER_NAME = "patchvsr"
-TARGET_MODULES = r"blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out)|attn2\.(to_q|to_out)|mlp\.(fc1|fc2))"
+TARGET_MODULES = (r"blocks\.\d+\.(attn1\.(to_q|to_k|to_v|to_out)|attn2\.(to_q|to_out)|mlp\.(fc1|fc2))"
+                  r"|patch_embed|final_proj")
 
 
 def lora_config(rank: int, alpha: float) -> LoraConfig:

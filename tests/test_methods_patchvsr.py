@@ -1,0 +1,130 @@
+"""The PatchVSR upscaler: model + tiling + sampler glue, on a tiny random-weight model (no downloads)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from patchvsr.errors import InputError, OptionError
+from patchvsr.methods import get_upscaler
+from patchvsr.methods.patchvsr import SHIPPED, load_shipped, load_upscaler
+from patchvsr.models import PatchVSRModel
+from patchvsr.models.testing import perturb_
+
+CPU = torch.device("cpu")
+
+
+def _save(folder, perturb: bool) -> str:
+    model = PatchVSRModel.from_preset("test", seed=0)
+    if perturb:
+        perturb_(model, seed=1)
+    model.save_pretrained(folder)
+    (folder / "training.json").write_text(json.dumps({"residual_std": 0.12}))
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def fresh_model(tmp_path_factory) -> str:
+    return _save(tmp_path_factory.mktemp("fresh"), perturb=False)
+
+
+@pytest.fixture(scope="module")
+def trained_like_model(tmp_path_factory) -> str:
+    return _save(tmp_path_factory.mktemp("perturbed"), perturb=True)
+
+
+def _clip(seed: int = 0, frames: int = 2, size: tuple[int, int] = (9, 11)) -> torch.Tensor:
+    return torch.rand((frames, 3, *size), generator=torch.Generator().manual_seed(seed))
+
+
+def _bicubic(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(clip, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+@pytest.mark.parametrize("fusion", ["weighted", "average", "none", "shifted"])
+def test_zero_initialised_model_in_fidelity_mode_returns_bicubic(fresh_model, fusion):
+    """A fresh base has a zero output head: v = 0, so one step from z = 0 gives z0 = 0, i.e. HR = V_up."""
+    upscaler = load_upscaler(fresh_model, CPU, fusion=fusion, dtype="fp32")
+    clip = _clip()
+    out = upscaler.upscale_clip(clip, (36, 44), clip_index=0)
+    torch.testing.assert_close(out, _bicubic(clip, (36, 44)), atol=1e-6, rtol=0)
+
+
+def test_output_shape_range_and_stats(trained_like_model):
+    upscaler = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=2)
+    out = upscaler.upscale_clip(_clip(frames=2, size=(7, 5)), (21, 15), clip_index=3)
+    assert out.shape == (2, 3, 21, 15) and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 1
+    # 21x15 canvas with 16-px windows: 2x1 primary grid + 1 horizontal-seam window
+    assert upscaler.describe() == {"windows_per_clip": 3, "steps": 2, "fusion": "weighted"}
+    assert upscaler.clip_frames == 2 and upscaler.clip_overlap == 0
+
+
+def test_detail_mode_is_seeded_by_clip_index(trained_like_model):
+    upscaler = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=3, seed=5)
+    clip = _clip()
+    first = upscaler.upscale_clip(clip, (18, 22), clip_index=0)
+    again = upscaler.upscale_clip(clip, (18, 22), clip_index=0)
+    other = upscaler.upscale_clip(clip, (18, 22), clip_index=1)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_result_does_not_depend_on_window_batch_size(trained_like_model):
+    clip = _clip(seed=2)
+    one = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=2, batch=1).upscale_clip(clip, (36, 44), 0)
+    seven = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=2, batch=7).upscale_clip(clip, (36, 44), 0)
+    torch.testing.assert_close(one, seven, atol=1e-5, rtol=0)
+
+
+def test_start_time_below_one_stays_closer_to_bicubic(trained_like_model):
+    """t0 < 1 starts from V_up noised to t0: less noise to remove than from pure noise at t0 = 1."""
+    clip, size = _clip(seed=3), (36, 44)
+    reference = _bicubic(clip, size)
+    errors = {}
+    for t0 in (1.0, 0.3):
+        out = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=4, t0=t0).upscale_clip(clip, size, 0)
+        errors[t0] = (out - reference).abs().mean().item()
+    assert errors[0.3] < errors[1.0]
+
+
+def test_bf16_autocast_is_close_to_fp32(trained_like_model):
+    clip = _clip(seed=4)
+    exact = load_upscaler(trained_like_model, CPU, dtype="fp32").upscale_clip(clip, (36, 44), 0)
+    fast = load_upscaler(trained_like_model, CPU, dtype="bf16").upscale_clip(clip, (36, 44), 0)
+    assert (exact - fast).abs().max() < 0.02
+
+
+@pytest.mark.parametrize("options, word", [
+    (dict(steps=0), "--steps"), (dict(fusion="blend"), "--fusion"), (dict(batch=0), "--batch"),
+    (dict(t0=0.0), "--t0"), (dict(t0=1.5), "--t0"), (dict(dtype="int8"), "--dtype"),
+    (dict(window=18), "--window"), (dict(clip_frames=0), "--clip-frames"),
+])
+def test_bad_options_are_option_errors(trained_like_model, options, word):
+    with pytest.raises(OptionError, match=word):
+        load_upscaler(trained_like_model, CPU, **options)
+
+
+def test_model_folder_through_the_registry(trained_like_model):
+    upscaler = get_upscaler(trained_like_model, device="cpu", steps=1)
+    assert upscaler.upscale_clip(_clip(), (18, 22), 0).shape == (2, 3, 18, 22)
+
+
+def test_folder_without_training_metadata_is_refused(tmp_path):
+    PatchVSRModel.from_preset("test", seed=0).save_pretrained(tmp_path)
+    with pytest.raises(InputError, match="residual_std"):
+        load_upscaler(tmp_path, CPU)
+    with pytest.raises(InputError, match="not a PatchVSR model folder"):
+        load_upscaler(tmp_path / "missing", CPU)
+
+
+@pytest.mark.skipif(not (SHIPPED / "tiny" / "config.json").is_file(), reason="no shipped tiny weights in this tree")
+def test_shipped_tiny_model_upscales_a_16_frame_clip():
+    upscaler = load_shipped("tiny", CPU, window=32)
+    clip = _clip(seed=5, frames=upscaler.clip_frames, size=(8, 8))
+    out = upscaler.upscale_clip(clip, (32, 32), 0)
+    assert out.shape == (upscaler.clip_frames, 3, 32, 32)
+    assert 0 < (out - _bicubic(clip, (32, 32))).abs().mean() < 0.1  # trained: changes bicubic, but mildly
