@@ -125,6 +125,7 @@ def _ncnn_run(stem: str, frame: np.ndarray, folder) -> np.ndarray:
 
 @pytest.mark.parametrize(("method", "scale", "size"), [("realesrgan-animevideov3", 4, (24, 32)),
                                                         ("realesrgan-animevideov3", 2, (24, 32)),
+                                                        ("realesrgan-animevideov3", 3, (20, 28)),
                                                         ("realesrgan-x4plus", 4, (8, 12))])
 def test_matches_official_ncnn(weights_dir, method, scale, size):
     frame = _fixed_frame(*size)

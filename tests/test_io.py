@@ -134,6 +134,16 @@ def test_lanczos_is_available_and_differs_from_bicubic(make_video, tmp_path, dec
     assert not np.array_equal(out, reference(src, (48, 64)))
 
 
+@pytest.mark.parametrize("size", [(48, 64), (17, 29), (12, 100), (5, 3)])
+def test_bicubic_equals_pytorch_bicubic(size):
+    """The CPU path (OpenCV) matches F.interpolate(bicubic, align_corners=False), the training upsampler."""
+    clip = torch.rand(2, 3, 4, 3, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.interpolate(clip, size=size, mode="bicubic", align_corners=False)
+    out = get_upscaler("bicubic", device="cpu").upscale_clip(clip, size, 0)
+    assert out.shape == (2, 3, *size) and out.dtype == torch.float32
+    assert torch.allclose(out, expected.clamp(0, 1), atol=1e-5)
+
+
 def test_reader_is_lazy(make_video):
     info = probe(make_video("in.mkv", frames=12))
     frames = read_frames(info)

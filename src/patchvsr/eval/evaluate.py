@@ -17,6 +17,8 @@ elsewhere the process-wide peak). `seconds` excludes model loading and two warm-
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import math
 import re
 import sys
@@ -149,9 +151,18 @@ class Reporter:
 
 
 class PeakMemory:
-    """Peak resident memory of this process, in MB, reset at the start of each measured row when possible."""
+    """Peak resident memory of this process, in MB, reset at the start of each measured row when possible.
+
+    Before the reset, memory freed by earlier rows is handed back to the OS (gc, then glibc's malloc_trim),
+    so a heavy row does not inflate the next one.
+    """
 
     def reset(self) -> None:
+        gc.collect()
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
         try:
             Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: resets VmHWM
         except OSError:

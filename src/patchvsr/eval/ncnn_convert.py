@@ -116,11 +116,15 @@ class Interp(nn.Module):
         self.size = (layer.get(3, 0), layer.get(4, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, H, W) -> (B, C, H', W')."""
+        """x: (B, C, H, W) -> (B, C, H', W'), H' = int(H * height_scale) unless an output size is set.
+
+        As ncnn: nearest maps coordinates with 1 / scale, bilinear and bicubic with H / H'.
+        """
+        if self.mode == "nearest" and not all(self.size):
+            return F.interpolate(x, scale_factor=self.scale, mode="nearest")
+        size = self.size if all(self.size) else (int(x.shape[-2] * self.scale[0]), int(x.shape[-1] * self.scale[1]))
         extra = {} if self.mode == "nearest" else {"align_corners": False}
-        if all(self.size):
-            return F.interpolate(x, size=self.size, mode=self.mode, **extra)
-        return F.interpolate(x, scale_factor=self.scale, mode=self.mode, **extra)
+        return F.interpolate(x, size=size, mode=self.mode, **extra)
 
 
 class Combine(nn.Module):
