@@ -17,6 +17,7 @@ from patchvsr.errors import PatchVSRError
 # Subcommand modules, in the order `patchvsr --help` lists them.
 SUBCOMMAND_MODULES = (
     "patchvsr.commands.upscale",
+    "patchvsr.commands.batch",
     "patchvsr.eval.commands",
     "patchvsr.train.commands",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from fractions import Fraction
 
 from patchvsr.errors import OptionError
@@ -42,6 +43,9 @@ def add_parser(subparsers) -> None:
                         help="replace an existing output and discard an interrupted run")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                        help="spread the clips over a Ray cluster (default: RAY_ADDRESS, a local `ray start` "
+                             "cluster, else a new local one); needs pip install 'patchvsr[ray]'")
     models = parser.add_argument_group("diffusion model options (not for bicubic/lanczos)")
     for flag, kind, text in MODEL_FLAGS:
         models.add_argument(flag, type=kind, default=None, help=text)
@@ -64,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
 
     console = stderr_console()
     configure_logging(console, args.quiet)
+    if args.ray is not None:
+        from patchvsr.distributed import RayOptions, upscale_video_ray
+
+        upscale_video = functools.partial(upscale_video_ray, ray=RayOptions(address=args.ray or None))
     with ProgressReporter(console) as progress:
         upscale_video(args.input, args.output, scale=args.scale, size=args.size, model=args.model,
                       crf=args.crf, fps=args.fps, stats=args.stats, resume=args.resume,

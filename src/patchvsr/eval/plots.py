@@ -58,16 +58,15 @@ def perception_distortion(result: EvalResult, path: Path) -> Path:
     """PSNR-Y (x, higher is better) against NIQE (y, lower is better), colour = method, marker = video."""
     fig = Figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.subplots()
+    points = [run.row for run in result.runs
+              if run.row["niqe"] is not None and run.row["psnr_y"] is not None and math.isfinite(run.row["psnr_y"])]
     colours = {m: f"C{i % 10}" for i, m in enumerate(_methods(result))}
-    markers = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(_videos(result))}
-    for run in result.runs:
-        row = run.row
-        if row["niqe"] is None or row["psnr_y"] is None or not math.isfinite(row["psnr_y"]):
-            continue
+    markers = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(dict.fromkeys(r["video"] for r in points))}
+    for row in points:
         ax.scatter(row["psnr_y"], row["niqe"], color=colours[row["method"]], marker=markers[row["video"]], s=60)
     for video, scores in result.reference.items():
         value = scores["niqe"]
-        if value is not None:
+        if value is not None and video in markers:
             ax.axhline(value, color="0.6", linestyle=":", linewidth=1)
             ax.annotate(f"{video} reference", (ax.get_xlim()[0], value), fontsize=7, color="0.4",
                         xytext=(2, 2), textcoords="offset points")

@@ -1,0 +1,324 @@
+"""Multi-machine inference on Ray (`pip install patchvsr[ray]`): one video's clips spread over a cluster.
+
+The driver (the process that calls `upscale_video_ray`) decodes the input and cuts it into clips exactly as a
+single-process run does (`split_clips`), groups consecutive clips into tasks and keeps a bounded number of
+tasks in flight. A task runs on one worker (one GPU, or one CPU core without GPUs): it upscales its clips,
+cross-fades them (`join_clips`) and returns their uint8 frames. A task whose first clip follows another
+task's also gets that earlier clip, recomputed only to seed the cross-fade, as a resumed run does; clip
+seeds derive from (seed, clip index), so the recomputed clip is the same. The driver takes the results in
+order and feeds them to the usual resumable `OutputRun` (segments, audio, metadata, atomic rename): the
+decoded frames equal a single-process run's, bit for bit for `.mkv`/PNG and, because segments are cut at the
+same clips, for `.mp4` too.
+
+Workers build the upscaler once per process from an `UpscalerSpec` (model name or folder, device, options)
+and keep it for later tasks. A model folder must exist at the same path on every node. Tasks lost to a dying
+worker or node are rerun by Ray (`max_retries`); errors raised by the method itself are not retried.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import resource
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from patchvsr.api import _log_plan, _run_record, _upscale_clip, quantize, write_stats
+from patchvsr.errors import OptionError, PatchVSRError
+from patchvsr.io.probe import probe
+from patchvsr.io.reader import read_frames
+from patchvsr.io.run import OutputRun
+from patchvsr.io.target import check_output, output_kind, output_size
+from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
+from patchvsr.methods.base import Upscaler
+from patchvsr.tiling.temporal import Clip, clip_step, count_clips, join_clips, split_clips
+
+log = logging.getLogger("patchvsr")
+
+Blocks = list[tuple[int, np.ndarray]]  # (clip index, HR frames (n, out_h, out_w, 3) uint8) in clip order
+
+
+@dataclasses.dataclass(frozen=True)
+class UpscalerSpec:
+    """What a worker needs to build the upscaler: `get_upscaler(model, device, **options)`.
+
+    options: (name, value) pairs of model options, None values left out; hashable, so it keys the cache.
+    """
+
+    model: str
+    device: str = "auto"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def create(cls, model: str | Path, device: str = "auto", **options) -> UpscalerSpec:
+        """A spec; a model folder's path is made absolute (workers need not share the driver's cwd)."""
+        model = str(Path(model).resolve()) if Path(model).is_dir() else str(model)
+        return cls(model, str(device), tuple(sorted((k, v) for k, v in options.items() if v is not None)))
+
+    def build(self) -> Upscaler:
+        from patchvsr.methods import get_upscaler
+
+        return get_upscaler(self.model, self.device, **dict(self.options))
+
+
+@dataclasses.dataclass(frozen=True)
+class RayOptions:
+    """How the work is spread. address: a Ray cluster (`host:6379`, `ray://host:10001`) or None for
+    RAY_ADDRESS / a cluster started with `ray start` on this machine / a new local one.
+    clips_per_task: clips per task (None: about two tasks per worker, 1 to 8 clips);
+    in_flight: tasks submitted ahead of the one the writer waits for (None: twice the workers);
+    max_retries: reruns of a task lost to a failed worker or node; cpus_per_task: CPU cores per task when the
+    cluster has no GPUs (each task then runs PyTorch on that many threads)."""
+
+    address: str | None = None
+    clips_per_task: int | None = None
+    in_flight: int | None = None
+    max_retries: int = 3
+    cpus_per_task: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("clips_per_task", "in_flight"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise OptionError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise OptionError(f"max_retries must be an integer >= 0, got {self.max_retries!r}")
+        if not isinstance(self.cpus_per_task, int) or self.cpus_per_task < 1:
+            raise OptionError(f"cpus_per_task must be an integer >= 1, got {self.cpus_per_task!r}")
+
+
+@dataclasses.dataclass
+class RemoteLayout:
+    """The driver's stand-in for the upscaler (the model lives on the workers): its clip layout and the
+    `describe()` fields last reported by a task."""
+
+    name: str
+    clip_frames: int
+    clip_overlap: int
+    described: dict
+
+    def describe(self) -> dict:
+        return dict(self.described)
+
+
+# ----- worker side -------------------------------------------------------------------------------------------
+_CACHE: dict[UpscalerSpec, Upscaler] = {}
+
+
+def cached_upscaler(spec: UpscalerSpec) -> Upscaler:
+    """The upscaler of `spec`, built once per worker process (only the latest spec is kept)."""
+    if spec not in _CACHE:
+        _CACHE.clear()
+        _CACHE[spec] = spec.build()
+    return _CACHE[spec]
+
+
+def describe_layout(spec: UpscalerSpec) -> RemoteLayout:
+    """Task: build the upscaler (validating its options) and report its clip layout."""
+    upscaler = cached_upscaler(spec)
+    return RemoteLayout(upscaler.name, upscaler.clip_frames, upscaler.clip_overlap, upscaler.describe())
+
+
+def upscale_task(spec: UpscalerSpec, clips: list[Clip], size: tuple[int, int], warmup: bool) -> tuple[Blocks, dict]:
+    """Task: upscale consecutive clips and cross-fade them; with `warmup` the first clip only seeds the
+    cross-fade. size: (out_h, out_w). Returns the clips' final uint8 frames and the upscaler's describe()."""
+    upscaler = cached_upscaler(spec)
+    clips = [dataclasses.replace(clip, frames=np.array(clip.frames)) for clip in clips]  # writable copies
+    outputs = ((clip, _upscale_clip(upscaler, clip.frames, size, clip.index)) for clip in clips)
+    blocks = [(index, quantize(block)) for index, block in join_clips(outputs, upscaler.clip_overlap, warmup)]
+    return blocks, upscaler.describe()
+
+
+# ----- driver side -------------------------------------------------------------------------------------------
+class RayRunner:
+    """A connection to a Ray cluster and the task settings derived from it. Use as a context manager:
+    a Ray instance started here is shut down on exit; one already running is left alone."""
+
+    def __init__(self, options: RayOptions | None = None):
+        self.options = options or RayOptions()
+        self._started = False
+
+    def __enter__(self) -> RayRunner:
+        ray = _import_ray()
+        if not ray.is_initialized():
+            ray.init(address=self.options.address, logging_level=logging.WARNING, log_to_driver=False,
+                     include_dashboard=False)
+            self._started = True
+        resources = ray.cluster_resources()
+        self.gpus = int(resources.get("GPU", 0))
+        self.workers = self.gpus or max(1, int(resources.get("CPU", 1)) // self.options.cpus_per_task)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._started:
+            _import_ray().shutdown()
+            self._started = False
+
+    def task_resources(self, device: str) -> dict:
+        """Ray resources of one task: a GPU when the cluster has them (unless device is cpu), else CPUs."""
+        if device == "cuda" and not self.gpus:
+            raise OptionError("--device cuda requested but the Ray cluster has no GPU")
+        if self.gpus and device != "cpu":
+            return {"num_gpus": 1, "num_cpus": 1}
+        return {"num_cpus": self.options.cpus_per_task}
+
+    def layout(self, spec: UpscalerSpec) -> RemoteLayout:
+        """Build the upscaler on a worker (errors in the options surface here) and return its layout."""
+        task = _remote(describe_layout, self.options.max_retries, **self.task_resources(spec.device))
+        return _get(task.remote(spec))
+
+    def clips_per_task(self, frames: int, layout: RemoteLayout) -> int:
+        """Clips per task: the option, or enough tasks for about two per worker, at most 8 clips each."""
+        if self.options.clips_per_task is not None:
+            return self.options.clips_per_task
+        clips = count_clips(max(frames, 1), layout.clip_frames, layout.clip_overlap)
+        return max(1, min(8, math.ceil(clips / (2 * self.workers))))
+
+    def upscale_clips(self, frames: Iterable[np.ndarray], spec: UpscalerSpec, layout: RemoteLayout,
+                      size: tuple[int, int], start_clip: int, per_task: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Like `patchvsr.api.upscale_clips`, on the cluster: (clip index, HR uint8 frames) in clip order."""
+        task = _remote(upscale_task, self.options.max_retries, **self.task_resources(spec.device))
+        in_flight = self.options.in_flight or 2 * self.workers
+        warmup = start_clip > 0 and layout.clip_overlap > 0
+        clips = split_clips(frames, layout.clip_frames, layout.clip_overlap, start_clip - warmup)
+        pending: deque = deque()
+        for group, seeded in task_groups(clips, per_task, layout.clip_overlap > 0, warmup):
+            pending.append(task.remote(spec, group, size, seeded))
+            if len(pending) > in_flight:
+                yield from self._collect(pending.popleft(), layout)
+        while pending:
+            yield from self._collect(pending.popleft(), layout)
+
+    def _collect(self, ref, layout: RemoteLayout) -> Blocks:
+        blocks, described = _get(ref)
+        layout.described = described
+        return blocks
+
+
+def task_groups(clips: Iterable[Clip], per_task: int, overlapping: bool,
+                warmup: bool) -> Iterator[tuple[list[Clip], bool]]:
+    """Group consecutive clips into tasks of `per_task` clips: (clips, seeded). With overlapping clips every
+    task but the stream's first is prefixed by the clip before it (seeded=True: it only seeds the
+    cross-fade); `warmup`: the first clip of `clips` is such a seed (a resumed run)."""
+    previous, group = None, []
+    for clip in clips:
+        if warmup:
+            previous, warmup = clip, False
+            continue
+        group.append(clip)
+        if len(group) == per_task:
+            yield _with_seed(previous, group, overlapping)
+            previous, group = group[-1], []
+    if group:
+        yield _with_seed(previous, group, overlapping)
+
+
+def _with_seed(previous: Clip | None, group: list[Clip], overlapping: bool) -> tuple[list[Clip], bool]:
+    seeded = overlapping and previous is not None
+    return ([previous] if seeded else []) + group, seeded
+
+
+def upscale_video_ray(src: str | Path, dst: str | Path, *, ray: RayOptions | RayRunner | None = None,
+                      scale: float | None = None, size: tuple[int, int] | str | None = None,
+                      model: str = "bicubic", crf: int = DEFAULT_CRF, stats: str | Path | None = None,
+                      resume: bool = False, overwrite: bool = False, device: str = "auto",
+                      fps: Fraction | str | None = None, progress=None, **model_options) -> dict:
+    """`patchvsr.api.upscale_video` with the clips upscaled by Ray tasks; same arguments, output and errors.
+
+    ray: RayOptions (connects, and shuts down a Ray instance it started) or an entered RayRunner (reused,
+    e.g. across a batch). The stats dict gains `"ray": {"workers", "gpus", "clips_per_task", "clips"}`.
+    """
+    if not isinstance(ray, RayRunner):
+        with RayRunner(ray) as runner:
+            return upscale_video_ray(src, dst, ray=runner, scale=scale, size=size, model=model, crf=crf,
+                                     stats=stats, resume=resume, overwrite=overwrite, device=device, fps=fps,
+                                     progress=progress, **model_options)
+    started = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    kind = output_kind(dst)
+    info = probe(src, Fraction(fps) if fps is not None else None)
+    width, height = output_size(info.width, info.height, scale, size)
+    if not 0 <= crf <= 51:
+        raise OptionError(f"--crf must be in [0, 51], got {crf}")
+    spec = UpscalerSpec.create(model, device, **model_options)
+    layout = ray.layout(spec)
+    out = OutputSpec(kind, width, height, info.fps, info.time_base, crf, info.rotation, info.sample_aspect_ratio,
+                     info.color)
+    step = clip_step(layout.clip_frames, layout.clip_overlap)
+    run = OutputRun(dst, out, info, step, _run_record(info, out, layout, model_options))
+    check_output(src, dst, kind, overwrite or (resume and run.interrupted_run_exists()))
+    _log_plan(info, out, layout)
+    per_task = ray.clips_per_task(info.frames, layout)
+    log.info("ray: %d worker(s)%s, %d clip(s) per task", ray.workers, " (GPU)" if ray.gpus else "", per_task)
+    tasks = _TaskCounter()
+    run.timestamps = deque()  # the reader runs up to `in_flight` tasks ahead of the writer
+
+    def clips(start_clip: int) -> Iterator[tuple[int, np.ndarray]]:
+        frames = _frames(info, run.timestamps)
+        return tasks.count(ray.upscale_clips(frames, spec, layout, (height, width), start_clip, per_task))
+
+    written = run.execute(clips, resume=resume, overwrite=overwrite, progress=progress)
+    seconds = time.perf_counter() - started
+    result = {
+        "frames": run.frames_total, "width": width, "height": height, "fps": float(info.fps),
+        "seconds": round(seconds, 3), "output_mpix_per_s": round(written * width * height / 1e6 / seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **layout.describe(), "model": layout.name, "fps_exact": str(info.fps), "frames_this_run": written,
+        "input": str(src), "output": str(dst),
+        "ray": {"workers": ray.workers, "gpus": ray.gpus, "clips_per_task": per_task, "clips": tasks.clips},
+    }
+    if stats is not None:
+        write_stats(Path(stats), result)
+    return result
+
+
+class _TaskCounter:
+    """Counts the clips that pass through (for the stats)."""
+
+    def __init__(self):
+        self.clips = 0
+
+    def count(self, blocks: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+        for item in blocks:
+            self.clips += 1
+            yield item
+
+
+def _frames(info, timestamps: deque) -> Iterator[np.ndarray]:
+    """The input's RGB frames, with (index, pts) of each queued for the writer."""
+    for frame in read_frames(info):
+        timestamps.append((frame.index, frame.pts))
+        yield frame.rgb
+
+
+def _import_ray():
+    try:
+        import ray
+    except ModuleNotFoundError as err:
+        raise OptionError("--ray needs Ray: pip install 'patchvsr[ray]'") from err
+    return ray
+
+
+@functools.cache
+def _remote(function, max_retries: int, **resources):
+    """`function` as a Ray remote function with these resources (made once per combination)."""
+    return _import_ray().remote(max_retries=max_retries, **resources)(function)
+
+
+def _get(ref):
+    """ray.get, with an error of the method (bad option, bad model folder) re-raised as itself: one line."""
+    ray = _import_ray()
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as err:
+        if isinstance(err.cause, PatchVSRError):
+            raise err.cause from None
+        raise
