@@ -95,6 +95,7 @@ def test_crop_and_downscale_shapes():
     (["--scale", "1"], "scale must be an integer >= 2"),
     (["--crop", "400x400"], "larger than"),
     (["--json", "/nonexistent/dir/x.json"], "cannot write"),
+    (["--plots", __file__], "is not a folder"),
 ])
 def test_eval_errors_are_one_line(video, tmp_path, capsys, argv, message):
     base = {"--scale": "2", "--json": str(tmp_path / "e.json")}

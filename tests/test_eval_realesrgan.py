@@ -58,7 +58,8 @@ def test_converter_matches_hand_built_network():
 
 def test_bin_must_be_consumed_to_the_byte():
     rng = np.random.default_rng(1)
-    data = _tiny_bin(rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4), rng.normal(size=4), rng.normal(size=(12, 4, 1, 1)))
+    data = _tiny_bin(rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4), rng.normal(size=4),
+                     rng.normal(size=(12, 4, 1, 1)))
     graph = NcnnGraph(parse_param(TINY_PARAM))
     with pytest.raises(ValueError, match="bytes but the graph uses"):
         load_bin(graph, data + b"\0\0\0\0")

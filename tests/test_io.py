@@ -96,6 +96,11 @@ def test_png_folder_in_and_out(make_video, tmp_path, decode_video):
     assert stats["fps_exact"] == "24000/1001"
 
 
+def test_trailing_slash_makes_a_folder_output(make_video, tmp_path):
+    upscale_video(make_video("in.mkv", frames=2), f"{tmp_path / 'frames.v2'}/", device="cpu")
+    assert sorted(p.name for p in (tmp_path / "frames.v2").iterdir()) == ["frame_000001.png", "frame_000002.png"]
+
+
 def test_variable_frame_rate_keeps_every_timestamp(make_video, tmp_path, video_facts):
     for name in ("vfr.mkv", "vfr.mp4"):
         src = make_video(name, frames=9, vfr=True)

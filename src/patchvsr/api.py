@@ -95,8 +95,8 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     output, and then leaves no output, temporary file or state behind.
     """
     started = time.perf_counter()
-    src, dst = Path(src), Path(dst)
     kind = output_kind(dst)
+    src, dst = Path(src), Path(dst)
     info = probe(src, Fraction(fps) if fps is not None else None)
     width, height = output_size(info.width, info.height, scale, size)
     if not 0 <= crf <= 51:

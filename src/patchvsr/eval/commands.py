@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise OptionError(str(err)) from None
     _check_writable(args.json)
+    if args.plots is not None and args.plots.exists() and not args.plots.is_dir():
+        raise OutputError(f"--plots {args.plots} exists and is not a folder")
     for name in methods:  # unknown names and missing weights fail before any long work starts
         make_upscaler(name, config.device)
     result = evaluate(videos, config, _CliReporter())

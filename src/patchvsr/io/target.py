@@ -20,9 +20,10 @@ VIDEO_SUFFIXES = (".mkv", ".mp4")
 SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
 
-def output_kind(path: Path) -> str:
+def output_kind(output: str | Path) -> str:
     """`mkv`, `mp4` or `png` (a folder: no suffix, a trailing slash, or an existing folder)."""
-    if path.is_dir() or str(path).endswith(os.sep) or not path.suffix:
+    path = Path(output)
+    if path.is_dir() or str(output).endswith(os.sep) or not path.suffix:
         return "png"
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return path.suffix.lower()[1:]

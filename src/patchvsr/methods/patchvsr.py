@@ -85,7 +85,7 @@ class PatchVSRUpscaler:
         self.clip_overlap = frames // 4  # cross-faded by the clip loop: no temporal jump between clips
         self._last_plan: WindowPlan | None = None
 
-    def plan(self, size: tuple[int, int]) -> WindowPlan:
+    def window_plan(self, size: tuple[int, int]) -> WindowPlan:
         """The window plan used for an output canvas of `size` (H, W)."""
         return make_plan(tuple(size), (self.window, self.window), self.options.fusion)
 
@@ -100,7 +100,7 @@ class PatchVSRUpscaler:
         up = F.interpolate(clip.to(self.device), size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
         up = rearrange(up, "t c h w -> c t h w") * 2.0 - 1.0                       # (3, T, oh, ow) in [-1, 1]
         scale = (size[0] / clip.shape[-2] + size[1] / clip.shape[-1]) / 2.0
-        plan = self._last_plan = self.plan(size)
+        plan = self._last_plan = self.window_plan(size)
         guide = global_frame(up, (self.window, self.window))                       # (3, T, h, w)
         self.model.cache.clear()
         fused = FusedVelocity(plan, self._denoiser(plan, up, guide), self.options.batch, scale)
