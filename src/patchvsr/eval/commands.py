@@ -1,4 +1,4 @@
-"""`patchvsr eval` (and, later, `patchvsr bench`): argument parsing and the JSON / table / plot outputs."""
+"""`patchvsr eval` and `patchvsr bench`: argument parsing and the JSON / table / plot outputs."""
 
 from __future__ import annotations
 
@@ -34,6 +34,64 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--niqe-every", type=int, default=1, metavar="N",
                         help="compute NIQE on every Nth frame only (default: 1, every frame)")
     parser.set_defaults(func=run)
+    _add_bench_parser(subparsers)
+
+
+def _add_bench_parser(subparsers) -> None:
+    """Register `bench`: seconds and peak memory per clip against output size (see patchvsr.eval.bench)."""
+    parser = subparsers.add_parser(
+        "bench", help="efficiency study: patch-wise vs full-frame time and memory against output size",
+        description="Time one clip and measure its peak memory (each in a fresh process) at output sizes from "
+                    "256x256 to 4K for patch-wise (weighted, none, shifted) and full-frame inference of the same "
+                    "model; fit growth exponents; estimate (and mark) sizes beyond the time or memory cap; "
+                    "measure peak RSS of `patchvsr upscale` on a 5 s and a 60 s video.")
+    parser.add_argument("--json", type=Path, required=True, metavar="OUT.json", help="where to write the results")
+    parser.add_argument("--plots", type=Path, metavar="DIR", help="also write PNG plots into DIR")
+    parser.add_argument("--quick", action="store_true",
+                        help="seconds-long smoke run: test preset, 32x32-64x64, short videos")
+    parser.add_argument("--model", help="tiny (shipped weights, else random weights), test, or a model folder "
+                                        "(default: tiny; with --quick: test)")
+    parser.add_argument("--sizes", nargs="+", type=_size, metavar="WxH", help="output sizes (default 256x256 "
+                        "384x384 512x512 960x540 1280x720 2048x1080 3840x2160)")
+    parser.add_argument("--modes", help="comma-separated among weighted, average, none, shifted, full "
+                                        "(default weighted,none,shifted,full)")
+    parser.add_argument("--frames", type=int, metavar="T", help="frames per clip (default: the model's)")
+    parser.add_argument("--steps", type=int, help="sampling steps per clip (default 2)")
+    parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), help="compute dtype (default bf16)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads per measurement (default: all)")
+    parser.add_argument("--time-cap", type=float, metavar="S",
+                        help="estimate instead of measuring beyond this predicted seconds per clip (default 120)")
+    parser.add_argument("--memory-cap", type=float, metavar="MB",
+                        help="estimate beyond this predicted peak RSS (default: 60%% of available memory)")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS vs video length runs")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.set_defaults(func=run_bench_command)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    from patchvsr.eval.bench import BenchConfig, run_bench
+    from patchvsr.eval.bench_plots import markdown_tables, write_bench_plots
+    from patchvsr.eval.evaluate import json_ready
+
+    chosen = {"model": args.model, "sizes": tuple(args.sizes) if args.sizes else None, "frames": args.frames,
+              "modes": tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes else None,
+              "steps": args.steps, "dtype": args.dtype, "threads": args.threads, "time_cap_s": args.time_cap,
+              "memory_cap_mb": args.memory_cap, "device": args.device,
+              "rss_seconds": (0.0, 0.0) if args.no_rss else None}
+    chosen = {key: value for key, value in chosen.items() if value is not None}
+    try:
+        config = BenchConfig.quick(**chosen) if args.quick else BenchConfig(**chosen)
+    except ValueError as err:
+        raise OptionError(str(err)) from None
+    _check_writable(args.json)
+    if args.plots is not None and args.plots.exists() and not args.plots.is_dir():
+        raise OutputError(f"--plots {args.plots} exists and is not a folder")
+    result = json_ready(run_bench(config, _CliReporter().log))
+    _write_json(args.json, result)
+    if args.plots is not None:
+        write_bench_plots(result, args.plots)
+    print(markdown_tables(result))
+    return 0
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -1,0 +1,87 @@
+"""Peak memory of `patchvsr upscale` against video length: the same command on a short and a long video.
+
+Each run is its own `patchvsr upscale ... --stats` subprocess (so its `peak_rss_mb`, the process high-water
+mark, belongs to that run alone) on a synthetic LR video (`patchvsr.io.synth`) at RSS_FPS. The runs go in
+parallel: they are measured for memory, which does not depend on what else the machine does; their
+`seconds` are reported for information only. Bicubic runs at QCIF (176×144, the DESIGN.md budget size); the
+model runs on a smaller LR video (RSS_LR_SIZES["model"]) to keep the long run within minutes on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from patchvsr.io.synth import write_test_video
+
+RSS_FPS = 25
+RSS_LR_SIZES = {"bicubic": (176, 144), "model": (48, 32)}  # (width, height) of the LR videos
+
+
+def upscale_command(src: Path, dst: Path, stats: Path, model: str, scale: int, device: str) -> list[str]:
+    """argv of one `patchvsr upscale` run (list form, no shell)."""
+    return [sys.executable, "-m", "patchvsr.cli", "upscale", str(src), "-o", str(dst), "--scale", str(scale),
+            "--model", model, "--stats", str(stats), "--device", device, "--quiet"]
+
+
+def rss_vs_length(config, device: str, model_folder: str, workdir: Path,
+                  log: Callable[[str], None] = lambda line: None) -> dict | None:
+    """Short and long video through `patchvsr upscale`, for bicubic and (config.rss_model) the model.
+
+    config: a BenchConfig (rss_seconds, rss_model, scale, threads); model_folder: the model's weights folder.
+    Returns {"fps", "rows": [...], "growth": {method: {...}}}, or None when config.rss_seconds is (0, 0).
+    """
+    if config.rss_seconds[1] == 0:
+        return None
+    methods = {"bicubic": "bicubic", **({"model": model_folder} if config.rss_model else {})}
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(config.threads)} if config.threads else {})}
+    jobs = []
+    for label, model in methods.items():
+        for index, seconds in enumerate(config.rss_seconds):
+            frames = max(1, round(seconds * RSS_FPS))
+            stem = workdir / f"rss_{label}_{index}"
+            src = write_test_video(stem.with_suffix(".mkv"), size=RSS_LR_SIZES[label], frames=frames, fps=RSS_FPS)
+            command = upscale_command(src, stem.with_name(stem.name + "_out.mp4"), stem.with_suffix(".json"),
+                                      model, config.scale, device)
+            with open(stem.with_suffix(".log"), "w") as errors:
+                process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+            jobs.append((label, seconds, frames, stem, process))
+    rows = [_row(label, seconds, frames, stem, process.wait())
+            for label, seconds, frames, stem, process in jobs]
+    for row in rows:
+        log(f"upscale {row['method']} {row['video_seconds']} s video: peak RSS {row['peak_rss_mb']} MB")
+    return {"fps": RSS_FPS, "rows": rows, "growth": _growth(rows)}
+
+
+def _row(label: str, seconds: float, frames: int, stem: Path, returncode: int) -> dict:
+    """One run's row from its stats JSON; a failed run gets its last stderr line as `error`."""
+    width, height = RSS_LR_SIZES[label]
+    row = {"method": label, "video_seconds": seconds, "frames": frames, "input": f"{width}x{height}",
+           "output": None, "peak_rss_mb": None, "seconds": None, "error": None}
+    stats = stem.with_suffix(".json")
+    if returncode != 0 or not stats.is_file():
+        lines = stem.with_suffix(".log").read_text().strip().splitlines()
+        row["error"] = lines[-1] if lines else f"exit code {returncode}"
+        return row
+    data = json.loads(stats.read_text())
+    row.update(output=f"{data['width']}x{data['height']}", peak_rss_mb=data["peak_rss_mb"],
+               seconds=data["seconds"], frames=data["frames"])
+    return row
+
+
+def _growth(rows: list[dict]) -> dict:
+    """Per method: peak RSS of the short and the long run, their difference and ratio."""
+    growth = {}
+    for label in dict.fromkeys(r["method"] for r in rows):
+        short, long = (r for r in rows if r["method"] == label)
+        if short["peak_rss_mb"] is None or long["peak_rss_mb"] is None:
+            growth[label] = None
+            continue
+        growth[label] = {"short_mb": short["peak_rss_mb"], "long_mb": long["peak_rss_mb"],
+                         "growth_mb": round(long["peak_rss_mb"] - short["peak_rss_mb"], 1),
+                         "ratio": round(long["peak_rss_mb"] / short["peak_rss_mb"], 3)}
+    return growth

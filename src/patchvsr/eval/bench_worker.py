@@ -1,0 +1,182 @@
+"""One configuration of `patchvsr bench`, measured in a process of its own: seconds and peak memory per clip.
+
+`measure_in_child(spec, connection)` is the entry point of the child process (see `patchvsr.eval.bench`); it
+builds the model, makes one synthetic LR clip, runs the upscaler on it and sends back a dict. Modes:
+
+- `weighted`, `average`, `none`, `shifted`: the PatchVSR upscaler with that fusion (patch-wise, fixed windows);
+- `full`: `FullFrameUpscaler`, the same base + adapter on one window covering the whole frame, so attention
+  spans all tokens of the frame (the quadratic-cost baseline of the paper's efficiency table).
+
+Peak memory is the process's resident high-water mark while the clips run (interpreter, libraries and model
+included; the model-loading transient excluded), and on CUDA also the allocator's peak.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from patchvsr.eval.bench import MODES
+from patchvsr.errors import InputError
+from patchvsr.eval.evaluate import PeakMemory
+from patchvsr.io.synth import synthetic_frame
+from patchvsr.methods import resolve_device
+from patchvsr.methods.patchvsr import DTYPES, SHIPPED, PatchVSRUpscaler, SamplerOptions, load_upscaler
+from patchvsr.models import PatchVSRModel, full_frame_conditions
+from patchvsr.sampling import sample_euler
+
+RANDOM_PRESETS = ("tiny", "test")
+
+
+class FullFrameUpscaler(PatchVSRUpscaler):
+    """Baseline (c): the PatchVSR model run on a single window that is the whole (padded) frame.
+
+    The global branch sees the frame itself (`full_frame_conditions`): mask all ones, crop box (0, 0, 1, 1).
+    The canvas is padded on the bottom/right by edge replication to a multiple of twice the token patch and
+    cropped back. Same sampler, start latent and residual parameterisation as the patch-wise upscaler.
+    """
+
+    def window_plan(self, size: tuple[int, int]) -> None:
+        return None  # no windows: no seams to score
+
+    def describe(self) -> dict:
+        return {"windows_per_clip": 1, "steps": self.options.steps, "fusion": "full"}
+
+    @torch.no_grad()
+    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
+        """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1]."""
+        up = F.interpolate(clip.to(self.device), size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
+        up = rearrange(up, "t c h w -> c t h w") * 2.0 - 1.0                        # (3, T, oh, ow) in [-1, 1]
+        multiple = 2 * self.model.token_patch[1]
+        pad = (0, -size[1] % multiple, 0, -size[0] % multiple)
+        canvas = F.pad(up, pad, mode="replicate")                                   # (3, T, H', W')
+        scale = (size[0] / clip.shape[-2] + size[1] / clip.shape[-1]) / 2.0
+        cond = dataclasses.replace(full_frame_conditions(canvas[None], scale), keys=("full",))  # cached branches
+        self.model.cache.clear()
+
+        def velocity(z: torch.Tensor, t: float, step_index: int) -> torch.Tensor:
+            with torch.autocast(self.device.type, DTYPES[self.options.dtype], enabled=self.options.dtype != "fp32"):
+                return self.model.velocity(z[None], t, cond)[0].float()
+
+        z0_hat = sample_euler(velocity, self._start(canvas, clip_index), self._timesteps())
+        hr = (canvas + self.residual_std * z0_hat)[:, :, : size[0], : size[1]]
+        self.model.cache.clear()
+        return rearrange((hr + 1.0) / 2.0, "c t h w -> t c h w").clamp_(0, 1).float().cpu()
+
+
+def build_upscaler(model: str, mode: str, options: dict, device: torch.device) -> PatchVSRUpscaler:
+    """The upscaler of `mode` for `model`: "tiny" (the shipped weights, else a random-weight tiny preset),
+    "test" (random-weight test preset) or a trained model's folder. options: SamplerOptions fields."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    sampler = SamplerOptions(**{**options, "fusion": "none" if mode == "full" else mode})
+    cls = FullFrameUpscaler if mode == "full" else PatchVSRUpscaler
+    folder = model_folder(model)
+    if folder is None:
+        network, residual_std = PatchVSRModel.from_preset(model, seed=0), 1.0
+    else:
+        loaded = load_upscaler(folder, torch.device("cpu"))
+        network, residual_std = loaded.model, loaded.residual_std
+    return cls(network, residual_std, sampler, device, name=model)
+
+
+def model_folder(model: str) -> Path | None:
+    """The weights folder of `model`, or None for a random-weight preset (the shipped weights are absent)."""
+    if model in RANDOM_PRESETS:
+        shipped = SHIPPED / model
+        return shipped if (shipped / "config.json").is_file() else None
+    return Path(model)
+
+
+def describe_model(model: str) -> str:
+    """The `model` field of the bench JSON: which weights were timed."""
+    folder = model_folder(model)
+    if folder is None:
+        return (f"{model} preset with random weights (shipped weights absent; timing and memory do not depend "
+                "on weight values)")
+    return f"{model} ({folder})"
+
+
+def lr_clip(size: tuple[int, int], scale: int, frames: int) -> torch.Tensor:
+    """A synthetic LR clip for an output of size (out_h, out_w): (frames, 3, out_h/scale, out_w/scale) in [0, 1]."""
+    height, width = max(1, size[0] // scale), max(1, size[1] // scale)
+    stack = np.stack([synthetic_frame(i, width, height) for i in range(frames)])    # (T, h, w, 3) uint8
+    return rearrange(torch.from_numpy(stack), "t h w c -> t c h w").float().div_(255.0)
+
+
+def time_clips(upscaler: PatchVSRUpscaler, clip: torch.Tensor, size: tuple[int, int],
+               budget_s: float, max_runs: int = 5) -> tuple[float, int]:
+    """Median seconds of one `upscale_clip` call, and how many calls it is the median of.
+
+    Calls repeat until `budget_s` seconds or `max_runs` calls are spent; the first call is a warm-up and is
+    dropped whenever a second one fits (a call longer than the budget is reported alone: start-up costs are
+    then a negligible part of it).
+    """
+    times: list[float] = []
+    while not times or (sum(times) < budget_s and len(times) < max_runs):
+        start = time.perf_counter()
+        upscaler.upscale_clip(clip, size, clip_index=0)
+        times.append(time.perf_counter() - start)
+    timed = times[1:] or times
+    return statistics.median(timed), len(timed)
+
+
+def measure(spec: dict) -> dict:
+    """Run one configuration. spec: model, mode, size (out_h, out_w), scale, frames (None: the model's),
+    threads (None: PyTorch's default), device, options (SamplerOptions fields), budget_s."""
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    device = resolve_device(spec["device"])
+    options = {**spec["options"], "clip_frames": spec.get("frames")}
+    upscaler = build_upscaler(spec["model"], spec["mode"], options, device)
+    size = tuple(spec["size"])
+    clip = lr_clip(size, spec["scale"], upscaler.clip_frames)
+    memory = PeakMemory()
+    memory.reset()                                        # high-water mark := now (model and input loaded)
+    base_mb = psutil.Process().memory_info().rss / 2**20
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds, runs = time_clips(upscaler, clip, size, spec["budget_s"])
+    return {
+        "seconds": seconds, "runs": runs, "peak_rss_mb": memory.peak_mb(), "base_rss_mb": base_mb,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+        "windows_per_clip": upscaler.describe()["windows_per_clip"], "frames": upscaler.clip_frames,
+        "device": str(device), "threads": torch.get_num_threads(),
+    }
+
+
+def measure_in_child(spec: dict, connection) -> None:
+    """Child-process entry point: send `measure(spec)`, or {"error": "..."} if it raised."""
+    try:
+        result = measure(spec)
+    except Exception as err:  # noqa: BLE001 - reported to the parent as a failed configuration
+        result = {"error": f"{type(err).__name__}: {err}"}
+    connection.send(result)
+    connection.close()
+
+
+def model_info_in_child(spec: dict, connection) -> None:
+    """Child-process entry point: send {"description", "folder"} for spec["model"]; a random-weight preset
+    is first saved into spec["folder"] (with residual_std 1) so that `patchvsr upscale --model` can load it."""
+    try:
+        folder = model_folder(spec["model"])
+        if folder is None:
+            folder = Path(spec["folder"])
+            PatchVSRModel.from_preset(spec["model"], seed=0).save_pretrained(folder, card="Random weights (bench).")
+            (folder / "training.json").write_text(json.dumps({"residual_std": 1.0}) + "\n")
+        elif not (folder / "config.json").is_file():
+            raise InputError(f"{folder} is not a PatchVSR model folder (no config.json)")
+        result = {"description": describe_model(spec["model"]), "folder": str(folder)}
+    except Exception as err:  # noqa: BLE001 - reported to the parent
+        result = {"error": f"{type(err).__name__}: {err}"}
+    connection.send(result)
+    connection.close()
