@@ -16,6 +16,7 @@ compute and Ray's own costs are timed; workers are warm (model loaded) and every
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import tempfile
@@ -66,9 +67,10 @@ def compare(cpus: int, frames: list, model: str, size: tuple[int, int], repeats:
         with RayRunner(RayOptions(clips_per_task=per_task)) as runner:
             layout = runner.layout(spec)
             result["clips_per_task"] = per_task = runner.clips_per_task(len(frames), layout)
-            runs = {
-                "local_1_thread_s": lambda: local_clip_loop(frames, upscaler, size, 1),
-                f"local_{cpus}_threads_s": lambda: local_clip_loop(frames, upscaler, size, cpus),
+            runs = {f"local_{threads}_thread{'s' * (threads > 1)}_s":
+                    functools.partial(local_clip_loop, frames, upscaler, size, threads)
+                    for threads in sorted({1, cpus})}
+            runs |= {
                 "ray_s": lambda: timed(lambda: list(runner.upscale_clips(frames, spec, layout, size, 0,
                                                                          per_task)))[0],
             }

@@ -40,8 +40,9 @@ QUICK_SIZES = ((32, 32), (48, 48), (64, 64))
 DEFAULT_MODES = ("weighted", "none", "shifted", "full")
 FIT_POINTS = 3      # exponents are fitted over this many of the largest measured sizes
 MIN_MEASURED = 2    # the smallest sizes of every mode are always measured (a fit needs two points)
-ROW_FIELDS = ("mode", "width", "height", "pixels", "windows_per_clip", "frames", "seconds", "peak_rss_mb",
-              "clip_mb", "peak_gpu_mb", "runs", "estimated", "reason")
+ROW_FIELDS = ("mode", "width", "height", "pixels", "windows_per_clip", "frames", "seconds", "cpu_seconds",
+              "peak_rss_mb", "clip_mb", "peak_gpu_mb", "runs", "estimated", "reason")
+CLOCKS = {"wall": "seconds", "cpu": "cpu_seconds"}  # --clock -> the row field that fits and caps use
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +53,10 @@ class BenchConfig:
     child (None: PyTorch's default); time_cap_s: largest predicted seconds per clip still measured;
     memory_cap_mb: largest predicted peak RSS still measured (None: 60 % of the memory available at start);
     budget_s: timing budget per configuration (calls repeat within it); rss_seconds: the two video lengths of
-    the RSS-vs-length study (0 disables it); rss_model: also run the model there, not only bicubic."""
+    the RSS-vs-length study (0 disables it); rss_model: also run the model there, not only bicubic;
+    rss_overlap: start those runs together with the timing runs (smoke runs only: they share the CPU);
+    clock: "wall" (elapsed seconds) or "cpu" (process CPU seconds: with threads=1, the time on an idle core
+    even when the machine is shared) drives the fits, caps, estimates, ratios and plots."""
 
     model: str = "tiny"
     sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES
@@ -64,11 +68,13 @@ class BenchConfig:
     scale: int = 4
     threads: int | None = None
     device: str = "auto"
-    time_cap_s: float = 120.0
+    time_cap_s: float = 150.0
     memory_cap_mb: float | None = None
     budget_s: float = 3.0
     rss_seconds: tuple[float, float] = (5.0, 60.0)
     rss_model: bool = True
+    rss_overlap: bool = False
+    clock: str = "wall"
 
     def __post_init__(self):
         if not self.sizes or any(len(s) != 2 or min(s) < 1 for s in self.sizes):
@@ -89,13 +95,17 @@ class BenchConfig:
             raise ValueError(f"memory_cap_mb must be > 0, got {self.memory_cap_mb!r}")
         if len(self.rss_seconds) != 2 or not 0 <= self.rss_seconds[0] <= self.rss_seconds[1]:
             raise ValueError(f"rss_seconds must be two lengths, shortest first, got {self.rss_seconds!r}")
+        if self.clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, got {self.clock!r}")
+        if self.rss_overlap and self.rss_model:
+            raise ValueError("rss_overlap starts the RSS runs before the model exists: set rss_model=False")
 
     @classmethod
     def quick(cls, **overrides) -> "BenchConfig":
         """A seconds-long run for tests: the test preset on 32² and 48² (64² estimated: the time cap is
         tiny), short RSS videos, bicubic only."""
         fields = dict(model="test", sizes=QUICK_SIZES, budget_s=0.0, time_cap_s=1e-3, rss_seconds=(0.4, 2.0),
-                      rss_model=False)
+                      rss_model=False, rss_overlap=True)
         return cls(**{**fields, **overrides})
 
 
@@ -119,72 +129,73 @@ def fit_rows(rows: list[dict], points: int = FIT_POINTS) -> list[dict]:
     return measured[-points:]
 
 
-def predict(rows: list[dict], pixels: int) -> tuple[float, float] | None:
-    """(seconds, peak RSS MB) at `pixels` from the fit range of measured `rows`; None with < 2 of them."""
+def predict(rows: list[dict], pixels: int, key: str = "seconds") -> tuple[float, float] | None:
+    """(time `key`, peak RSS MB) at `pixels` from the fit range of measured `rows`; None with < 2 of them."""
     fit = fit_rows(rows)
     if len(fit) < 2:
         return None
-    exponent, coefficient = fit_power_law([r["pixels"] for r in fit], [r["seconds"] for r in fit])
+    exponent, coefficient = fit_power_law([r["pixels"] for r in fit], [r[key] for r in fit])
     m_exponent, m_coefficient = fit_power_law([r["pixels"] for r in fit], [max(r["clip_mb"], 1.0) for r in fit])
     memory = fit[-1]["peak_rss_mb"] - fit[-1]["clip_mb"] + m_coefficient * pixels**m_exponent
     return coefficient * pixels**exponent, memory
 
 
-def over_cap(rows: list[dict], pixels: int, time_cap_s: float, memory_cap_mb: float) -> str | None:
+def over_cap(rows: list[dict], pixels: int, time_cap_s: float, memory_cap_mb: float,
+             key: str = "seconds") -> str | None:
     """Why a size must not be measured (prediction beyond a cap), or None to measure it."""
     if len([r for r in rows if not r["estimated"]]) < MIN_MEASURED:
         return None
-    seconds, memory = predict(rows, pixels)
+    seconds, memory = predict(rows, pixels, key)
     if seconds > time_cap_s:
-        return f"predicted {seconds:.0f} s per clip > time cap {time_cap_s:.0f} s"
+        return f"predicted {seconds:.3g} s per clip > time cap {time_cap_s:.3g} s"
     if memory > memory_cap_mb:
         return f"predicted peak RSS {memory:.0f} MB > memory cap {memory_cap_mb:.0f} MB"
     return None
 
 
-def fill_estimates(rows: list[dict]) -> None:
-    """Give every estimated row of one mode its values from the final fit (None without a fit)."""
+def fill_estimates(rows: list[dict], key: str = "seconds") -> None:
+    """Give every estimated row of one mode its time `key` and memory from the final fit (None without)."""
     measured = [r for r in rows if not r["estimated"]]
     for row in rows:
         if row["estimated"]:
-            guess = predict(measured, row["pixels"])
-            row["seconds"], row["peak_rss_mb"] = guess if guess else (None, None)
+            guess = predict(measured, row["pixels"], key)
+            row[key], row["peak_rss_mb"] = guess if guess else (None, None)
             if guess:
                 row["clip_mb"] = guess[1] - (measured[-1]["peak_rss_mb"] - measured[-1]["clip_mb"])
 
 
-def growth_summary(rows: list[dict]) -> dict:
-    """Time and memory growth exponents of one mode: over the fit range and over all measured sizes."""
+def growth_summary(rows: list[dict], key: str = "seconds") -> dict:
+    """Time (`key`) and memory growth exponents of one mode: over the fit range and over all measured sizes."""
     fit, measured = fit_rows(rows), fit_rows(rows, points=len(rows))
     if len(fit) < 2:
         return {"time_exponent": None, "memory_exponent": None, "fit_sizes": [_name(r) for r in fit],
                 "time_exponent_all_sizes": None}
     pixels = [r["pixels"] for r in fit]
     return {
-        "time_exponent": round(fit_power_law(pixels, [r["seconds"] for r in fit])[0], 3),
+        "time_exponent": round(fit_power_law(pixels, [r[key] for r in fit])[0], 3),
         "memory_exponent": round(fit_power_law(pixels, [max(r["clip_mb"], 1.0) for r in fit])[0], 3),
         "fit_sizes": [_name(r) for r in fit], "fit_pixels": [pixels[0], pixels[-1]],
         "time_exponent_all_sizes": round(fit_power_law([r["pixels"] for r in measured],
-                                                       [r["seconds"] for r in measured])[0], 3),
+                                                       [r[key] for r in measured])[0], 3),
     }
 
 
-def full_frame_ratios(rows: list[dict]) -> dict:
-    """Per patch-wise mode: full-frame / patch-wise seconds (the speed-up) and memory, at the largest size
+def full_frame_ratios(rows: list[dict], key: str = "seconds") -> dict:
+    """Per patch-wise mode: full-frame / patch-wise time `key` (the speed-up) and memory, at the largest size
     both measured, and at the largest size of the run (estimates included, flagged)."""
     full = {r["pixels"]: r for r in rows if r["mode"] == "full"}
     ratios = {}
     for mode in dict.fromkeys(r["mode"] for r in rows if r["mode"] in PATCH_MODES):
         pairs = [(r, full[r["pixels"]]) for r in rows if r["mode"] == mode and r["pixels"] in full
-                 and r["seconds"] is not None and full[r["pixels"]]["seconds"] is not None]
+                 and r[key] is not None and full[r["pixels"]][key] is not None]
         both = [(p, f) for p, f in pairs if not p["estimated"] and not f["estimated"]]
-        ratios[mode] = {"largest_measured": _ratio(*both[-1]) if both else None,
-                        "largest_size": _ratio(*pairs[-1]) if pairs else None}
+        ratios[mode] = {"largest_measured": _ratio(*both[-1], key) if both else None,
+                        "largest_size": _ratio(*pairs[-1], key) if pairs else None}
     return ratios
 
 
-def _ratio(patch: dict, full: dict) -> dict:
-    return {"size": _name(patch), "pixels": patch["pixels"], "speedup": round(full["seconds"] / patch["seconds"], 3),
+def _ratio(patch: dict, full: dict, key: str) -> dict:
+    return {"size": _name(patch), "pixels": patch["pixels"], "speedup": round(full[key] / patch[key], 3),
             "memory_ratio": round(full["peak_rss_mb"] / patch["peak_rss_mb"], 3),
             "clip_memory_ratio": round(max(full["clip_mb"], 1.0) / max(patch["clip_mb"], 1.0), 3),
             "estimated": patch["estimated"] or full["estimated"]}
@@ -229,30 +240,30 @@ def bench_mode(mode: str, config: BenchConfig, device: str, memory_cap_mb: float
     """Rows of one mode for every size (ascending pixels): measured until a cap or a failure, then estimated."""
     from patchvsr.eval.bench_worker import measure_in_child
 
-    rows, reason = [], None
+    rows, reason, key = [], None, CLOCKS[config.clock]
     for width, height in sorted(config.sizes, key=lambda s: (s[0] * s[1], s)):
-        row = {"mode": mode, "width": width, "height": height, "pixels": width * height, "windows_per_clip": None,
-               "frames": None, "seconds": None, "peak_rss_mb": None, "clip_mb": None, "peak_gpu_mb": None,
-               "runs": 0, "estimated": True, "reason": None}
-        reason = reason or over_cap(rows, width * height, config.time_cap_s, memory_cap_mb)
+        row = dict.fromkeys(ROW_FIELDS) | {"mode": mode, "width": width, "height": height,
+                                           "pixels": width * height, "runs": 0, "estimated": True}
+        reason = reason or over_cap(rows, width * height, config.time_cap_s, memory_cap_mb, key)
         if reason is None:
             spec = {"model": config.model, "mode": mode, "size": (height, width), "scale": config.scale,
                     "frames": config.frames, "threads": config.threads, "device": device,
                     "budget_s": config.budget_s,
                     "options": {"steps": config.steps, "dtype": config.dtype, "batch": config.batch}}
-            guess = predict(rows, width * height)
+            guess = predict(rows, width * height, key)
             timeout = max(60.0, 3 * guess[0] + 30, 2 * config.time_cap_s) if guess else 4 * config.time_cap_s + 60
             result = run_child(context, measure_in_child, spec, timeout)
             reason = result.get("error")
             if reason is None:
-                row.update({key: result[key] for key in ("windows_per_clip", "frames", "runs")}, estimated=False,
-                           seconds=result["seconds"], peak_rss_mb=result["peak_rss_mb"],
+                row.update({k: result[k] for k in ("windows_per_clip", "frames", "runs", "seconds", "cpu_seconds")},
+                           estimated=False, peak_rss_mb=result["peak_rss_mb"],
                            clip_mb=result["peak_rss_mb"] - result["base_rss_mb"], peak_gpu_mb=result["peak_gpu_mb"])
         row["reason"] = reason
         rows.append(row)
-        log(f"{mode} {width}x{height}: " + (f"{row['seconds']:.3f} s per clip, peak RSS {row['peak_rss_mb']:.0f} MB"
-                                            if reason is None else f"estimated ({reason})"))
-    fill_estimates(rows)
+        log(f"{mode} {width}x{height}: " + (f"{row['seconds']:.3f} s per clip ({row['cpu_seconds']:.3f} s CPU), "
+                                            f"peak RSS {row['peak_rss_mb']:.0f} MB" if reason is None
+                                            else f"estimated ({reason})"))
+    fill_estimates(rows, key)
     return rows
 
 
@@ -267,29 +278,31 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = lambda line: Non
     """The whole study as a JSON-ready dict: model, settings, rows, fits, ratios, rss_vs_length."""
     import torch
 
-    from patchvsr.eval.bench_rss import rss_vs_length
+    from patchvsr.eval.bench_rss import finish_rss_runs, start_rss_runs
     from patchvsr.eval.bench_worker import model_info_in_child
     from patchvsr.methods import resolve_device
 
-    started = time.perf_counter()
+    started, key = time.perf_counter(), CLOCKS[config.clock]
     device = str(resolve_device(config.device))
     memory_cap = config.memory_cap_mb or default_memory_cap()
     context = _context(device)
     with tempfile.TemporaryDirectory(prefix="patchvsr-bench-") as folder:
+        early = start_rss_runs(config, device, None, Path(folder)) if config.rss_overlap else []
         model = run_child(context, model_info_in_child, {"model": config.model, "folder": folder + "/model"}, 600)
         if "error" in model:
+            finish_rss_runs(early)
             raise OptionError(f"--model {config.model}: {model['error']}")
         rows = [row for mode in config.modes for row in bench_mode(mode, config, device, memory_cap, context, log)]
-        rss = rss_vs_length(config, device, model["folder"], Path(folder), log)
+        rss = finish_rss_runs(early or start_rss_runs(config, device, model["folder"], Path(folder)), log)
     for row in rows:
-        row.update({key: _round(row[key]) for key in ("seconds", "peak_rss_mb", "clip_mb", "peak_gpu_mb")})
+        row.update({k: _round(row[k]) for k in ("seconds", "cpu_seconds", "peak_rss_mb", "clip_mb", "peak_gpu_mb")})
     settings = {**dataclasses.asdict(config), "device": device, "memory_cap_mb": round(memory_cap),
                 "torch": torch.__version__, "cpu_count": _cpu_count(), "wall_seconds": None}
     settings["wall_seconds"] = round(time.perf_counter() - started, 1)
     return {"model": model["description"], "settings": settings,
             "rows": [{key: row[key] for key in ROW_FIELDS} for row in rows],
-            "fits": {mode: growth_summary([r for r in rows if r["mode"] == mode]) for mode in config.modes},
-            "ratios": full_frame_ratios(rows) if "full" in config.modes else {}, "rss_vs_length": rss}
+            "fits": {mode: growth_summary([r for r in rows if r["mode"] == mode], key) for mode in config.modes},
+            "ratios": full_frame_ratios(rows, key) if "full" in config.modes else {}, "rss_vs_length": rss}
 
 
 def _round(value: float | None) -> float | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from patchvsr.eval.bench import fit_power_law, fit_rows
+from patchvsr.eval.bench import CLOCKS, fit_power_law, fit_rows
 
 COLOURS = {"weighted": "tab:blue", "average": "tab:cyan", "none": "tab:green", "shifted": "tab:orange",
            "full": "tab:red"}
@@ -24,7 +24,9 @@ LABELS = {"weighted": "patch-wise, joint modulation (weighted)", "average": "pat
 def write_bench_plots(result: dict, folder: Path) -> list[Path]:
     """time_vs_pixels.png, memory_vs_pixels.png and (if measured) rss_vs_length.png in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = [_versus_pixels(result, "seconds", "seconds per clip", folder / "time_vs_pixels.png", fit=True),
+    clock = result["settings"]["clock"]
+    label = "seconds per clip" if clock == "wall" else "CPU seconds per clip"
+    written = [_versus_pixels(result, CLOCKS[clock], label, folder / "time_vs_pixels.png", fit=True),
                _versus_pixels(result, "peak_rss_mb", "peak RSS per clip (MB)", folder / "memory_vs_pixels.png")]
     if result.get("rss_vs_length"):
         written.append(_rss_vs_length(result["rss_vs_length"], folder / "rss_vs_length.png"))
@@ -95,14 +97,16 @@ def _cell(row: dict | None, key: str, digits: int) -> str:
 
 def markdown_tables(result: dict) -> str:
     """Seconds and peak RSS per clip (size x mode; ≈ marks estimates), then exponents and ratios."""
+    key = CLOCKS[result["settings"]["clock"]]
     modes = list(dict.fromkeys(r["mode"] for r in result["rows"]))
     sizes = list(dict.fromkeys((r["width"], r["height"]) for r in result["rows"]))
     by_key = {(r["mode"], r["width"], r["height"]): r for r in result["rows"]}
-    head = "| output | Mpix | " + " | ".join(f"{m} s" for m in modes) + " | " + \
+    unit = "s" if key == "seconds" else "CPU s"
+    head = "| output | Mpix | " + " | ".join(f"{m} {unit}" for m in modes) + " | " + \
         " | ".join(f"{m} MB" for m in modes) + " |"
     lines = [head, "|---|---:|" + "---:|" * (2 * len(modes))]
     for w, h in sizes:
-        cells = [_cell(by_key.get((m, w, h)), "seconds", 2) for m in modes]
+        cells = [_cell(by_key.get((m, w, h)), key, 2) for m in modes]
         cells += [_cell(by_key.get((m, w, h)), "peak_rss_mb", 0) for m in modes]
         lines.append(f"| {w}×{h} | {w * h / 1e6:.2f} | " + " | ".join(cells) + " |")
     lines += ["", "| mode | time exponent (fit range) | exponent, all measured sizes | memory exponent |",

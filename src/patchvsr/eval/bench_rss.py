@@ -19,7 +19,7 @@ from pathlib import Path
 from patchvsr.io.synth import write_test_video
 
 RSS_FPS = 25
-RSS_LR_SIZES = {"bicubic": (176, 144), "model": (48, 32)}  # (width, height) of the LR videos
+RSS_LR_SIZES = {"bicubic": (176, 144), "model": (32, 24)}  # (width, height) of the LR videos
 
 
 def upscale_command(src: Path, dst: Path, stats: Path, model: str, scale: int, device: str) -> list[str]:
@@ -28,15 +28,20 @@ def upscale_command(src: Path, dst: Path, stats: Path, model: str, scale: int, d
             "--model", model, "--stats", str(stats), "--device", device, "--quiet"]
 
 
-def rss_vs_length(config, device: str, model_folder: str, workdir: Path,
+def rss_vs_length(config, device: str, model_folder: str | None, workdir: Path,
                   log: Callable[[str], None] = lambda line: None) -> dict | None:
     """Short and long video through `patchvsr upscale`, for bicubic and (config.rss_model) the model.
 
     config: a BenchConfig (rss_seconds, rss_model, scale, threads); model_folder: the model's weights folder.
     Returns {"fps", "rows": [...], "growth": {method: {...}}}, or None when config.rss_seconds is (0, 0).
     """
+    return finish_rss_runs(start_rss_runs(config, device, model_folder, workdir), log)
+
+
+def start_rss_runs(config, device: str, model_folder: str | None, workdir: Path) -> list[tuple]:
+    """Write the synthetic videos and start every `patchvsr upscale` run; returns the jobs to finish."""
     if config.rss_seconds[1] == 0:
-        return None
+        return []
     methods = {"bicubic": "bicubic", **({"model": model_folder} if config.rss_model else {})}
     env = {**os.environ, **({"OMP_NUM_THREADS": str(config.threads)} if config.threads else {})}
     jobs = []
@@ -50,6 +55,13 @@ def rss_vs_length(config, device: str, model_folder: str, workdir: Path,
             with open(stem.with_suffix(".log"), "w") as errors:
                 process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
             jobs.append((label, seconds, frames, stem, process))
+    return jobs
+
+
+def finish_rss_runs(jobs: list[tuple], log: Callable[[str], None] = lambda line: None) -> dict | None:
+    """Wait for the runs of `start_rss_runs` and collect their rows (None when there were none)."""
+    if not jobs:
+        return None
     rows = [_row(label, seconds, frames, stem, process.wait())
             for label, seconds, frames, stem, process in jobs]
     for row in rows:

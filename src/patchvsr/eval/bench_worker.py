@@ -114,20 +114,24 @@ def lr_clip(size: tuple[int, int], scale: int, frames: int) -> torch.Tensor:
 
 
 def time_clips(upscaler: PatchVSRUpscaler, clip: torch.Tensor, size: tuple[int, int],
-               budget_s: float, max_runs: int = 5) -> tuple[float, int]:
-    """Median seconds of one `upscale_clip` call, and how many calls it is the median of.
+               budget_s: float, max_runs: int = 5) -> tuple[float, float, int]:
+    """Median wall seconds and median process CPU seconds of one `upscale_clip` call, and how many calls
+    they are the median of.
 
-    Calls repeat until `budget_s` seconds or `max_runs` calls are spent; the first call is a warm-up and is
-    dropped whenever a second one fits (a call longer than the budget is reported alone: start-up costs are
-    then a negligible part of it).
+    Calls repeat until `budget_s` wall seconds or `max_runs` calls are spent; the first call is a warm-up and
+    is dropped whenever a second one fits (a call longer than the budget is reported alone: start-up costs
+    are then a negligible part of it). CPU time counts every thread of the process, so with one thread it
+    is what the call would take on an otherwise idle core, whatever else the machine runs.
     """
-    times: list[float] = []
-    while not times or (sum(times) < budget_s and len(times) < max_runs):
-        start = time.perf_counter()
+    wall: list[float] = []
+    cpu: list[float] = []
+    while not wall or (sum(wall) < budget_s and len(wall) < max_runs):
+        start, start_cpu = time.perf_counter(), time.process_time()
         upscaler.upscale_clip(clip, size, clip_index=0)
-        times.append(time.perf_counter() - start)
-    timed = times[1:] or times
-    return statistics.median(timed), len(timed)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    first = 1 if len(wall) > 1 else 0
+    return statistics.median(wall[first:]), statistics.median(cpu[first:]), len(wall) - first
 
 
 def measure(spec: dict) -> dict:
@@ -145,9 +149,10 @@ def measure(spec: dict) -> dict:
     base_mb = psutil.Process().memory_info().rss / 2**20
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    seconds, runs = time_clips(upscaler, clip, size, spec["budget_s"])
+    seconds, cpu_seconds, runs = time_clips(upscaler, clip, size, spec["budget_s"])
     return {
-        "seconds": seconds, "runs": runs, "peak_rss_mb": memory.peak_mb(), "base_rss_mb": base_mb,
+        "seconds": seconds, "cpu_seconds": cpu_seconds, "runs": runs, "peak_rss_mb": memory.peak_mb(),
+        "base_rss_mb": base_mb,
         "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
         "windows_per_clip": upscaler.describe()["windows_per_clip"], "frames": upscaler.clip_frames,
         "device": str(device), "threads": torch.get_num_threads(),

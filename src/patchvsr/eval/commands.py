@@ -60,9 +60,12 @@ def _add_bench_parser(subparsers) -> None:
     parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), help="compute dtype (default bf16)")
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads per measurement (default: all)")
     parser.add_argument("--time-cap", type=float, metavar="S",
-                        help="estimate instead of measuring beyond this predicted seconds per clip (default 120)")
+                        help="estimate instead of measuring beyond this predicted seconds per clip (default 150)")
     parser.add_argument("--memory-cap", type=float, metavar="MB",
                         help="estimate beyond this predicted peak RSS (default: 60%% of available memory)")
+    parser.add_argument("--clock", choices=("wall", "cpu"),
+                        help="time that fits, caps and plots use: wall (default) or cpu (process CPU time; with "
+                             "--threads 1 it does not depend on what else the machine runs)")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS vs video length runs")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.set_defaults(func=run_bench_command)
@@ -77,7 +80,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
               "modes": tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes else None,
               "steps": args.steps, "dtype": args.dtype, "threads": args.threads, "time_cap_s": args.time_cap,
               "memory_cap_mb": args.memory_cap, "device": args.device,
-              "rss_seconds": (0.0, 0.0) if args.no_rss else None}
+              "rss_seconds": (0.0, 0.0) if args.no_rss else None, "clock": args.clock}
     chosen = {key: value for key, value in chosen.items() if value is not None}
     try:
         config = BenchConfig.quick(**chosen) if args.quick else BenchConfig(**chosen)
