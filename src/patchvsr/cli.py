@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "patchvsr.commands.batch",
     "patchvsr.eval.commands",
     "patchvsr.train.commands",
+    "patchvsr.backends.wan_commands",
 )
 
 

@@ -144,7 +144,9 @@ class WanPatchVSRAdapter(ModelMixin, ConfigMixin):
             adapter = cls(**config, prompt_length=prompt_embeds.shape[0], **options)
         adapter.copy_from_base(base)
         adapter.prompt_embeds.copy_(prompt_embeds)
-        return adapter.to(base.dtype)
+        if adapter.dtype != base.dtype:  # nn.Module.to: diffusers' `to` warns about fp32 modules we do not have
+            nn.Module.to(adapter, dtype=base.dtype)
+        return adapter
 
     @torch.no_grad()
     def copy_from_base(self, base: WanTransformer3DModel) -> None:
@@ -172,6 +174,8 @@ class WanPatchVSRAdapter(ModelMixin, ConfigMixin):
         """global_input: (N, C + 1, t, gh, gw) latent G + mask in {0, 1} -> (N, t·gh·gw / 4p², D), or None."""
         if not self.global_branch:
             return None
+        if not self.config.use_position:  # the ablation: the mask no longer says where the window is
+            global_input = torch.cat([global_input[:, :-1], torch.zeros_like(global_input[:, -1:])], dim=1)
         rope = self.global_rope(global_input)
         tokens = rearrange(self.global_embedding(global_input), "n d t h w -> n (t h w) d")
         for block in self.global_blocks:

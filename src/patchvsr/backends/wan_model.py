@@ -212,7 +212,7 @@ def model_card(model: WanPatchVSR, info: dict, extra: str = "") -> str:
              "Upscale with `patchvsr upscale IN -o OUT --model THIS_FOLDER`.", "",
              f"- base: `{info['base']}` ({model.base.config.num_layers} blocks, "
              f"{model.base.config.num_attention_heads * model.base.config.attention_head_dim} wide)",
-             f"- adapter: {dict(model.adapter.config)}",
+             f"- adapter: { {k: v for k, v in model.adapter.config.items() if not k.startswith('_')} }",
              f"- parameters: adapter {adapter:,}, LoRA {lora_count:,} (rank {info['lora_rank']})",
              f"- native window {info['window']} px, clip {info['clip_frames']} frames", ""]
     return "\n".join(lines) + (extra.strip() + "\n" if extra.strip() else "")

@@ -28,16 +28,38 @@ def tiny_wan(seed: int = 0) -> tuple[WanTransformer3DModel, AutoencoderKLWan]:
     return transformer.eval(), vae.eval()
 
 
-def write_tiny_wan(folder: str | Path, seed: int = 0) -> Path:
-    """Write a tiny Wan base as a diffusers folder: model_index.json, transformer/, vae/. Returns the folder."""
+def write_tiny_wan(folder: str | Path, seed: int = 0, text_encoder: bool = False) -> Path:
+    """Write a tiny Wan base as a diffusers folder: model_index.json, transformer/, vae/ and, with
+    `text_encoder`, a tiny UMT5 text_encoder/ and a word-level tokenizer/. Returns the folder."""
     folder = Path(folder)
     transformer, vae = tiny_wan(seed)
     transformer.save_pretrained(folder / "transformer")
     vae.save_pretrained(folder / "vae")
     index = {"_class_name": "WanPipeline", "transformer": ["diffusers", "WanTransformer3DModel"],
              "vae": ["diffusers", "AutoencoderKLWan"]}
+    if text_encoder:
+        write_tiny_text_encoder(folder, seed)
+        index |= {"text_encoder": ["transformers", "UMT5EncoderModel"],
+                  "tokenizer": ["transformers", "PreTrainedTokenizerFast"]}
     (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     return folder
+
+
+def write_tiny_text_encoder(folder: Path, seed: int = 0) -> None:
+    """A UMT5 encoder of width TINY_TRANSFORMER["text_dim"] and a tokenizer knowing a few words."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+    words = ["<pad>", "</s>", "<unk>", "a", "sharp", "detailed", "high-quality", "video", ","]
+    tokenizer = Tokenizer(models.WordLevel({word: i for i, word in enumerate(words)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>",
+                            unk_token="<unk>").save_pretrained(folder / "tokenizer")
+    config = UMT5Config(vocab_size=len(words), d_model=TINY_TRANSFORMER["text_dim"], d_kv=4, d_ff=32, num_layers=1,
+                        num_heads=2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        UMT5EncoderModel(config).save_pretrained(folder / "text_encoder")
 
 
 def random_prompt(length: int = 3, text_dim: int = 16, seed: int = 0) -> torch.Tensor:

@@ -251,7 +251,7 @@ def bench_mode(mode: str, config: BenchConfig, device: str, memory_cap_mb: float
                     "budget_s": config.budget_s,
                     "options": {"steps": config.steps, "dtype": config.dtype, "batch": config.batch}}
             guess = predict(rows, width * height, key)
-            timeout = max(60.0, 3 * guess[0] + 30, 2 * config.time_cap_s) if guess else 4 * config.time_cap_s + 60
+            timeout = max(60.0, 5 * guess[0] + 60, 2 * config.time_cap_s) if guess else 4 * config.time_cap_s + 60
             result = run_child(context, measure_in_child, spec, timeout)
             reason = result.get("error")
             if reason is None:
@@ -297,10 +297,10 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = lambda line: Non
     for row in rows:
         row.update({k: _round(row[k]) for k in ("seconds", "cpu_seconds", "peak_rss_mb", "clip_mb", "peak_gpu_mb")})
     settings = {**dataclasses.asdict(config), "device": device, "memory_cap_mb": round(memory_cap),
-                "torch": torch.__version__, "cpu_count": _cpu_count(), "wall_seconds": None}
-    settings["wall_seconds"] = round(time.perf_counter() - started, 1)
+                "torch": torch.__version__, "cpu_count": _cpu_count(),
+                "wall_seconds": round(time.perf_counter() - started, 1)}
     return {"model": model["description"], "settings": settings,
-            "rows": [{key: row[key] for key in ROW_FIELDS} for row in rows],
+            "rows": [{field: row[field] for field in ROW_FIELDS} for row in rows],
             "fits": {mode: growth_summary([r for r in rows if r["mode"] == mode], key) for mode in config.modes},
             "ratios": full_frame_ratios(rows, key) if "full" in config.modes else {}, "rss_vs_length": rss}
 

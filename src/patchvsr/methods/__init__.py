@@ -69,6 +69,10 @@ def get_upscaler(name: str, device: str | torch.device = "auto", **options) -> U
 
 
 def _load_model_folder(path: Path, device: torch.device, options: dict) -> Upscaler:
+    if (path / "patchvsr_wan.json").is_file():  # a PatchVSR adapter for a Wan base (patchvsr.backends)
+        from patchvsr.backends.wan_upscaler import load_wan_upscaler
+
+        return load_wan_upscaler(path, device=device, **options)
     try:
         from patchvsr.methods.patchvsr import load_upscaler
     except ModuleNotFoundError as err:

@@ -1,0 +1,141 @@
+"""`WanUpscaler`: PatchVSR on a Wan base, an `Upscaler` (see `patchvsr.methods.base`) working in latent space.
+
+Per clip of T = 4k + 1 frames (the data flow of DESIGN.md, with a real VAE):
+1. V_up = bicubic(LR clip) on the output canvas, mirror-padded to multiples of 8, encoded to latents
+   (C, k + 1, H/8, W/8); G = V_up resized to the window and encoded, the global guidance;
+2. a window plan on the latent canvas (windows of `window / 8` latent pixels); each window's conditions are
+   crops of the V_up latent (`plan.crop`), G with its position mask, scale and crop box;
+3. the rectified-flow Euler loop over the fused window velocities (`FusedVelocity`), branch features cached
+   per window; fidelity mode (`steps=1`) is one step from z = 0 at t = 1, detail mode starts from noise
+   seeded by (seed, clip index), or from the V_up latent noised to t0 < 1;
+4. decode, crop the padding, back to [0, 1].
+Memory knobs: window, batch (windows per call), dtype (weights in bf16/fp16/fp32), VAE tile, offload
+(transformer and VAE take turns on the device).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from einops import rearrange
+
+from patchvsr.backends.wan_model import WanPatchVSR, base_folder, read_info
+from patchvsr.backends.wan_vae import WanLatents
+from patchvsr.errors import OptionError
+from patchvsr.methods.patchvsr import DTYPES, SamplerOptions
+from patchvsr.models.conditions import WindowConditions
+from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
+from patchvsr.tiling import FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
+from patchvsr.tiling.plan import mirror_index
+
+
+class WanUpscaler:
+    """model: the adapted Wan DiT; latents: its VAE; options: the shared sampler options; offload: keep only
+    the part in use (transformer or VAE) on `device`, the other on the CPU."""
+
+    def __init__(self, model: WanPatchVSR, latents: WanLatents, options: SamplerOptions, device: torch.device,
+                 name: str = "wan", offload: bool = False):
+        self.window = options.window or model.geometry["window"]
+        self.clip_frames = options.clip_frames or model.geometry["clip_frames"]
+        unit = latents.spatial * 2 * model.base.config.patch_size[1]  # global tokens: twice the token patch
+        if self.window % unit:
+            raise OptionError(f"--window must be a multiple of {unit} px for this base, got {self.window}")
+        latents.check_frames(self.clip_frames)
+        self.clip_overlap = self.clip_frames // 4  # cross-faded by the clip loop
+        model.merge_lora()
+        self.model, self.latents, self.options = model.eval(), latents, options
+        self.device, self.name, self.offload = device, name, offload
+        if not offload:
+            self.model.to(device)
+            latents.vae.to(device)
+        self._last_plan: WindowPlan | None = None
+
+    def describe(self) -> dict:
+        plan = self._last_plan
+        return {"windows_per_clip": None if plan is None else plan.windows_per_step,
+                "steps": self.options.steps, "fusion": self.options.fusion}
+
+    @torch.no_grad()
+    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
+        """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1]."""
+        up = F.interpolate(clip.to(self.device), size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
+        up = rearrange(up, "t c h w -> c t h w") * 2.0 - 1.0                     # (3, T, oh, ow) in [-1, 1]
+        scale = (size[0] / clip.shape[-2] + size[1] / clip.shape[-1]) / 2.0
+        with self._resident(self.latents.vae):
+            latent_up = self.latents.encode(pad_to_multiple(up, self.latents.spatial)[None])[0]   # (C, t, h, w)
+            guide = self.latents.encode(global_frame(up, (self.window, self.window))[None])[0]     # (C, t, g, g)
+        side = self.window // self.latents.spatial
+        plan = self._last_plan = make_plan(tuple(latent_up.shape[-2:]), (side, side), self.options.fusion)
+        with self._resident(self.model):
+            self.model.cache.clear()
+            fused = FusedVelocity(plan, self._denoiser(plan, latent_up, guide), self.options.batch, scale)
+            z0 = sample_euler(fused, self._start(latent_up, clip_index), self._timesteps())
+            self.model.cache.clear()
+        with self._resident(self.latents.vae):
+            hr = self.latents.decode(z0[None])[0][:, :, : size[0], : size[1]]     # (3, T, oh, ow) in [-1, 1]
+        return rearrange((hr + 1.0) / 2.0, "c t h w -> t c h w").clamp_(0, 1).float().cpu()
+
+    def _denoiser(self, plan: WindowPlan, latent_up: torch.Tensor, guide: torch.Tensor):
+        """The window-level `denoise(windows, t, batch)` for this clip's latent canvas."""
+
+        def denoise(windows: torch.Tensor, t: float, batch: WindowBatch) -> torch.Tensor:
+            cond = WindowConditions.build(plan.crop(latent_up, batch.indices), guide, batch.masks, batch.scale,
+                                          batch.crop_boxes, noise_level=0.0, keys=batch.indices)
+            return self.model.velocity(windows, t, cond).float()
+
+        return denoise
+
+    def _timesteps(self) -> torch.Tensor:
+        return flow_timesteps(self.options.steps, self.options.t0)
+
+    def _start(self, latent_up: torch.Tensor, clip_index: int) -> torch.Tensor:
+        """z at the first time: 0 in fidelity mode; else noise, or the V_up latent noised to t0 < 1."""
+        if self.options.steps == 1 and self.options.t0 == 1.0:
+            return torch.zeros_like(latent_up)
+        generator = clip_generator(self.options.seed, clip_index, "cpu")
+        reference = latent_up.cpu() if self.options.t0 < 1.0 else None
+        return initial_latent(tuple(latent_up.shape), generator, self.options.t0, reference).to(latent_up.device)
+
+    @contextlib.contextmanager
+    def _resident(self, module: torch.nn.Module):
+        """With offload: `module` on the device for the block, back on the CPU after it."""
+        if self.offload:
+            module.to(self.device)
+        try:
+            yield
+        finally:
+            if self.offload:
+                module.to("cpu")
+
+
+def pad_to_multiple(video: torch.Tensor, multiple: int) -> torch.Tensor:
+    """(C, T, H, W) -> (C, T, H', W') with H', W' the next multiples of `multiple`, mirror-padded bottom/right."""
+    height, width = video.shape[-2:]
+    rows = mirror_index(torch.arange(-(-height // multiple) * multiple, device=video.device), height)
+    cols = mirror_index(torch.arange(-(-width // multiple) * multiple, device=video.device), width)
+    return video.index_select(-2, rows).index_select(-1, cols)
+
+
+def is_wan_adapter(path: str | Path) -> bool:
+    """True for a folder written by `WanPatchVSR.save_adapter` (it holds patchvsr_wan.json)."""
+    return (Path(path) / "patchvsr_wan.json").is_file()
+
+
+def load_wan_upscaler(path: str | Path, device: torch.device, name: str | None = None, offload: bool = False,
+                      vae_tile: int | None = 256, **options) -> WanUpscaler:
+    """A WanUpscaler from an adapter folder; its base is loaded from the folder it names (local files only).
+
+    options: SamplerOptions fields (None = default); dtype sets the weights' dtype (bf16 halves the memory of
+    fp32; the VAE stays float32); offload and vae_tile: see `WanUpscaler` and `WanLatents`.
+    """
+    path = Path(path)
+    sampler = SamplerOptions(**{key: value for key, value in options.items() if value is not None})
+    base = base_folder(path, read_info(path))
+    transformer = WanTransformer3DModel.from_pretrained(base / "transformer", torch_dtype=DTYPES[sampler.dtype])
+    latents = WanLatents(AutoencoderKLWan.from_pretrained(base / "vae", torch_dtype=torch.float32), vae_tile)
+    model = WanPatchVSR.load(path, base=transformer)
+    return WanUpscaler(model, latents, sampler, device, name or path.name, offload)
