@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from patchvsr.api import upscale_stream
 from patchvsr.errors import InputError, OptionError
 from patchvsr.methods import get_upscaler
 from patchvsr.methods.patchvsr import SHIPPED, load_shipped, load_upscaler
@@ -123,8 +125,13 @@ def test_folder_without_training_metadata_is_refused(tmp_path):
 
 @pytest.mark.skipif(not (SHIPPED / "tiny" / "config.json").is_file(), reason="no shipped tiny weights in this tree")
 def test_shipped_tiny_model_upscales_a_16_frame_clip():
-    upscaler = load_shipped("tiny", CPU, window=32)
-    clip = _clip(seed=5, frames=upscaler.clip_frames, size=(8, 8))
-    out = upscaler.upscale_clip(clip, (32, 32), 0)
-    assert out.shape == (upscaler.clip_frames, 3, 32, 32)
-    assert 0 < (out - _bicubic(clip, (32, 32))).abs().mean() < 0.1  # trained: changes bicubic, but mildly
+    upscaler = get_upscaler("tiny", device="cpu")
+    frames = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    out = list(upscale_stream(iter(frames), upscaler, (64, 64)))
+    assert len(out) == 16 and all(frame.shape == (64, 64, 3) and frame.dtype == np.uint8 for frame in out)
+
+
+def test_unshipped_model_name_is_an_option_error(monkeypatch, tmp_path):
+    monkeypatch.setattr("patchvsr.methods.patchvsr.SHIPPED", tmp_path)
+    with pytest.raises(OptionError, match="shipped weights are missing"):
+        load_shipped("tiny", CPU)

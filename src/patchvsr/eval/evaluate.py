@@ -36,8 +36,6 @@ from einops import rearrange, repeat
 from patchvsr.errors import InputError, OptionError
 from patchvsr.eval import metrics
 from patchvsr.eval.niqe import niqe, niqe_supported
-from patchvsr.eval.realesrgan import MODELS as REALESRGAN_MODELS
-from patchvsr.eval.realesrgan import RealESRGANUpscaler
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
 
@@ -95,9 +93,7 @@ class EvalResult:
 
 
 def make_upscaler(name: str, device: str):
-    """A Real-ESRGAN peer by name, else whatever `patchvsr.methods.get_upscaler` knows."""
-    if name in REALESRGAN_MODELS:
-        return RealESRGANUpscaler(name, device=device)
+    """The method called `name`, through the same registry as `patchvsr upscale --model`."""
     from patchvsr.methods import get_upscaler
 
     return get_upscaler(name, device=device)

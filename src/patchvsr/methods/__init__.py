@@ -20,19 +20,45 @@ from patchvsr.methods.classical import Bicubic, Lanczos
 MODEL_OPTIONS = ("steps", "fusion", "seed", "window", "clip_frames", "batch", "t0", "dtype")
 
 
+def _reject_model_options(name: str, options: dict) -> None:
+    """OptionError naming the first diffusion-only option given to a method that has no such knob."""
+    for option, value in options.items():
+        if value is not None:
+            flag = "--" + option.replace("_", "-")
+            raise OptionError(f"{flag} applies only to diffusion models, not to --model {name}")
+
+
 def _classical(cls: type) -> Callable[..., Upscaler]:
     def make(device: torch.device, **options) -> Upscaler:
-        for option, value in options.items():
-            if value is not None:
-                flag = "--" + option.replace("_", "-")
-                raise OptionError(f"{flag} applies only to diffusion models, not to --model {cls.name}")
+        _reject_model_options(cls.name, options)
         return cls(device=device)
+    return make
+
+
+def _shipped(model: str) -> Callable[..., Upscaler]:
+    def make(device: torch.device, **options) -> Upscaler:
+        from patchvsr.methods.patchvsr import load_shipped  # imports the models only when asked for
+
+        return load_shipped(model, device, **options)
+    return make
+
+
+def _realesrgan(name: str) -> Callable[..., Upscaler]:
+    def make(device: torch.device, **options) -> Upscaler:
+        _reject_model_options(name, options)
+        from patchvsr.eval.realesrgan import RealESRGANUpscaler
+
+        return RealESRGANUpscaler(name, device=device)
     return make
 
 
 UPSCALERS: dict[str, Callable[..., Upscaler]] = {
     "bicubic": _classical(Bicubic),
     "lanczos": _classical(Lanczos),
+    "tiny": _shipped("tiny"),
+    # Real-ESRGAN peers (weights fetched once by `python -m patchvsr.eval.realesrgan fetch`)
+    "realesrgan-animevideov3": _realesrgan("realesrgan-animevideov3"),
+    "realesrgan-x4plus": _realesrgan("realesrgan-x4plus"),
 }
 
 

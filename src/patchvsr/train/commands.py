@@ -50,7 +50,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
         train.add_argument(flag, type=kind, default=None)
     train.add_argument("--precision", default=None, choices=("bf16", "fp32"))
     train.add_argument("--t-one-share", type=float, default=None,
-                       help="share of samples at t = 1 (fidelity mode; default 0.8 adapter, 0 base)")
+                       help="share of samples at t = 1 (fidelity mode; default 1.0 adapter, 0 base)")
     train.add_argument("--realistic-share", type=float, default=None,
                        help="share of samples with blur/noise/JPEG/H.264 (default 0)")
     train.add_argument("--bicubic-share", type=float, default=None,
