@@ -29,7 +29,7 @@ from patchvsr.io.target import check_output, output_kind, output_size
 from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
 from patchvsr.methods import get_upscaler
 from patchvsr.methods.base import Upscaler
-from patchvsr.tiling.temporal import clip_step, join_clips, split_clips
+from patchvsr.tiling.temporal import Clip, clip_step, join_clips, split_clips
 
 log = logging.getLogger("patchvsr")
 
@@ -44,8 +44,15 @@ def upscale_clips(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple[
     overlap = upscaler.clip_overlap
     warmup = start_clip > 0 and overlap > 0
     clips = split_clips(frames, upscaler.clip_frames, overlap, start_clip - warmup)
-    outputs = ((clip, _upscale_clip(upscaler, clip.frames, size, clip.index)) for clip in clips)
-    for index, block in join_clips(outputs, overlap, warmup=warmup):
+    yield from upscale_and_join(clips, upscaler, size, warmup)
+
+
+def upscale_and_join(clips: Iterable[Clip], upscaler: Upscaler, size: tuple[int, int],
+                     warmup: bool) -> Iterator[tuple[int, np.ndarray]]:
+    """Upscale consecutive clips and cross-fade their overlaps: (clip index, uint8 (n, out_h, out_w, 3)).
+    With `warmup` the first clip only seeds the cross-fade and yields nothing."""
+    outputs = ((clip, upscale_uint8_clip(upscaler, clip.frames, size, clip.index)) for clip in clips)
+    for index, block in join_clips(outputs, upscaler.clip_overlap, warmup=warmup):
         yield index, quantize(block)
 
 
@@ -69,7 +76,7 @@ def quantize(frames: torch.Tensor) -> np.ndarray:
     return rearrange(levels, "t c h w -> t h w c").contiguous().numpy()
 
 
-def _upscale_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, int], index: int) -> torch.Tensor:
+def upscale_uint8_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, int], index: int) -> torch.Tensor:
     """frames: (T, H, W, 3) uint8 -> (T, 3, out_h, out_w) float32 in [0, 1] from the upscaler."""
     clip = rearrange(torch.from_numpy(frames), "t h w c -> t c h w").float().div_(255.0)
     out = upscaler.upscale_clip(clip, size, index)
@@ -105,10 +112,10 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     spec = OutputSpec(kind, width, height, info.fps, info.time_base, crf, info.rotation,
                       info.sample_aspect_ratio, info.color)
     step = clip_step(upscaler.clip_frames, upscaler.clip_overlap)
-    run = OutputRun(dst, spec, info, step, _run_record(info, spec, upscaler, model_options))
+    run = OutputRun(dst, spec, info, step, run_record(info, spec, upscaler, model_options))
     # an interrupted run may have moved its output into place just before it was stopped
     check_output(src, dst, kind, overwrite or (resume and run.interrupted_run_exists()))
-    _log_plan(info, spec, upscaler)
+    log_plan(info, spec, upscaler)
 
     def clips(start_clip: int) -> Iterator[tuple[int, np.ndarray]]:
         return upscale_clips(_frames(info, run.timestamps), upscaler, (height, width), start_clip)
@@ -136,7 +143,7 @@ def write_stats(path: Path, stats: dict) -> None:
         raise OutputError(f"{path}: cannot write stats ({err.strerror})") from err
 
 
-def _run_record(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler, model_options: dict) -> dict:
+def run_record(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler, model_options: dict) -> dict:
     """What must not change between an interrupted run and its resume."""
     stat = info.path.stat()
     return {
@@ -158,7 +165,7 @@ def _frames(info: VideoInfo, timestamps: deque) -> Iterator[np.ndarray]:
         yield frame.rgb
 
 
-def _log_plan(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler) -> None:
+def log_plan(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler) -> None:
     log.info("input  %s", info.describe())
     codec = {"mkv": "FFV1 lossless", "mp4": f"H.264 crf {spec.crf} {spec.pix_fmt}", "png": "PNG frames"}
     log.info("output %dx%d %s, model %s", spec.width, spec.height, codec[spec.kind], upscaler.name)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from patchvsr.api import _log_plan, _run_record, _upscale_clip, quantize, write_stats
+from patchvsr.api import log_plan, run_record, upscale_and_join, write_stats
 from patchvsr.errors import OptionError, PatchVSRError
 from patchvsr.io.probe import probe
 from patchvsr.io.reader import read_frames
@@ -39,7 +39,7 @@ from patchvsr.io.run import OutputRun
 from patchvsr.io.target import check_output, output_kind, output_size
 from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
 from patchvsr.methods.base import Upscaler
-from patchvsr.tiling.temporal import Clip, clip_step, count_clips, join_clips, split_clips
+from patchvsr.tiling.temporal import Clip, clip_step, count_clips, split_clips
 
 log = logging.getLogger("patchvsr")
 
@@ -132,8 +132,7 @@ def upscale_task(spec: UpscalerSpec, clips: list[Clip], size: tuple[int, int], w
     cross-fade. size: (out_h, out_w). Returns the clips' final uint8 frames and the upscaler's describe()."""
     upscaler = cached_upscaler(spec)
     clips = [dataclasses.replace(clip, frames=np.array(clip.frames)) for clip in clips]  # writable copies
-    outputs = ((clip, _upscale_clip(upscaler, clip.frames, size, clip.index)) for clip in clips)
-    blocks = [(index, quantize(block)) for index, block in join_clips(outputs, upscaler.clip_overlap, warmup)]
+    blocks = list(upscale_and_join(clips, upscaler, size, warmup))
     return blocks, upscaler.describe()
 
 
@@ -253,9 +252,9 @@ def upscale_video_ray(src: str | Path, dst: str | Path, *, ray: RayOptions | Ray
     out = OutputSpec(kind, width, height, info.fps, info.time_base, crf, info.rotation, info.sample_aspect_ratio,
                      info.color)
     step = clip_step(layout.clip_frames, layout.clip_overlap)
-    run = OutputRun(dst, out, info, step, _run_record(info, out, layout, model_options))
+    run = OutputRun(dst, out, info, step, run_record(info, out, layout, model_options))
     check_output(src, dst, kind, overwrite or (resume and run.interrupted_run_exists()))
-    _log_plan(info, out, layout)
+    log_plan(info, out, layout)
     per_task = ray.clips_per_task(info.frames, layout)
     log.info("ray: %d worker(s)%s, %d clip(s) per task", ray.workers, " (GPU)" if ray.gpus else "", per_task)
     tasks = _TaskCounter()

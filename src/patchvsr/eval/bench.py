@@ -12,8 +12,11 @@ process (`patchvsr.eval.bench_worker`), so no configuration's memory peak hides 
 
 Estimated rows carry `"estimated": true` and the `reason`; their values come from the fitted power laws
 (seconds: a·n^b; memory: the largest measured row's pre-clip RSS plus a power law of the clip's own memory).
+Each row has wall `seconds` and process `cpu_seconds`; `BenchConfig.clock` picks the one that fits, caps,
+estimates, ratios and plots use (`cpu` with one thread is robust to other jobs on a shared machine).
 CPU children are forked from a `forkserver` that has imported the model code once (fresh processes without
-paying the import again); CUDA children are spawned, since CUDA does not survive a fork.
+paying the import again); CUDA children are spawned, since CUDA does not survive a fork. Either way a script
+calling `run_bench` needs the usual `if __name__ == "__main__":` guard (the `patchvsr` command has it).
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ class BenchConfig:
     device: str = "auto"
     time_cap_s: float = 150.0
     memory_cap_mb: float | None = None
-    budget_s: float = 3.0
+    budget_s: float = 10.0
     rss_seconds: tuple[float, float] = (5.0, 60.0)
     rss_model: bool = True
     rss_overlap: bool = False
@@ -240,11 +243,11 @@ def bench_mode(mode: str, config: BenchConfig, device: str, memory_cap_mb: float
     """Rows of one mode for every size (ascending pixels): measured until a cap or a failure, then estimated."""
     from patchvsr.eval.bench_worker import measure_in_child
 
-    rows, reason, key = [], None, CLOCKS[config.clock]
+    rows, stop, key = [], None, CLOCKS[config.clock]  # stop: why the first unmeasured size was not measured
     for width, height in sorted(config.sizes, key=lambda s: (s[0] * s[1], s)):
         row = dict.fromkeys(ROW_FIELDS) | {"mode": mode, "width": width, "height": height,
                                            "pixels": width * height, "runs": 0, "estimated": True}
-        reason = reason or over_cap(rows, width * height, config.time_cap_s, memory_cap_mb, key)
+        reason = over_cap(rows, width * height, config.time_cap_s, memory_cap_mb, key) or stop
         if reason is None:
             spec = {"model": config.model, "mode": mode, "size": (height, width), "scale": config.scale,
                     "frames": config.frames, "threads": config.threads, "device": device,
@@ -258,7 +261,7 @@ def bench_mode(mode: str, config: BenchConfig, device: str, memory_cap_mb: float
                 row.update({k: result[k] for k in ("windows_per_clip", "frames", "runs", "seconds", "cpu_seconds")},
                            estimated=False, peak_rss_mb=result["peak_rss_mb"],
                            clip_mb=result["peak_rss_mb"] - result["base_rss_mb"], peak_gpu_mb=result["peak_gpu_mb"])
-        row["reason"] = reason
+        row["reason"] = stop = reason
         rows.append(row)
         log(f"{mode} {width}x{height}: " + (f"{row['seconds']:.3f} s per clip ({row['cpu_seconds']:.3f} s CPU), "
                                             f"peak RSS {row['peak_rss_mb']:.0f} MB" if reason is None

@@ -37,7 +37,7 @@ def _versus_pixels(result: dict, key: str, label: str, path: Path, fit: bool = F
     """Log-log `key` against output megapixels, one colour per mode."""
     fig = Figure(figsize=(6.5, 4.5), layout="constrained")
     ax = fig.subplots()
-    for mode in dict.fromkeys(r["mode"] for r in result["rows"]):
+    for index, mode in enumerate(dict.fromkeys(r["mode"] for r in result["rows"])):
         rows = [r for r in result["rows"] if r["mode"] == mode and r[key] is not None]
         colour, name = COLOURS.get(mode, "black"), LABELS.get(mode, mode)
         measured = [r for r in rows if not r["estimated"]]
@@ -54,7 +54,7 @@ def _versus_pixels(result: dict, key: str, label: str, path: Path, fit: bool = F
             xs = np.array([fit_range[0]["pixels"], fit_range[-1]["pixels"]], dtype=float)
             ax.plot(xs / 1e6, coefficient * xs**exponent, ":", color=colour, linewidth=3, alpha=0.5)
             ax.annotate(f"n^{exponent:.2f}", (xs[-1] / 1e6, coefficient * xs[-1] ** exponent), color=colour,
-                        textcoords="offset points", xytext=(4, -10), fontsize=8)
+                        textcoords="offset points", xytext=(-2, -14 - 9 * index), ha="right", fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("output megapixels per frame")

@@ -179,4 +179,7 @@ def _write_json(path: Path, payload: dict) -> None:
                                      delete=False) as handle:
         json.dump(payload, handle, indent=2, allow_nan=False)
         handle.write("\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(handle.name, 0o666 & ~umask)  # temp files are private (0600): give the result normal permissions
     os.replace(handle.name, path)
