@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
 from patchvsr.io.synth import write_test_video
 
@@ -89,3 +90,13 @@ def _audio_seconds(path: Path, index: int) -> float:
 @pytest.fixture
 def video_facts():
     return _facts
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run faster on one thread, and far faster when other processes share the cores.
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -17,13 +17,7 @@ from patchvsr.train.degrade import Degraded, DegradeConfig, degrade, degrade_cli
 CONFIG = DegradeConfig(window=16, frames=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors run faster on one thread, and far faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clips(batch: int = 3, frames: int = 3, size: int = 40, seed: int = 0) -> torch.Tensor:

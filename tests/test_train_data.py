@@ -17,13 +17,7 @@ from patchvsr.train import data, motion, sources
 CLIP = motion.ClipConfig(frames=3, size=32, min_energy=0.02, tries=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors run faster on one thread, and far faster when other processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def textured_photo(seed: int, height: int = 120, width: int = 160) -> np.ndarray:

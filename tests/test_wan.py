@@ -29,12 +29,7 @@ CPU = torch.device("cpu")
 GEOMETRY = {"window": 32, "clip_frames": 5}  # 4 x 4 latent windows, 2 latent frames
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(seed: int = 0, perturb: bool = False) -> WanPatchVSR:

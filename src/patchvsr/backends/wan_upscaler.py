@@ -19,14 +19,13 @@ import contextlib
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from einops import rearrange
 
 from patchvsr.backends.wan_model import WanPatchVSR, base_folder, read_info
 from patchvsr.backends.wan_vae import WanLatents
 from patchvsr.errors import OptionError
-from patchvsr.methods.patchvsr import DTYPES, SamplerOptions
+from patchvsr.methods.patchvsr import DTYPES, SamplerOptions, bicubic_canvas
 from patchvsr.models.conditions import WindowConditions
 from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
 from patchvsr.tiling import FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
@@ -62,9 +61,7 @@ class WanUpscaler:
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
         """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1]."""
-        up = F.interpolate(clip.to(self.device), size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
-        up = rearrange(up, "t c h w -> c t h w") * 2.0 - 1.0                     # (3, T, oh, ow) in [-1, 1]
-        scale = (size[0] / clip.shape[-2] + size[1] / clip.shape[-1]) / 2.0
+        up, scale = bicubic_canvas(clip.to(self.device), size)                  # (3, T, oh, ow) in [-1, 1]
         with self._resident(self.latents.vae):
             latent_up = self.latents.encode(pad_to_multiple(up, self.latents.spatial)[None])[0]   # (C, t, h, w)
             guide = self.latents.encode(global_frame(up, (self.window, self.window))[None])[0]     # (C, t, g, g)

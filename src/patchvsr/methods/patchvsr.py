@@ -66,6 +66,16 @@ class SamplerOptions:
             raise OptionError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
 
+def bicubic_canvas(clip: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, float]:
+    """V_up and the scale condition. clip: (T, 3, H, W) in [0, 1]; size: (out_h, out_w).
+
+    Returns ((3, T, out_h, out_w) in [-1, 1], the mean of both axes' factors), as training's degradation makes.
+    """
+    up = F.interpolate(clip, size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
+    scale = (size[0] / clip.shape[-2] + size[1] / clip.shape[-1]) / 2.0
+    return rearrange(up, "t c h w -> c t h w") * 2.0 - 1.0, scale
+
+
 class PatchVSRUpscaler:
     """`Upscaler` (see `patchvsr.methods.base`) for a trained PatchVSR model."""
 
@@ -97,9 +107,7 @@ class PatchVSRUpscaler:
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
         """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1]."""
-        up = F.interpolate(clip.to(self.device), size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
-        up = rearrange(up, "t c h w -> c t h w") * 2.0 - 1.0                       # (3, T, oh, ow) in [-1, 1]
-        scale = (size[0] / clip.shape[-2] + size[1] / clip.shape[-1]) / 2.0
+        up, scale = bicubic_canvas(clip.to(self.device), size)                    # (3, T, oh, ow) in [-1, 1]
         plan = self._last_plan = self.window_plan(size)
         guide = global_frame(up, (self.window, self.window))                       # (3, T, h, w)
         self.model.cache.clear()
