@@ -42,7 +42,7 @@ eval: $(STAMP)
 
 # Efficiency study of docs/RESULTS.md (patch-wise vs full-frame cost).
 bench: $(STAMP)
-	$(VENV)/bin/patchvsr bench --json docs/bench/bench.json --plots docs/bench
+	$(VENV)/bin/patchvsr bench --json docs/bench/bench.json --plots docs/bench --threads 1 --clock cpu
 
 clean:
 	rm -rf $(VENV) demo out

@@ -118,7 +118,7 @@ def markdown_tables(result: dict) -> str:
     lines.append("")
     for mode, ratio in result.get("ratios", {}).items():
         for where, entry in ratio.items():
-            if entry is not None:
+            if entry is not None and (where == "largest_measured" or entry["estimated"]):  # no repeats
                 lines.append(f"- full-frame / {mode} at {entry['size']} ({where.replace('_', ' ')}"
                              f"{', estimated' if entry['estimated'] else ''}): {entry['speedup']:.2f}× the time, "
                              f"{entry['memory_ratio']:.2f}× the peak RSS, {entry['clip_memory_ratio']:.2f}× the "

@@ -103,7 +103,7 @@ def describe_model(model: str) -> str:
     if folder is None:
         return (f"{model} preset with random weights (shipped weights absent; timing and memory do not depend "
                 "on weight values)")
-    return f"{model} ({folder})"
+    return f"{model} (trained weights from {folder})" if model in RANDOM_PRESETS else f"trained model {folder}"
 
 
 def lr_clip(size: tuple[int, int], scale: int, frames: int) -> torch.Tensor:
