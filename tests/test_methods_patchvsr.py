@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from patchvsr.api import upscale_stream
 from patchvsr.errors import InputError, OptionError
-from patchvsr.methods import get_upscaler
+from patchvsr.methods import get_upscaler, parse_method
 from patchvsr.methods.patchvsr import SHIPPED, load_shipped, load_upscaler
 from patchvsr.models import PatchVSRModel
 from patchvsr.models.testing import perturb_
@@ -61,7 +61,7 @@ def test_output_shape_range_and_stats(trained_like_model):
     assert out.shape == (2, 3, 21, 15) and out.dtype == torch.float32
     assert out.min() >= 0 and out.max() <= 1
     # 21x15 canvas with 16-px windows: 2x1 primary grid + 1 horizontal-seam window
-    assert upscaler.describe() == {"windows_per_clip": 3, "steps": 2, "fusion": "weighted"}
+    assert upscaler.describe() == {"windows_per_clip": 3, "steps": 2, "fusion": "weighted", "temporal_radius": 2}
     assert upscaler.clip_frames == 2 and upscaler.clip_overlap == 0
 
 
@@ -104,6 +104,7 @@ def test_bf16_autocast_is_close_to_fp32(trained_like_model):
     (dict(steps=0), "--steps"), (dict(fusion="blend"), "--fusion"), (dict(batch=0), "--batch"),
     (dict(t0=0.0), "--t0"), (dict(t0=1.5), "--t0"), (dict(dtype="int8"), "--dtype"),
     (dict(window=18), "--window"), (dict(clip_frames=0), "--clip-frames"),
+    (dict(temporal_radius=-1), "--temporal-radius"),
 ])
 def test_bad_options_are_option_errors(trained_like_model, options, word):
     with pytest.raises(OptionError, match=word):
@@ -135,3 +136,23 @@ def test_unshipped_model_name_is_an_option_error(monkeypatch, tmp_path):
     monkeypatch.setattr("patchvsr.methods.patchvsr.SHIPPED", tmp_path)
     with pytest.raises(OptionError, match="shipped weights are missing"):
         load_shipped("tiny", CPU)
+
+
+def test_method_specs_carry_typed_model_options():
+    assert parse_method("bicubic") == ("bicubic", {})
+    assert parse_method("tiny:steps=4:t0=0.5:fusion=average") == ("tiny", {"steps": 4, "t0": 0.5, "fusion": "average"})
+    assert parse_method("runs/x/model:clip-frames=8") == ("runs/x/model", {"clip_frames": 8})
+
+
+@pytest.mark.parametrize("spec, word", [("tiny:steps", "bad method option"), ("tiny:speed=2", "bad method option"),
+                                        ("tiny:steps=two", "bad value")])
+def test_bad_method_specs_are_option_errors(spec, word):
+    with pytest.raises(OptionError, match=word):
+        parse_method(spec)
+
+
+def test_method_spec_options_reach_the_model(trained_like_model):
+    from patchvsr.eval.evaluate import make_upscaler
+
+    upscaler = make_upscaler(f"{trained_like_model}:steps=3:t0=0.5", "cpu")
+    assert (upscaler.options.steps, upscaler.options.t0) == (3, 0.5)

@@ -22,6 +22,8 @@ MODEL_FLAGS = (
     ("--clip-frames", int, "frames per clip"),
     ("--batch", int, "windows per model call"),
     ("--t0", float, "start time < 1: begin from the noised upsampled input instead of pure noise"),
+    ("--temporal-radius", int, "average the added detail over N motion-aligned neighbour frames on each side "
+                               "(0 = off; default 2)"),
 )
 
 

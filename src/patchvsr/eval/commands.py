@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--crop", type=_size, metavar="WxH", help="centre crop of the reference first")
     parser.add_argument("--methods", default="bicubic,lanczos",
                         help="comma-separated: bicubic, lanczos, realesrgan-animevideov3, realesrgan-x4plus, "
-                             "any --model name of `patchvsr upscale` (default: bicubic,lanczos)")
+                             "any --model name of `patchvsr upscale`, with model options as NAME:OPTION=VALUE:... "
+                             "(e.g. tiny:steps=4:t0=0.5) (default: bicubic,lanczos)")
     parser.add_argument("--json", type=Path, required=True, metavar="OUT.json", help="where to write the rows")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="also write PNG plots into DIR")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")

@@ -92,11 +92,13 @@ class EvalResult:
         return [run.row for run in self.runs]
 
 
-def make_upscaler(name: str, device: str):
-    """The method called `name`, through the same registry as `patchvsr upscale --model`."""
-    from patchvsr.methods import get_upscaler
+def make_upscaler(spec: str, device: str):
+    """The method `spec` ("NAME" or "NAME:OPTION=VALUE:..."), through the same registry as
+    `patchvsr upscale --model`."""
+    from patchvsr.methods import get_upscaler, parse_method
 
-    return get_upscaler(name, device=device)
+    name, options = parse_method(spec)
+    return get_upscaler(name, device=device, **options)
 
 
 def crop_reference(frame: np.ndarray, config: EvalConfig) -> np.ndarray:

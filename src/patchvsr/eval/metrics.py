@@ -15,16 +15,14 @@ Conventions (the ones VSR papers report, e.g. BasicSR's `calculate_psnr(..., tes
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
+
+from patchvsr.flow import pair_flows, warp
 
 # BT.601 studio-swing luma weights for RGB in [0, 255] (ITU-R BT.601, as MATLAB's rgb2ycbcr).
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
 _Y_OFFSET = 16.0
-# Forward-backward occlusion test: |f + b|^2 < alpha (|f|^2 + |b|^2) + beta (Sundaram et al. 2010).
-_FB_ALPHA = 0.01
-_FB_BETA = 0.5
 
 
 def rgb_to_y(frame: np.ndarray) -> np.ndarray:
@@ -60,36 +58,13 @@ def ssim_y(ref: np.ndarray, out: np.ndarray, crop: int = 0) -> float:
                                        use_sample_covariance=False, data_range=255.0))
 
 
-def _gray(frame: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB -> (H, W) uint8 gray, the input DIS expects."""
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-
-
 def reference_flow(ref_prev: np.ndarray, ref_cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Backward and forward DIS flow between two reference frames, each (H, W, 3) uint8.
+    """Backward DIS flow between two reference frames, each (H, W, 3) uint8.
 
     Returns (backward, valid): backward (H, W, 2) float32 in pixels, current -> previous (x, y); valid
     (H, W) bool, True where the forward-backward check passes and the source pixel is inside the frame.
     """
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    gray_prev, gray_cur = _gray(ref_prev), _gray(ref_cur)
-    backward = dis.calc(gray_cur, gray_prev, None)
-    forward = dis.calc(gray_prev, gray_cur, None)
-    map_x, map_y = _sample_grid(backward)
-    forward_at_source = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    round_trip = np.sum((backward + forward_at_source) ** 2, axis=-1)
-    magnitude = np.sum(backward**2, axis=-1) + np.sum(forward_at_source**2, axis=-1)
-    consistent = round_trip < _FB_ALPHA * magnitude + _FB_BETA
-    h, w = backward.shape[:2]
-    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-    return backward, consistent & inside
-
-
-def _sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """flow: (H, W, 2) float32 (x, y). Returns the absolute sampling maps (map_x, map_y), each (H, W)."""
-    h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return grid_x + flow[..., 0], grid_y + flow[..., 1]
+    return pair_flows(ref_prev, ref_cur)[0]
 
 
 def warp_error(ref_prev: np.ndarray, ref_cur: np.ndarray, out_prev: np.ndarray, out_cur: np.ndarray) -> float:
@@ -111,8 +86,6 @@ def warp_error_along(flow: tuple[np.ndarray, np.ndarray], out_prev: np.ndarray, 
     backward, valid = flow
     if not valid.any():
         return float("nan")
-    map_x, map_y = _sample_grid(backward)
-    warped = cv2.remap(out_prev.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
+    warped = warp(out_prev.astype(np.float32), backward)
     diff = np.abs(out_cur.astype(np.float32) - warped).mean(axis=-1)
     return float(diff[valid].mean())

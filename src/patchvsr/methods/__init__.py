@@ -16,8 +16,11 @@ from patchvsr.errors import OptionError
 from patchvsr.methods.base import Upscaler
 from patchvsr.methods.classical import Bicubic, Lanczos
 
-# Options that only models with windows and sampling steps understand (CLI spelling: --clip-frames etc.).
-MODEL_OPTIONS = ("steps", "fusion", "seed", "window", "clip_frames", "batch", "t0", "dtype")
+# Options that only models with windows and sampling steps understand (CLI spelling: --clip-frames etc.),
+# with the type their value has.
+MODEL_OPTION_TYPES = {"steps": int, "fusion": str, "seed": int, "window": int, "clip_frames": int, "batch": int,
+                      "t0": float, "dtype": str, "temporal_radius": int}
+MODEL_OPTIONS = tuple(MODEL_OPTION_TYPES)
 
 
 def _reject_model_options(name: str, options: dict) -> None:
@@ -92,6 +95,24 @@ def get_upscaler(name: str, device: str | torch.device = "auto", **options) -> U
         return _load_model_folder(Path(name), resolved, options)
     choices = ", ".join(UPSCALERS)
     raise OptionError(f"unknown model {name!r}: use one of {choices} or a trained model's folder")
+
+
+def parse_method(spec: str) -> tuple[str, dict]:
+    """A method with its options in one word, as `patchvsr eval --methods` takes it:
+    "tiny:steps=4:t0=0.5" -> ("tiny", {"steps": 4, "t0": 0.5}); "bicubic" -> ("bicubic", {})."""
+    name, *pairs = spec.split(":")
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in MODEL_OPTION_TYPES:
+            raise OptionError(f"bad method option {pair!r} in {spec!r}: use NAME:OPTION=VALUE with OPTION one of "
+                              f"{', '.join(MODEL_OPTIONS)}")
+        try:
+            options[key] = MODEL_OPTION_TYPES[key](value.strip())
+        except ValueError:
+            raise OptionError(f"bad value {value!r} for {key} in {spec!r}") from None
+    return name.strip(), options
 
 
 def _load_model_folder(path: Path, device: torch.device, options: dict) -> Upscaler:

@@ -24,6 +24,7 @@ from einops import rearrange
 from patchvsr.errors import InputError, OptionError
 from patchvsr.models import PatchVSRModel, WindowConditions
 from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
+from patchvsr.stabilize import stabilize_detail
 from patchvsr.tiling import FUSION_MODES, FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights"
@@ -38,7 +39,9 @@ class SamplerOptions:
     derive from (seed, clip index); window: window side in output pixels (default: the model's native size;
     a multiple of its token patch); clip_frames: frames per clip (default: the model's native length);
     batch: windows per model call; t0: start time in (0, 1] (t0 < 1 starts from the noised V_up);
-    dtype: compute dtype of the network ("bf16" autocast is about 1.5-3x faster on CPU, "fp32" exact).
+    dtype: compute dtype of the network ("bf16" autocast is about 1.5-3x faster on CPU, "fp32" exact);
+    temporal_radius: average the added detail over this many motion-compensated neighbours on each side
+    within the clip (`patchvsr.stabilize`; 0 = off).
     """
 
     steps: int = 1
@@ -49,6 +52,7 @@ class SamplerOptions:
     batch: int = 16
     t0: float = 1.0
     dtype: str = "bf16"
+    temporal_radius: int = 2
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or not 1 <= self.steps <= 1000:
@@ -62,6 +66,8 @@ class SamplerOptions:
             raise OptionError(f"--batch must be an integer >= 1, got {self.batch!r}")
         if not 0.0 < self.t0 <= 1.0:
             raise OptionError(f"--t0 must be in (0, 1], got {self.t0!r}")
+        if not isinstance(self.temporal_radius, int) or self.temporal_radius < 0:
+            raise OptionError(f"--temporal-radius must be an integer >= 0, got {self.temporal_radius!r}")
         if self.dtype not in DTYPES:
             raise OptionError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
@@ -102,7 +108,8 @@ class PatchVSRUpscaler:
     def describe(self) -> dict:
         plan = self._last_plan
         return {"windows_per_clip": None if plan is None else plan.windows_per_step,
-                "steps": self.options.steps, "fusion": self.options.fusion}
+                "steps": self.options.steps, "fusion": self.options.fusion,
+                "temporal_radius": self.options.temporal_radius}
 
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
@@ -113,9 +120,13 @@ class PatchVSRUpscaler:
         self.model.cache.clear()
         fused = FusedVelocity(plan, self._denoiser(plan, up, guide), self.options.batch, scale)
         z0_hat = sample_euler(fused, self._start(up, clip_index), self._timesteps())
-        hr = up + self.residual_std * z0_hat
         self.model.cache.clear()
-        return rearrange((hr + 1.0) / 2.0, "c t h w -> t c h w").clamp_(0, 1).float().cpu()
+        up = rearrange(up, "c t h w -> t c h w").float()
+        detail = self.residual_std * rearrange(z0_hat, "c t h w -> t c h w").float()
+        if self.options.temporal_radius:
+            frames = rearrange(((up + 1.0) * 127.5).round().clamp(0, 255).byte().cpu(), "t c h w -> t h w c").numpy()
+            detail = stabilize_detail(detail, frames, self.options.temporal_radius)
+        return ((up + detail + 1.0) / 2.0).clamp_(0, 1).cpu()
 
     def _denoiser(self, plan: WindowPlan, up: torch.Tensor, guide: torch.Tensor):
         """The window-level `denoise(windows, t, batch)` callable for this clip's canvas."""

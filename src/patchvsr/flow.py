@@ -1,0 +1,61 @@
+"""Dense optical flow between two frames (OpenCV DIS) with a forward-backward occlusion test, and warping.
+
+Used by the warp-error metric (flow on the reference frames) and by the temporal detail filter of the
+PatchVSR upscaler (flow on the bicubic-upsampled input frames). Conventions: frames are (H, W, 3) uint8
+RGB; a flow is (H, W, 2) float32 (x, y) in pixels, defined on the frame it is used on and pointing to where
+that pixel is in the other frame, so `warp(other, flow)` aligns `other` with this frame.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Forward-backward occlusion test: |f + b|^2 < alpha (|f|^2 + |b|^2) + beta (Sundaram et al. 2010).
+FB_ALPHA = 0.01
+FB_BETA = 0.5
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) uint8 gray, the input DIS expects."""
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """flow: (H, W, 2) float32 (x, y). Returns the absolute sampling maps (map_x, map_y), each (H, W)."""
+    h, w = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return grid_x + flow[..., 0], grid_y + flow[..., 1]
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Bilinear backward warp: image (H, W, C) float32 sampled at the positions `flow` points to."""
+    map_x, map_y = sample_grid(flow)
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _valid(flow: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """True where `flow` (on this frame) and `back` (on the other frame, sampled where `flow` points) cancel,
+    and the position `flow` points to lies inside the frame."""
+    map_x, map_y = sample_grid(flow)
+    back_at_source = cv2.remap(back, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    round_trip = np.sum((flow + back_at_source) ** 2, axis=-1)
+    magnitude = np.sum(flow**2, axis=-1) + np.sum(back_at_source**2, axis=-1)
+    h, w = flow.shape[:2]
+    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    return (round_trip < FB_ALPHA * magnitude + FB_BETA) & inside
+
+
+def pair_flows(first: np.ndarray, second: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray],
+                                                                  tuple[np.ndarray, np.ndarray]]:
+    """Flows both ways between two (H, W, 3) uint8 frames, from two DIS runs.
+
+    Returns ((on_second, valid_second), (on_first, valid_first)): `on_second` lives on `second` and points
+    into `first` (so `warp(first, on_second)` aligns first with second); valid_* (H, W) bool mark the pixels
+    that pass the forward-backward check and whose source is inside the frame.
+    """
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    gray_first, gray_second = _gray(first), _gray(second)
+    on_second = dis.calc(gray_second, gray_first, None)
+    on_first = dis.calc(gray_first, gray_second, None)
+    return (on_second, _valid(on_second, on_first)), (on_first, _valid(on_first, on_second))

@@ -1,0 +1,74 @@
+"""Temporal detail filter (patchvsr.stabilize) and the two-way flow it uses (patchvsr.flow)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from patchvsr.flow import pair_flows, warp
+from patchvsr.stabilize import stabilize_detail
+
+
+def _texture(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Smooth random texture, (h, w, 3) uint8: DIS needs structure at several scales to lock on."""
+    noise = np.random.default_rng(seed).uniform(0, 255, (h // 4, w // 4, 3)).astype(np.float32)
+    return np.clip(cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
+
+
+def _panning_frames(count: int, step: int = 2, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (T, size, size, 3) uint8, big texture): the view moves `step` px to the right per frame."""
+    big = _texture(size + 16, size + 16 + step * count, seed=1)
+    frames = np.stack([big[8:8 + size, 8 + step * t: 8 + size + step * t] for t in range(count)])
+    return frames, big
+
+
+def test_pair_flows_point_both_ways():
+    frames, _ = _panning_frames(2, step=3)
+    (on_second, valid_second), (on_first, valid_first) = pair_flows(frames[0], frames[1])
+    # content moves 3 px left: a pixel of the second frame sits 3 px further right in the first, and back
+    assert np.median(on_second[..., 0][valid_second]) == pytest.approx(3, abs=0.3)
+    assert np.median(on_first[..., 0][valid_first]) == pytest.approx(-3, abs=0.3)
+    assert valid_second.mean() > 0.8 and valid_first.mean() > 0.8
+    aligned = warp(frames[0].astype(np.float32), on_second)
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(aligned - frames[1])[inner].mean() < 2.0
+
+
+@pytest.mark.parametrize("radius, count", [(0, 4), (2, 1)])
+def test_no_neighbours_leaves_the_detail_unchanged(radius, count):
+    frames, _ = _panning_frames(count)
+    detail = torch.randn(count, 3, 48, 48)
+    assert stabilize_detail(detail, frames, radius) is detail
+
+
+def test_detail_that_moves_with_the_content_is_kept():
+    frames, big = _panning_frames(4)
+    pattern = (big.astype(np.float32) - 128) / 128  # detail anchored to the content
+    detail = torch.from_numpy(np.stack([pattern[8:56, 8 + 2 * t: 56 + 2 * t] for t in range(4)])).permute(0, 3, 1, 2)
+    out = stabilize_detail(detail, frames, radius=2)
+    assert out.shape == detail.shape and out.dtype == torch.float32
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert (out - detail)[inner].abs().mean() < 0.03 * detail[inner].abs().mean() + 0.01
+
+
+def test_detail_that_flickers_is_averaged_out():
+    frames, _ = _panning_frames(5)
+    detail = torch.from_numpy(np.random.default_rng(2).normal(0, 1, (5, 3, 48, 48)).astype(np.float32))
+    out = stabilize_detail(detail, frames, radius=2)
+    # the middle frame averages 5 independent fields: its spread falls to about 1/sqrt(5) (0.45) of the input's
+    middle = out[2, :, 8:-8, 8:-8]
+    assert 0.35 < middle.std().item() < 0.6
+    # frame-to-frame change along the motion shrinks
+    (on_next, valid), _ = pair_flows(frames[2], frames[3])
+    def change(x):
+        prev = warp(x[2].permute(1, 2, 0).numpy(), on_next)
+        return np.abs(x[3].permute(1, 2, 0).numpy() - prev)[valid].mean()
+    assert change(out) < 0.6 * change(detail)
+
+
+def test_negative_radius_is_refused():
+    frames, _ = _panning_frames(2)
+    with pytest.raises(ValueError, match="radius"):
+        stabilize_detail(torch.zeros(2, 3, 48, 48), frames, -1)
