@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +19,10 @@ import pytest
 import torch
 
 from patchvsr.io.synth import write_test_video
+
+# I/O, resume and CLI tests run on bicubic (exact and fast), also in the subprocesses they start; tests of the
+# embedded default model name it, or clear this variable.
+os.environ["PATCHVSR_MODEL"] = "bicubic"
 
 
 @pytest.fixture

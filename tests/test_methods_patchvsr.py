@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,3 +157,36 @@ def test_method_spec_options_reach_the_model(trained_like_model):
 
     upscaler = make_upscaler(f"{trained_like_model}:steps=3:t0=0.5", "cpu")
     assert (upscaler.options.steps, upscaler.options.t0) == (3, 0.5)
+
+
+def test_default_model_is_the_embedded_one_unless_the_environment_names_another(monkeypatch):
+    from patchvsr.methods import default_model
+
+    monkeypatch.delenv("PATCHVSR_MODEL", raising=False)
+    assert default_model() == "tiny"
+    monkeypatch.setenv("PATCHVSR_MODEL", "lanczos")
+    assert default_model() == "lanczos" and get_upscaler(device="cpu").name == "lanczos"
+
+
+def test_ship_writes_a_half_size_folder_that_upscales_like_the_original(trained_like_model, tmp_path):
+    from patchvsr.train.ship import ship
+
+    target = tmp_path / "weights" / "tiny"
+    sizes = ship(trained_like_model, target, notes="## Evaluation\n\nnumbers")
+    assert {"config.json", "training.json", "model_card.md", "base.safetensors"} <= set(sizes)
+    original = sum(path.stat().st_size for path in Path(trained_like_model).glob("*.safetensors"))
+    assert sum(size for name, size in sizes.items() if name.endswith(".safetensors")) < 0.6 * original
+    card = (target / "model_card.md").read_text()
+    assert card.rstrip().endswith("numbers") and not (tmp_path / "weights" / "tiny.partial").exists()
+    clip = _clip(seed=5)
+    exact = load_upscaler(trained_like_model, CPU, dtype="fp32").upscale_clip(clip, (36, 44), 0)
+    half = load_upscaler(target, CPU, dtype="fp32").upscale_clip(clip, (36, 44), 0)
+    assert (exact - half).abs().max() < 2e-3
+
+
+def test_ship_refuses_an_untrained_folder(tmp_path):
+    from patchvsr.train.ship import ship
+
+    PatchVSRModel.from_preset("test", seed=0).save_pretrained(tmp_path / "model")
+    with pytest.raises(InputError, match="training.json"):
+        ship(tmp_path / "model", tmp_path / "tiny")

@@ -88,15 +88,16 @@ def upscale_uint8_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, 
 
 
 def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = None,
-                  size: tuple[int, int] | str | None = None, model: str = "bicubic", crf: int = DEFAULT_CRF,
+                  size: tuple[int, int] | str | None = None, model: str | None = None, crf: int = DEFAULT_CRF,
                   stats: str | Path | None = None, resume: bool = False, overwrite: bool = False,
                   device: str = "auto", fps: Fraction | str | None = None, progress: Progress | None = None,
                   **model_options) -> dict:
     """Upscale `src` into `dst` (.mkv, .mp4 or a folder) and return the stats dict (also written to `stats`).
 
     scale: factor K > 1 for both axes (default 4); size: (width, height) or "WxH" instead, each axis
-    scaled on its own. fps: frame rate of a PNG-folder input (default 25). model_options (steps, fusion,
-    seed, window, clip_frames, batch, t0, dtype) go to the model; None means its default.
+    scaled on its own. fps: frame rate of a PNG-folder input (default 25). model: a name or model folder
+    (None: the embedded "tiny" model, or $PATCHVSR_MODEL). model_options (steps, fusion, seed, window,
+    clip_frames, batch, t0, dtype, temporal_radius) go to the model; None means its default.
     resume: continue an interrupted run of the same input and options; overwrite: replace an existing
     output (and discard an interrupted run). Raises PatchVSRError subclasses for bad input, options or
     output, and then leaves no output, temporary file or state behind.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from patchvsr.errors import PatchVSRError
 
-DEFAULT_MODEL = "bicubic"  # becomes the embedded trained model once it exists
+DEFAULT_MODEL = "tiny"  # the embedded trained model
 DEFAULT_VIDEO = "carphone_pristine"
 
 

@@ -227,7 +227,7 @@ def _with_seed(previous: Clip | None, group: list[Clip], overlapping: bool) -> t
 
 def upscale_video_ray(src: str | Path, dst: str | Path, *, ray: RayOptions | RayRunner | None = None,
                       scale: float | None = None, size: tuple[int, int] | str | None = None,
-                      model: str = "bicubic", crf: int = DEFAULT_CRF, stats: str | Path | None = None,
+                      model: str | None = None, crf: int = DEFAULT_CRF, stats: str | Path | None = None,
                       resume: bool = False, overwrite: bool = False, device: str = "auto",
                       fps: Fraction | str | None = None, progress=None, **model_options) -> dict:
     """`patchvsr.api.upscale_video` with the clips upscaled by Ray tasks; same arguments, output and errors.

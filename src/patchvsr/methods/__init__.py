@@ -7,6 +7,7 @@ Names that are not in it but are existing folders load a trained PatchVSR model 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,10 @@ import torch
 from patchvsr.errors import OptionError
 from patchvsr.methods.base import Upscaler
 from patchvsr.methods.classical import Bicubic, Lanczos
+
+# The model `patchvsr upscale` uses without --model: the trained model shipped in the package. The environment
+# variable PATCHVSR_MODEL replaces it (the test suite sets "bicubic" so that I/O tests stay fast).
+DEFAULT_MODEL = "tiny"
 
 # Options that only models with windows and sampling steps understand (CLI spelling: --clip-frames etc.),
 # with the type their value has.
@@ -80,11 +85,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def get_upscaler(name: str, device: str | torch.device = "auto", **options) -> Upscaler:
-    """The upscaler called `name` (a key of UPSCALERS or a model folder) on `device`.
+def default_model() -> str:
+    """The model used when none is named: $PATCHVSR_MODEL if set, else DEFAULT_MODEL."""
+    return os.environ.get("PATCHVSR_MODEL") or DEFAULT_MODEL
+
+
+def get_upscaler(name: str | None = None, device: str | torch.device = "auto", **options) -> Upscaler:
+    """The upscaler called `name` (a key of UPSCALERS or a model folder; None: `default_model()`) on `device`.
 
     `options` are the model options of MODEL_OPTIONS; None means "the model's default".
     """
+    name = name or default_model()
     unknown = sorted(set(options) - set(MODEL_OPTIONS))
     if unknown:
         raise OptionError(f"unknown model option {unknown[0]!r}; known: {', '.join(MODEL_OPTIONS)}")

@@ -1,0 +1,65 @@
+"""Put a trained model into the package: `python -m patchvsr.train.ship RUN/model [--notes NOTES.md]`.
+
+Writes `src/patchvsr/weights/tiny/` (what `--model tiny` loads): the weights as float16 safetensors (half
+the size; loading casts them back to float32), config.json, training.json and model_card.md, whose
+training section comes from the run and which ends with NOTES.md (evaluation, ablations, limits). The
+folder is written next to the target and renamed into place, so a failed run leaves the old one intact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import torch
+
+from patchvsr.errors import InputError, PatchVSRError
+from patchvsr.models import PatchVSRModel
+
+PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+def ship(source: Path, target: Path, notes: str = "") -> dict[str, int]:
+    """Copy the model folder `source` (written by `patchvsr train adapter`) to `target` in float16.
+
+    Returns the size in bytes of each file written.
+    """
+    source, target = Path(source), Path(target)
+    training = source / "training.json"
+    if not training.is_file():
+        raise InputError(f"{source} has no training.json: not a trained PatchVSR model folder")
+    model = PatchVSRModel.from_pretrained(source)
+    card = (source / "model_card.md").read_text() if (source / "model_card.md").is_file() else ""
+    run_section = card[card.index("## Training"):] if "## Training" in card else ""
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging, card=run_section.rstrip() + "\n\n" + notes.strip() + "\n", dtype=torch.float16)
+    shutil.copyfile(training, staging / "training.json")
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return {path.name: path.stat().st_size for path in sorted(target.iterdir())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m patchvsr.train.ship", description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="trained model folder (RUN/model)")
+    parser.add_argument("--name", default="tiny", help="name under patchvsr/weights/ (default tiny)")
+    parser.add_argument("--notes", type=Path, help="markdown appended to the model card")
+    args = parser.parse_args(argv)
+    try:
+        notes = args.notes.read_text() if args.notes else ""
+        sizes = ship(args.source, PACKAGE_WEIGHTS / args.name, notes)
+    except (PatchVSRError, OSError) as err:
+        print(f"patchvsr ship: error: {err}", file=sys.stderr)
+        return 2
+    for name, size in sizes.items():
+        print(f"{size / 1e6:8.2f} MB  {name}")
+    print(f"{sum(sizes.values()) / 1e6:8.2f} MB  total in {PACKAGE_WEIGHTS / args.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
