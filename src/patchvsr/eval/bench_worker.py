@@ -68,17 +68,17 @@ class FullFrameUpscaler(PatchVSRUpscaler):
                 return self.model.velocity(z[None], t, cond)[0].float()
 
         z0_hat = sample_euler(velocity, self._start(canvas, clip_index), self._timesteps())
-        hr = (canvas + self.residual_std * z0_hat)[:, :, : size[0], : size[1]]
         self.model.cache.clear()
-        return rearrange((hr + 1.0) / 2.0, "c t h w -> t c h w").clamp_(0, 1).float().cpu()
+        return self._frames(canvas[:, :, : size[0], : size[1]], z0_hat[:, :, : size[0], : size[1]])
 
 
 def build_upscaler(model: str, mode: str, options: dict, device: torch.device) -> PatchVSRUpscaler:
     """The upscaler of `mode` for `model`: "tiny" (the shipped weights, else a random-weight tiny preset),
-    "test" (random-weight test preset) or a trained model's folder. options: SamplerOptions fields."""
+    "test" (random-weight test preset) or a trained model's folder. options: SamplerOptions fields.
+    The temporal detail filter is off unless options set it: the study times the network and the tiling."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    sampler = SamplerOptions(**{**options, "fusion": "none" if mode == "full" else mode})
+    sampler = SamplerOptions(**{"temporal_radius": 0, **options, "fusion": "none" if mode == "full" else mode})
     cls = FullFrameUpscaler if mode == "full" else PatchVSRUpscaler
     folder = model_folder(model)
     if folder is None:

@@ -121,6 +121,11 @@ class PatchVSRUpscaler:
         fused = FusedVelocity(plan, self._denoiser(plan, up, guide), self.options.batch, scale)
         z0_hat = sample_euler(fused, self._start(up, clip_index), self._timesteps())
         self.model.cache.clear()
+        return self._frames(up, z0_hat)
+
+    def _frames(self, up: torch.Tensor, z0_hat: torch.Tensor) -> torch.Tensor:
+        """V_up plus the detail `residual_std · z0_hat`, averaged over time along the motion of V_up when
+        temporal_radius > 0. up, z0_hat: (3, T, H, W). Returns (T, 3, H, W) float32 in [0, 1] on the CPU."""
         up = rearrange(up, "c t h w -> t c h w").float()
         detail = self.residual_std * rearrange(z0_hat, "c t h w -> t c h w").float()
         if self.options.temporal_radius:
