@@ -38,6 +38,7 @@ from patchvsr.io.reader import read_frames
 from patchvsr.io.run import OutputRun
 from patchvsr.io.target import check_output, output_kind, output_size
 from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
+from patchvsr.methods import default_model
 from patchvsr.methods.base import Upscaler
 from patchvsr.tiling.temporal import Clip, clip_step, count_clips, split_clips
 
@@ -58,8 +59,10 @@ class UpscalerSpec:
     options: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
-    def create(cls, model: str | Path, device: str = "auto", **options) -> UpscalerSpec:
-        """A spec; a model folder's path is made absolute (workers need not share the driver's cwd)."""
+    def create(cls, model: str | Path | None, device: str = "auto", **options) -> UpscalerSpec:
+        """A spec; None is the driver's default model (workers need not share its environment), and a model
+        folder's path is made absolute (workers need not share the driver's cwd)."""
+        model = model or default_model()
         model = str(Path(model).resolve()) if Path(model).is_dir() else str(model)
         return cls(model, str(device), tuple(sorted((k, v) for k, v in options.items() if v is not None)))
 
