@@ -143,10 +143,10 @@ def test_method_specs_carry_typed_model_options():
     assert parse_method("bicubic") == ("bicubic", {})
     assert parse_method("tiny:steps=4:t0=0.5:fusion=average") == ("tiny", {"steps": 4, "t0": 0.5, "fusion": "average"})
     assert parse_method("runs/x/model:clip-frames=8") == ("runs/x/model", {"clip_frames": 8})
+    assert parse_method("runs/a:b/model:steps=2") == ("runs/a:b/model", {"steps": 2})
 
 
-@pytest.mark.parametrize("spec, word", [("tiny:steps", "bad method option"), ("tiny:speed=2", "bad method option"),
-                                        ("tiny:steps=two", "bad value")])
+@pytest.mark.parametrize("spec, word", [("tiny:speed=2", "bad method option"), ("tiny:steps=two", "bad value")])
 def test_bad_method_specs_are_option_errors(spec, word):
     with pytest.raises(OptionError, match=word):
         parse_method(spec)
@@ -190,3 +190,22 @@ def test_ship_refuses_an_untrained_folder(tmp_path):
     PatchVSRModel.from_preset("test", seed=0).save_pretrained(tmp_path / "model")
     with pytest.raises(InputError, match="training.json"):
         ship(tmp_path / "model", tmp_path / "tiny")
+
+
+def test_temporal_filter_changes_only_the_added_detail(trained_like_model):
+    clip = _clip(seed=6, frames=4, size=(12, 10))
+    size = (48, 40)
+    plain = load_upscaler(trained_like_model, CPU, dtype="fp32", temporal_radius=0).upscale_clip(clip, size, 0)
+    filtered = load_upscaler(trained_like_model, CPU, dtype="fp32", temporal_radius=2).upscale_clip(clip, size, 0)
+    up = _bicubic(clip, size)
+    assert (plain - filtered).abs().max() > 1e-3  # the filter acts
+    # it averages detail, so the detail's spread shrinks, and V_up stays the base of both
+    assert (filtered - up).std() < (plain - up).std()
+
+
+def test_cli_model_flags_are_the_model_options():
+    from patchvsr.commands.upscale import MODEL_FLAGS
+    from patchvsr.methods import MODEL_OPTION_TYPES
+
+    flags = {flag[2:].replace("-", "_"): kind for flag, kind, _ in MODEL_FLAGS}
+    assert flags == {name: kind for name, kind in MODEL_OPTION_TYPES.items() if name != "dtype"}

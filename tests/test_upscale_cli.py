@@ -76,7 +76,7 @@ def test_progress_lines_with_eta_off_a_terminal(capsys, monkeypatch):
 
 @pytest.mark.parametrize("flag, value", [("--steps", "4"), ("--fusion", "weighted"), ("--seed", "1"),
                                          ("--window", "64"), ("--clip-frames", "8"), ("--batch", "2"),
-                                         ("--t0", "0.5")])
+                                         ("--t0", "0.5"), ("--temporal-radius", "1")])
 def test_model_options_are_refused_for_classical_methods(make_video, tmp_path, capsys, flag, value):
     code = main(["upscale", str(make_video("in.mkv", frames=2)), "-o", str(tmp_path / "o.mkv"), flag, value])
     err = capsys.readouterr().err

@@ -18,7 +18,6 @@ import numpy as np
 
 from patchvsr.errors import PatchVSRError
 
-DEFAULT_MODEL = "tiny"  # the embedded trained model
 DEFAULT_VIDEO = "carphone_pristine"
 
 
@@ -34,7 +33,7 @@ def source_video(name: str, folder: Path) -> Path:
         return write_test_video(folder / "synthetic.mkv", size=(176, 144), frames=120, fps=Fraction(30000, 1001))
 
 
-def run(model: str, out: Path, video: str) -> dict:
+def run(model: str | None, out: Path, video: str) -> dict:
     from patchvsr.api import upscale_video
     from patchvsr.commands.upscale import keep_heap_flat
     from patchvsr.progress import ProgressReporter, configure_logging, stderr_console
@@ -95,7 +94,8 @@ def compare_with_bicubic(source: Path, output: Path, path: Path, model: str, sid
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m patchvsr.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model to use (default {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=None, help="model to use (default: the embedded tiny model, or "
+                                                      "$PATCHVSR_MODEL)")
     parser.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo)")
     parser.add_argument("--video", default=DEFAULT_VIDEO, help="sample video: carphone_pristine, bikes, "
                                                                 "bigbuckbunny")

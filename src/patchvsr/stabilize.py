@@ -4,39 +4,89 @@ A per-clip model guesses high-frequency detail for every frame; where that guess
 from frame to frame in ways the true detail does not, which shows up as flicker (warp error). Averaging each
 frame's detail with the detail of its neighbours, warped onto it along optical flow, keeps the detail that
 moves with the content and averages out the part that does not. The flow is estimated on the upsampled
-INPUT frames (the model's output plays no part in it), occluded pixels are left out by the
-forward-backward check, and the average stays inside one clip, so clips remain independent units of work
-(resume, Ray). On the public clips this lowered warp error and raised PSNR-Y (docs/RESULTS.md).
+INPUT frames (the model's output plays no part in it; frames larger than FLOW_SIDE px are reduced for it),
+occluded pixels are left out by the forward-backward check, and the average stays inside one clip, so clips
+remain independent units of work (resume, Ray). Warping and averaging run on the detail's device.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 
-from patchvsr.flow import pair_flows, warp
+from patchvsr.flow import pair_flows
+
+FLOW_SIDE = 1024  # longest side the flow is estimated at; larger frames are reduced (area) for it
+MIN_FLOW_SIDE = 16  # DIS needs a few 8-px patches: smaller frames are left unfiltered
+
+
+def compose(up: torch.Tensor, detail: torch.Tensor, radius: int) -> torch.Tensor:
+    """The output frames V_up + detail, the detail filtered over time first when radius > 0.
+
+    up, detail: (T, 3, H, W), up in [-1, 1]. Returns (T, 3, H, W) float32 in [0, 1] on the CPU.
+    """
+    up, detail = up.float(), detail.float()
+    if radius:
+        frames = rearrange(((up + 1.0) * 127.5).round().clamp(0, 255).byte(), "t c h w -> t h w c").cpu().numpy()
+        detail = stabilize_detail(detail, frames, radius)
+    return ((up + detail + 1.0) / 2.0).clamp_(0, 1).cpu()
 
 
 def stabilize_detail(detail: torch.Tensor, frames: np.ndarray, radius: int) -> torch.Tensor:
     """Average each frame's detail over the frames at most `radius` away, aligned by flow, equal weights.
 
     detail: (T, 3, H, W) float; frames: (T, H, W, 3) uint8, the frames the flow is estimated on.
-    Returns a (T, 3, H, W) float32 tensor on detail's device; radius 0 or T = 1 returns detail unchanged.
+    Returns a (T, 3, H, W) float32 tensor on detail's device; radius 0, T = 1 or frames smaller than
+    MIN_FLOW_SIDE return detail unchanged.
     """
-    count = detail.shape[0]
+    count, _, height, width = detail.shape
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
-    if radius == 0 or count == 1:
+    if radius == 0 or count == 1 or min(height, width) < MIN_FLOW_SIDE:
         return detail
-    own = rearrange(detail.float().cpu(), "t c h w -> t h w c").numpy()
-    total = own.copy()
-    weight = np.ones(own.shape[:3] + (1,), np.float32)
+    detail = detail.float()
+    small = _flow_frames(frames)
+    total = detail.clone()
+    weight = torch.ones((count, 1, height, width), device=detail.device)
     for i in range(count):
         for j in range(i + 1, min(count, i + radius + 1)):
-            (on_j, valid_j), (on_i, valid_i) = pair_flows(frames[i], frames[j])
-            total[j] += warp(own[i], on_j) * valid_j[..., None]
-            weight[j] += valid_j[..., None]
-            total[i] += warp(own[j], on_i) * valid_i[..., None]
-            weight[i] += valid_i[..., None]
-    return rearrange(torch.from_numpy(total / weight), "t h w c -> t c h w").to(detail.device)
+            (on_j, valid_j), (on_i, valid_i) = pair_flows(small[i], small[j])
+            for target, source, flow, valid in ((j, i, on_j, valid_j), (i, j, on_i, valid_i)):
+                warped, mask = _warp(detail[source], flow, valid, (height, width))
+                total[target] += warped * mask
+                weight[target] += mask
+    return total.div_(weight)
+
+
+def _flow_frames(frames: np.ndarray) -> list[np.ndarray]:
+    """The frames reduced (area) so that the longest side is at most FLOW_SIDE."""
+    height, width = frames.shape[1:3]
+    factor = FLOW_SIDE / max(height, width)
+    if factor >= 1:
+        return list(frames)
+    size = (max(MIN_FLOW_SIDE, round(width * factor)), max(MIN_FLOW_SIDE, round(height * factor)))
+    return [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames]
+
+
+def _warp(image: torch.Tensor, flow: np.ndarray, valid: np.ndarray,
+          size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """image (C, H, W) sampled (bilinear, edges replicated) where `flow` points, and the validity mask
+    (1, H, W). flow (h, w, 2) in pixels of an (h, w) frame and valid (h, w) bool are resized to (H, W)."""
+    height, width = size
+    device = image.device
+    flow_t = rearrange(torch.from_numpy(flow).to(device), "h w two -> 1 two h w")
+    if flow.shape[:2] != (height, width):
+        flow_t = F.interpolate(flow_t, size=size, mode="bilinear", align_corners=False)
+        flow_t = flow_t * torch.tensor([width / flow.shape[1], height / flow.shape[0]], device=device).view(1, 2, 1, 1)
+    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
+                            torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
+    grid = torch.stack(((xs + flow_t[0, 0]) * (2.0 / max(width - 1, 1)) - 1.0,
+                        (ys + flow_t[0, 1]) * (2.0 / max(height - 1, 1)) - 1.0), dim=-1)
+    warped = F.grid_sample(image[None], grid[None], mode="bilinear", padding_mode="border", align_corners=True)[0]
+    mask = torch.from_numpy(valid.astype(np.float32)).to(device)[None, None]
+    if valid.shape != (height, width):
+        mask = F.interpolate(mask, size=size, mode="nearest")
+    return warped, mask[0]

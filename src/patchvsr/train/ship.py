@@ -3,7 +3,7 @@
 Writes `src/patchvsr/weights/tiny/` (what `--model tiny` loads): the weights as float16 safetensors (half
 the size; loading casts them back to float32), config.json, training.json and model_card.md, whose
 training section comes from the run and which ends with NOTES.md (evaluation, ablations, limits). The
-folder is written next to the target and renamed into place, so a failed run leaves the old one intact.
+folder is written next to the target and renamed into place, so a failed export leaves the old one intact.
 """
 
 from __future__ import annotations
@@ -37,9 +37,12 @@ def ship(source: Path, target: Path, notes: str = "") -> dict[str, int]:
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging, card=run_section.rstrip() + "\n\n" + notes.strip() + "\n", dtype=torch.float16)
     shutil.copyfile(training, staging / "training.json")
+    previous = target.with_name(target.name + ".previous")
+    shutil.rmtree(previous, ignore_errors=True)
     if target.exists():
-        shutil.rmtree(target)
+        target.rename(previous)
     staging.rename(target)
+    shutil.rmtree(previous, ignore_errors=True)
     return {path.name: path.stat().st_size for path in sorted(target.iterdir())}
 
 
