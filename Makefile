@@ -24,10 +24,10 @@ data: $(STAMP)
 	$(VENV)/bin/patchvsr data --out data
 
 # Two-stage training of the embedded model (stage 1 base, stage 2 adapter + LoRA), as shipped: fixed step
-# counts (about 25 + 110 minutes on one core of the 2-core development machine). RESUME=--resume continues
+# counts (about 25 + 107 minutes on one core of the 2-core development machine). RESUME=--resume continues
 # from the checkpoints (e.g. after a crash); training is deterministic, so a resumed run matches a straight one.
 BASE_STEPS ?= 1560
-ADAPTER_STEPS ?= 3900
+ADAPTER_STEPS ?= 5379
 train: $(STAMP)
 	test -f data/manifest.json || $(MAKE) data
 	$(VENV)/bin/patchvsr train base --data data --out runs/tiny_base --steps $(BASE_STEPS) --threads 1 \
@@ -40,11 +40,17 @@ train: $(STAMP)
 ship: $(STAMP)
 	$(PY) -m patchvsr.train.ship runs/tiny_adapter/model --notes docs/tiny_model_notes.md
 
-# Quality table of docs/RESULTS.md (public evaluation set, x4, first 60 frames).
+# Quality tables of docs/RESULTS.md (public evaluation set, x4): all methods on the first 60 frames, then the
+# tiny model's sampling settings on 24 frames (bigbuckbunny: its 640x360 centre). About 40 minutes on 2 cores.
+TINY_SETTINGS := bicubic,lanczos,tiny,tiny:temporal_radius=0,tiny:steps=4,tiny:steps=4:t0=0.5,tiny:steps=8:t0=0.3
 eval: $(STAMP)
 	$(PY) -m patchvsr.eval.realesrgan fetch
 	OMP_NUM_THREADS=1 $(VENV)/bin/patchvsr eval bigbuckbunny bikes carphone_pristine --scale 4 --frames 60 \
-		--methods bicubic,lanczos,realesrgan-animevideov3 --json docs/eval/eval_x4.json --plots docs/eval
+		--methods bicubic,lanczos,realesrgan-animevideov3,tiny --json docs/eval/eval_x4.json --plots docs/eval
+	OMP_NUM_THREADS=1 $(VENV)/bin/patchvsr eval bikes carphone_pristine --scale 4 --frames 24 \
+		--methods $(TINY_SETTINGS) --json docs/eval/tiny_settings.json
+	OMP_NUM_THREADS=1 $(VENV)/bin/patchvsr eval bigbuckbunny --crop 640x360 --scale 4 --frames 24 \
+		--methods $(TINY_SETTINGS) --json docs/eval/tiny_settings_bigbuckbunny.json
 
 # Efficiency study of docs/RESULTS.md (patch-wise vs full-frame cost).
 bench: $(STAMP)
