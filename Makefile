@@ -24,10 +24,10 @@ data: $(STAMP)
 	$(VENV)/bin/patchvsr data --out data
 
 # Two-stage training of the embedded model (stage 1 base, stage 2 adapter + LoRA), as shipped: fixed step
-# counts (about 25 + 107 minutes on one core of the 2-core development machine). RESUME=--resume continues
+# counts (about 25 + 121 minutes on one core of the 2-core development machine). RESUME=--resume continues
 # from the checkpoints (e.g. after a crash); training is deterministic, so a resumed run matches a straight one.
 BASE_STEPS ?= 1560
-ADAPTER_STEPS ?= 5379
+ADAPTER_STEPS ?= 6176
 train: $(STAMP)
 	test -f data/manifest.json || $(MAKE) data
 	$(VENV)/bin/patchvsr train base --data data --out runs/tiny_base --steps $(BASE_STEPS) --threads 1 \

@@ -28,6 +28,7 @@ from patchvsr.io.run import OutputRun, Progress
 from patchvsr.io.target import check_output, output_kind, output_size
 from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
 from patchvsr.methods import get_upscaler
+from patchvsr.memory import trim
 from patchvsr.methods.base import Upscaler
 from patchvsr.tiling.temporal import Clip, clip_step, join_clips, split_clips
 
@@ -54,6 +55,7 @@ def upscale_and_join(clips: Iterable[Clip], upscaler: Upscaler, size: tuple[int,
     outputs = ((clip, upscale_uint8_clip(upscaler, clip.frames, size, clip.index)) for clip in clips)
     for index, block in join_clips(outputs, upscaler.clip_overlap, warmup=warmup):
         yield index, quantize(block)
+        trim()  # what this clip freed goes back to the system: peak memory stays flat over long videos
 
 
 def upscale_stream(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple[int, int], *,

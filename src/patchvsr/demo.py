@@ -35,10 +35,8 @@ def source_video(name: str, folder: Path) -> Path:
 
 def run(model: str | None, out: Path, video: str) -> dict:
     from patchvsr.api import upscale_video
-    from patchvsr.commands.upscale import keep_heap_flat
     from patchvsr.progress import ProgressReporter, configure_logging, stderr_console
 
-    keep_heap_flat()
     out.mkdir(parents=True, exist_ok=True)
     source = source_video(video, out)
     target = out / f"{source.stem}_x4.mp4"

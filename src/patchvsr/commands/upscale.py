@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import functools
 from fractions import Fraction
 
 from patchvsr.errors import OptionError
 
 FUSION_CHOICES = ("weighted", "average", "none", "shifted")
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-MMAP_THRESHOLD = 128 * 1024
 # (flag, type, help) of the options only diffusion models take; passed on as model_options when given
 MODEL_FLAGS = (
     ("--steps", int, "sampling steps"),
@@ -69,22 +65,10 @@ def model_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def keep_heap_flat() -> None:
-    """Serve allocations of 128 KiB and more (frames, encoder buffers) by mmap, as glibc does until its
-    threshold adapts upwards; freed frames then go back to the system at once, and peak memory stays flat
-    over a long video instead of creeping up with heap fragmentation. No effect without glibc."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-    except (OSError, AttributeError):
-        pass
-
-
 def run(args: argparse.Namespace) -> int:
     from patchvsr.api import upscale_video
     from patchvsr.progress import ProgressReporter, configure_logging, stderr_console
 
-    keep_heap_flat()
     console = stderr_console()
     configure_logging(console, args.quiet)
     if args.ray is not None:

@@ -17,7 +17,6 @@ elsewhere the process-wide peak). `seconds` excludes model loading and two warm-
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import math
 import re
@@ -38,6 +37,7 @@ from patchvsr.eval import metrics
 from patchvsr.eval.niqe import niqe, niqe_supported
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
+from patchvsr.memory import trim
 
 ROW_FIELDS = ("video", "method", "scale", "frames", "psnr_y", "ssim_y", "warp_error", "seam_score", "niqe",
               "seconds", "output_mpix_per_s", "peak_rss_mb")
@@ -157,10 +157,7 @@ class PeakMemory:
 
     def reset(self) -> None:
         gc.collect()
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
+        trim()
         try:
             Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: resets VmHWM
         except OSError:
