@@ -149,9 +149,7 @@ class WanPatchVSR(nn.Module):
 
     def merge_lora(self) -> None:
         """Fold the LoRA weights into the base for inference (no-op without LoRA)."""
-        if lora.has_lora(self.base):
-            lora.merge_lora(self.base)
-            self.base.requires_grad_(False)
+        lora.merge_lora(self.base)
 
     def save_adapter(self, directory: str | Path, base_path: str | Path, card: str = "") -> None:
         """Write the adapter folder (see the module docstring); the base is referenced, not copied."""

@@ -25,7 +25,7 @@ from einops import rearrange
 from patchvsr.backends.wan_model import WanPatchVSR, base_folder, read_info
 from patchvsr.backends.wan_vae import WanLatents
 from patchvsr.errors import OptionError
-from patchvsr.methods.patchvsr import DTYPES, SamplerOptions, bicubic_canvas
+from patchvsr.methods.patchvsr import DTYPES, SamplerOptions, bicubic_canvas, sampler_stats
 from patchvsr.models.conditions import WindowConditions
 from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
 from patchvsr.stabilize import compose
@@ -55,10 +55,7 @@ class WanUpscaler:
         self._last_plan: WindowPlan | None = None
 
     def describe(self) -> dict:
-        plan = self._last_plan
-        return {"windows_per_clip": None if plan is None else plan.windows_per_step,
-                "steps": self.options.steps, "fusion": self.options.fusion,
-                "temporal_radius": self.options.temporal_radius}
+        return sampler_stats(self._last_plan, self.options)
 
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:

@@ -72,6 +72,13 @@ class SamplerOptions:
             raise OptionError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
 
+def sampler_stats(plan: WindowPlan | None, options: SamplerOptions) -> dict:
+    """The `describe()` fields of a windowed diffusion upscaler: windows of its last clip (None before the
+    first), steps, fusion mode and temporal radius."""
+    return {"windows_per_clip": None if plan is None else plan.windows_per_step,
+            "steps": options.steps, "fusion": options.fusion, "temporal_radius": options.temporal_radius}
+
+
 def bicubic_canvas(clip: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, float]:
     """V_up and the scale condition. clip: (T, 3, H, W) in [0, 1]; size: (out_h, out_w).
 
@@ -106,10 +113,7 @@ class PatchVSRUpscaler:
         return make_plan(tuple(size), (self.window, self.window), self.options.fusion)
 
     def describe(self) -> dict:
-        plan = self._last_plan
-        return {"windows_per_clip": None if plan is None else plan.windows_per_step,
-                "steps": self.options.steps, "fusion": self.options.fusion,
-                "temporal_radius": self.options.temporal_radius}
+        return sampler_stats(self._last_plan, self.options)
 
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:

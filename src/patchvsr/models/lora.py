@@ -35,10 +35,15 @@ def has_lora(base: VideoDiT) -> bool:
     return any(isinstance(module, BaseTunerLayer) for module in base.modules())
 
 
-def merge_lora(base: VideoDiT) -> None:
-    """Fold W + (alpha / r)·B·A into every adapted weight and remove the LoRA layers (plain nn.Linear again)."""
+def merge_lora(base: VideoDiT) -> bool:
+    """Fold W + (alpha / r)·B·A into every adapted weight, remove the LoRA layers (plain nn.Linear again) and
+    freeze the base. Returns False, doing nothing, if `base` holds no LoRA (none, or already merged)."""
+    if not has_lora(base):
+        return False
     base.fuse_lora()
     base.unload_lora()
+    base.requires_grad_(False)
+    return True
 
 
 def lora_state_dict(base: VideoDiT) -> dict[str, torch.Tensor]:

@@ -163,9 +163,7 @@ class PatchVSRModel(nn.Module):
 
     def merge_lora(self) -> None:
         """Fold the LoRA weights into the base for inference (no-op without LoRA or if already merged)."""
-        if lora.has_lora(self.base):
-            lora.merge_lora(self.base)
-            self.base.requires_grad_(False)
+        if lora.merge_lora(self.base):
             self.lora_merged = True
 
     def parameter_counts(self) -> dict[str, int]:
