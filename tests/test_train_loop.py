@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from patchvsr.cli import main
+from patchvsr.errors import OptionError
 from patchvsr.models import VideoDiT
 from patchvsr.models.testing import perturb_
 from patchvsr.train import data, loop, motion
@@ -108,3 +109,34 @@ def test_cli_rejects_bad_options_with_one_line(data_dir, tmp_path, capsys):
     assert main(["train", "base", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "z"),
                  "--preset", "test", "--device", "cpu", "--steps", "1", "--workers", "0"]) == 2
     assert "run `patchvsr data" in capsys.readouterr().err
+
+
+def test_learning_rate_warms_up_stays_then_decays_linearly_to_zero():
+    config = config_for("base", warmup_steps=4, decay_start=10, decay_steps=5)
+    factors = [config.lr_factor(step) for step in range(17)]
+    assert factors[:5] == [0.25, 0.5, 0.75, 1.0, 1.0] and factors[10] == 1.0
+    assert factors[11:16] == pytest.approx([0.8, 0.6, 0.4, 0.2, 0.0]) and factors[16] == 0.0
+    assert config.decay_end == 15 and config_for("base").decay_end is None
+    with pytest.raises(ValueError, match="go together"):
+        config_for("base", decay_start=3)
+
+
+def test_a_resumed_run_may_gain_a_decay_and_then_matches_a_straight_decayed_run(data_dir, base_dir, tmp_path):
+    quiet = dict(device="cpu", log=lambda line: None)
+    decayed = config_for("adapter", base_dir, val_every=100, decay_start=2, decay_steps=2)
+    straight = loop.train(decayed, data_dir, tmp_path / "straight", steps=4, **quiet)
+    loop.train(config_for("adapter", base_dir, val_every=100), data_dir, tmp_path / "later", steps=2, **quiet)
+    with pytest.raises(OptionError, match="at or after the checkpoint's step 2"):
+        loop.Trainer(config_for("adapter", base_dir, val_every=100, decay_start=1, decay_steps=3), data_dir,
+                     tmp_path / "later", resume=True, **quiet)
+    later = loop.train(decayed, data_dir, tmp_path / "later", steps=4, resume=True, **quiet)
+    assert later["val_psnr"] == straight["val_psnr"]
+    rates = [row.split(",")[3] for row in (tmp_path / "later" / "log.csv").read_text().splitlines()[1:]]
+    assert [float(rate) for rate in rates if rate][-2:] == pytest.approx([decayed.lr * 0.5, 0.0])
+    assert load_checkpoint(tmp_path / "later" / "checkpoint").state["config"]["decay_start"] == 2
+
+
+def test_cli_decay_needs_steps(data_dir, tmp_path, capsys):
+    assert main(["train", "base", "--data", str(data_dir), "--out", str(tmp_path / "d"), "--preset", "test",
+                 "--device", "cpu", "--decay-steps", "5"]) == 2
+    assert "--decay-steps N needs --steps S" in capsys.readouterr().err

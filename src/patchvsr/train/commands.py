@@ -48,6 +48,9 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
                        ("--log-every", int), ("--checkpoint-minutes", float), ("--residual-std", float),
                        ("--weight-decay", float), ("--grad-clip", float)):
         train.add_argument(flag, type=kind, default=None)
+    train.add_argument("--decay-steps", type=int, default=None,
+                       help="end the run with a linear learning-rate decay to 0 over its last N steps (needs --steps; "
+                            "a resumed run without a decay may be given one)")
     train.add_argument("--precision", default=None, choices=("bf16", "fp32"))
     train.add_argument("--t-one-share", type=float, default=None,
                        help="share of samples at t = 1 (fidelity mode; default 1.0 adapter, 0 base)")
@@ -72,11 +75,15 @@ def run_train(args: argparse.Namespace) -> int:
     options = {name: getattr(args, name) for name in (
         "batch", "lr", "warmup_steps", "ema", "seed", "workers", "val_every", "val_clips", "log_every",
         "checkpoint_minutes", "residual_std", "weight_decay", "grad_clip", "precision")}
+    if args.decay_steps is not None and (args.steps is None or not 1 <= args.decay_steps <= args.steps):
+        raise OptionError("--decay-steps N needs --steps S with 1 <= N <= S")
+    decay = {"decay_start": args.steps - args.decay_steps, "decay_steps": args.decay_steps} \
+        if args.decay_steps is not None else {}
     try:
         config = train_config.default_config(
             args.stage, args.preset, model__base=args.base, draw__t_one_share=args.t_one_share,
             degrade__realistic_share=args.realistic_share, degrade__bicubic_share=args.bicubic_share,
-            degrade__clean_share=args.clean_share, **ablations, **options)
+            degrade__clean_share=args.clean_share, **ablations, **options, **decay)
     except ValueError as err:
         raise OptionError(str(err)) from None
     if args.minutes is not None and args.minutes <= 0 or args.steps is not None and args.steps < 0:

@@ -34,6 +34,8 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.0
     warmup_steps: int = 200
+    decay_start: int | None = None  # step where the learning rate starts its linear decay to 0 (None: constant)
+    decay_steps: int = 0
     grad_clip: float = 1.0
     ema: float = 0.999
     seed: int = 0
@@ -56,8 +58,24 @@ class TrainConfig:
             raise ValueError(f"ema must lie in [0, 1), got {self.ema}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        no_decay = self.decay_start is None and self.decay_steps == 0
+        if not no_decay and (self.decay_start is None or self.decay_start < 0 or self.decay_steps < 1):
+            raise ValueError("decay_start and decay_steps go together: both set (>= 0, >= 1) or neither")
         if self.warmup_steps < 0 or self.workers < 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("warmup_steps, workers, weight_decay and grad_clip must be >= 0")
+
+    @property
+    def decay_end(self) -> int | None:
+        """The step at which the learning rate reaches 0 (None without a decay)."""
+        return None if self.decay_start is None else self.decay_start + self.decay_steps
+
+    def lr_factor(self, step: int) -> float:
+        """The learning-rate multiplier after `step` updates: linear warm-up, constant, then (optionally) a
+        linear decay to 0 over [decay_start, decay_end] (warmup-stable-decay)."""
+        factor = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.decay_start is not None and step > self.decay_start:
+            factor *= max(0.0, 1.0 - (step - self.decay_start) / self.decay_steps)
+        return factor
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

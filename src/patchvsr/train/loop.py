@@ -2,7 +2,8 @@
 
 Each step: a batch of degraded windows with their (t, ε) (`samples.PositionSamples`), the scaled residual
 z0 = (HR - V_up) / residual_std, z_t = add_noise(z0, ε, t), loss = MSE(v, ε - z0) (`patchvsr.sampling` owns
-the convention), AdamW with linear warm-up, gradient clipping, an EMA of the trained weights.
+the convention), AdamW with linear warm-up (optionally a final linear decay to 0, `--decay-steps`), gradient
+clipping, an EMA of the trained weights.
 
 Everything random is a function of (seed, sample position), so `--resume` continues exactly: the checkpoint
 (`checkpoint.py`: safetensors + JSON, never pickle) restores weights, optimizer, scheduler, EMA and the step,
@@ -18,7 +19,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -93,8 +94,20 @@ def _validation_batches(config: TrainConfig, data_dir: Path, device: torch.devic
     return [_to_device(split_batch(batch), device) for batch in loader]
 
 
-def _warmup(steps: int) -> Callable[[int], float]:
-    return lambda step: min(1.0, (step + 1) / steps) if steps else 1.0
+def _resumed_config(checkpoint, given: TrainConfig, log: Callable[[str], None]) -> TrainConfig:
+    """The config a resumed run continues with: the checkpoint's, except that a run without a learning-rate
+    decay may be given one that starts at or after the checkpoint's step (the cool-down of a long run)."""
+    saved = TrainConfig.from_json(checkpoint.state["config"])
+    if given.decay_start is not None and saved.decay_start is None:
+        step = checkpoint.state["run"]["step"]
+        if given.decay_start < step:
+            raise OptionError(f"the learning-rate decay must start at or after the checkpoint's step {step}, "
+                              f"not at {given.decay_start} (--steps minus --decay-steps)")
+        saved = replace(saved, decay_start=given.decay_start, decay_steps=given.decay_steps)
+        log(f"learning rate decays linearly to 0 from step {saved.decay_start} to {saved.decay_end}")
+    if saved != given:
+        log("resuming with the checkpoint's training config; other training options given are ignored")
+    return saved
 
 
 class Trainer:
@@ -106,9 +119,7 @@ class Trainer:
         for split in ("train", "val"):
             ClipStore(self.data_dir, split)  # fail before creating anything if the data is not there
         checkpoint = self._checkpoint(resume)
-        self.config = TrainConfig.from_json(checkpoint.state["config"]) if checkpoint else config
-        if checkpoint and self.config != config:
-            log("resuming with the checkpoint's training config; other training options given are ignored")
+        self.config = _resumed_config(checkpoint, config, log) if checkpoint else config
         config = self.config
         self.accelerator = make_accelerator(device)
         self.autocast = autocast_for(self.accelerator.device, config.precision)
@@ -119,7 +130,7 @@ class Trainer:
         optimizer = torch.optim.AdamW([p for _, p in self.params], lr=config.lr, betas=(0.9, 0.99),
                                       weight_decay=config.weight_decay)
         self.trainee, self.optimizer = self.accelerator.prepare(stages.Trainee(self.model), optimizer)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer.optimizer, _warmup(config.warmup_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer.optimizer, config.lr_factor)
         self.ema = {n: p.detach().clone() for n, p in self.params} if config.ema else None
         self.state = RunState()
         if checkpoint:
