@@ -1,7 +1,7 @@
 """Dense optical flow between two frames (OpenCV DIS) with a forward-backward occlusion test, and warping.
 
 Used by the warp-error metric (flow on the reference frames) and by the temporal detail filter of the
-PatchVSR upscaler (flow on the bicubic-upsampled input frames). Conventions: frames are (H, W, 3) uint8
+PatchVSR upscaler (flow on the bicubic-upsampled input frames, chained from neighbour to neighbour). Conventions: frames are (H, W, 3) uint8
 RGB; a flow is (H, W, 2) float32 (x, y) in pixels, defined on the frame it is used on and pointing to where
 that pixel is in the other frame, so `warp(other, flow)` aligns `other` with this frame.
 """
@@ -59,3 +59,13 @@ def pair_flows(first: np.ndarray, second: np.ndarray) -> tuple[tuple[np.ndarray,
     on_second = dis.calc(gray_second, gray_first, None)
     on_first = dis.calc(gray_first, gray_second, None)
     return (on_second, _valid(on_second, on_first)), (on_first, _valid(on_first, on_second))
+
+
+def chain(first: tuple[np.ndarray, np.ndarray], then: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Compose two (flow, valid) links: `first` lives on frame A and points into B, `then` lives on B and points
+    into C. Returns (flow on A pointing into C, valid): valid where `first` is and `then` is at the B pixel that
+    `first` points to."""
+    flow, valid = first
+    then_flow, then_valid = then
+    at_target = warp(np.concatenate([then_flow, then_valid[..., None].astype(np.float32)], axis=-1), flow)
+    return flow + at_target[..., :2], valid & (at_target[..., 2] > 0.5)

@@ -2,11 +2,13 @@
 
 A per-clip model guesses high-frequency detail for every frame; where that guess is uncertain it changes
 from frame to frame in ways the true detail does not, which shows up as flicker (warp error). Averaging each
-frame's detail with the detail of its neighbours, warped onto it along optical flow, keeps the detail that
-moves with the content and averages out the part that does not. The flow is estimated on the upsampled
-INPUT frames (the model's output plays no part in it; frames larger than FLOW_SIDE px are reduced for it),
-occluded pixels are left out by the forward-backward check, and the average stays inside one clip, so clips
-remain independent units of work (resume, Ray). Warping and averaging run on the detail's device.
+frame's detail with the detail of its neighbours up to `radius` frames away, warped onto it along optical
+flow, keeps the detail that moves with the content and averages out the part that does not. The flow is
+estimated between consecutive upsampled INPUT frames only (the model's output plays no part in it; frames
+larger than FLOW_SIDE px are reduced for it) and chained to reach further neighbours, so its cost does not grow
+with the radius; occluded pixels are left out by the forward-backward check (a chain stops where every pixel
+was occluded once), and the average stays inside one clip, so clips remain independent units of work (resume,
+Ray). Each neighbour's detail is warped once, at full size, on the detail's device.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from patchvsr.flow import pair_flows
+from patchvsr.flow import chain, pair_flows
 
 FLOW_SIDE = 1024  # longest side the flow is estimated at; larger frames are reduced (area) for it
 MIN_FLOW_SIDE = 16  # DIS needs a few 8-px patches: smaller frames are left unfiltered
@@ -49,15 +51,24 @@ def stabilize_detail(detail: torch.Tensor, frames: np.ndarray, radius: int) -> t
         return detail
     detail = detail.float()
     small = _flow_frames(frames)
+    ahead, back = [], []  # ahead[k]: (flow on k into k + 1, valid); back[k]: (flow on k + 1 into k, valid)
+    for k in range(count - 1):
+        on_next, on_this = pair_flows(small[k], small[k + 1])
+        ahead.append(on_this)
+        back.append(on_next)
     total = detail.clone()
     weight = torch.ones((count, 1, height, width), device=detail.device)
     for i in range(count):
-        for j in range(i + 1, min(count, i + radius + 1)):
-            (on_j, valid_j), (on_i, valid_i) = pair_flows(small[i], small[j])
-            for target, source, flow, valid in ((j, i, on_j, valid_j), (i, j, on_i, valid_i)):
-                warped, mask = _warp(detail[source], flow, valid, (height, width))
-                total[target] += warped * mask
-                weight[target] += mask
+        for step in (1, -1):
+            path = None  # (flow on frame i into frame j, valid), one link longer per neighbour
+            for j in range(i + step, min(count, i + radius + 1) if step > 0 else max(-1, i - radius - 1), step):
+                link = ahead[j - 1] if step > 0 else back[j]
+                path = link if path is None else chain(path, link)
+                if not path[1].any():
+                    break
+                warped, mask = _warp(detail[j], *path, (height, width))
+                total[i] += warped * mask
+                weight[i] += mask
     return total.div_(weight)
 
 

@@ -15,11 +15,11 @@ MODEL_FLAGS = (
     ("--fusion", str, "how overlapping windows are fused: " + ", ".join(FUSION_CHOICES)),
     ("--seed", int, "random seed (each clip derives its own from it)"),
     ("--window", int, "window size in pixels the model sees"),
-    ("--clip-frames", int, "frames per clip"),
+    ("--clip-frames", int, "frames per clip (tiny: 16; memory grows with it)"),
     ("--batch", int, "windows per model call"),
     ("--t0", float, "start time < 1: begin from the noised upsampled input instead of pure noise"),
     ("--temporal-radius", int, "average the added detail over N motion-aligned neighbour frames on each side "
-                               "(0 = off; default 2)"),
+                               "within a clip (0 = off; default 8)"),
 )
 
 

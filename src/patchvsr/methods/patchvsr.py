@@ -29,6 +29,10 @@ from patchvsr.tiling import FUSION_MODES, FusedVelocity, WindowBatch, WindowPlan
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Frames per clip without --clip-frames (rounded up to a multiple of the model's native clip length): longer
+# than the tiny model's 4-frame training clips, so that the temporal filter has neighbours on both sides; the
+# model attends over the whole clip, which it handles (PSNR-Y and warp error measured in docs/RESULTS.md).
+DEFAULT_CLIP_FRAMES = 16
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ class SamplerOptions:
 
     steps: Euler steps (1 = fidelity mode); fusion: one of FUSION_MODES; seed: base seed, per-clip generators
     derive from (seed, clip index); window: window side in output pixels (default: the model's native size;
-    a multiple of its token patch); clip_frames: frames per clip (default: the model's native length);
+    a multiple of its token patch); clip_frames: frames per clip (default: DEFAULT_CLIP_FRAMES rounded up to a
+    multiple of the model's native length);
     batch: windows per model call; t0: start time in (0, 1] (t0 < 1 starts from the noised V_up);
     dtype: compute dtype of the network ("bf16" autocast is about 1.5-3x faster on CPU, "fp32" exact);
     temporal_radius: average the added detail over this many motion-compensated neighbours on each side
@@ -52,7 +57,7 @@ class SamplerOptions:
     batch: int = 16
     t0: float = 1.0
     dtype: str = "bf16"
-    temporal_radius: int = 2
+    temporal_radius: int = 8
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or not 1 <= self.steps <= 1000:
@@ -96,7 +101,7 @@ class PatchVSRUpscaler:
                  device: torch.device, name: str = "tiny"):
         patch_t, patch = model.token_patch
         window = options.window or model.window_size
-        frames = options.clip_frames or model.clip_frames
+        frames = options.clip_frames or -(-DEFAULT_CLIP_FRAMES // model.clip_frames) * model.clip_frames
         if window % patch:
             raise OptionError(f"--window must be a multiple of the model's token patch {patch}, got {window}")
         if frames % patch_t:
