@@ -1,9 +1,10 @@
 """Dense optical flow between two frames (OpenCV DIS) with a forward-backward occlusion test, and warping.
 
 Used by the warp-error metric (flow on the reference frames) and by the temporal detail filter of the
-PatchVSR upscaler (flow on the bicubic-upsampled input frames, chained from neighbour to neighbour). Conventions: frames are (H, W, 3) uint8
-RGB; a flow is (H, W, 2) float32 (x, y) in pixels, defined on the frame it is used on and pointing to where
-that pixel is in the other frame, so `warp(other, flow)` aligns `other` with this frame.
+PatchVSR upscaler (flow on the bicubic-upsampled input frames, chained from neighbour to neighbour).
+Conventions: frames are (H, W, 3) uint8 RGB; a flow is (H, W, 2) float32 (x, y) in pixels, defined on the
+frame it is used on and pointing to where that pixel is in the other frame, so `warp(other, flow)` aligns
+`other` with this frame.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ def pair_flows(first: np.ndarray, second: np.ndarray) -> tuple[tuple[np.ndarray,
     return (on_second, _valid(on_second, on_first)), (on_first, _valid(on_first, on_second))
 
 
-def chain(first: tuple[np.ndarray, np.ndarray], then: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+Link = tuple[np.ndarray, np.ndarray]  # (flow (H, W, 2), valid (H, W) bool) on one frame, into another
+
+
+def chain(first: Link, then: Link) -> Link:
     """Compose two (flow, valid) links: `first` lives on frame A and points into B, `then` lives on B and points
     into C. Returns (flow on A pointing into C, valid): valid where `first` is and `then` is at the B pixel that
     `first` points to."""

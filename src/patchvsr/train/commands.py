@@ -49,8 +49,8 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
                        ("--weight-decay", float), ("--grad-clip", float)):
         train.add_argument(flag, type=kind, default=None)
     train.add_argument("--decay-steps", type=int, default=None,
-                       help="end the run with a linear learning-rate decay to 0 over its last N steps (needs --steps; "
-                            "a resumed run without a decay may be given one)")
+                       help="end the run with a linear learning-rate decay to 0 over its last N steps "
+                            "(needs --steps; a resumed run without a decay may be given one)")
     train.add_argument("--precision", default=None, choices=("bf16", "fp32"))
     train.add_argument("--t-one-share", type=float, default=None,
                        help="share of samples at t = 1 (fidelity mode; default 1.0 adapter, 0 base)")
