@@ -68,6 +68,21 @@ def test_output_shape_range_and_stats(trained_like_model):
     assert load_upscaler(trained_like_model, CPU, clip_frames=6).clip_frames == 6
 
 
+def test_a_long_clip_runs_the_model_on_segments_of_its_native_length(trained_like_model):
+    """A 6-frame clip of a 2-frame model is three independent model runs (the filter off): the same frames as
+    three 2-frame clips upscaled one by one; a model run over all six frames would differ."""
+    long = load_upscaler(trained_like_model, CPU, dtype="fp32", clip_frames=6, temporal_radius=0)
+    short = load_upscaler(trained_like_model, CPU, dtype="fp32", clip_frames=2, temporal_radius=0)
+    assert (long.segment_frames, short.segment_frames) == (2, 2)
+    clip = _clip(frames=6)
+    whole = long.upscale_clip(clip, (27, 33), clip_index=0)
+    parts = torch.cat([short.upscale_clip(clip[i:i + 2], (27, 33), clip_index=0) for i in (0, 2, 4)])
+    torch.testing.assert_close(whole, parts, atol=1e-6, rtol=0)
+    joint = load_upscaler(trained_like_model, CPU, dtype="fp32", clip_frames=6, temporal_radius=0)
+    joint.segment_frames = 6
+    assert (joint.upscale_clip(clip, (27, 33), clip_index=0) - whole).abs().max() > 1e-3
+
+
 def test_detail_mode_is_seeded_by_clip_index(trained_like_model):
     upscaler = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=3, seed=5)
     clip = _clip()

@@ -5,7 +5,8 @@ Per clip (see the data flow in DESIGN.md):
 2. a window plan for the canvas (primary + auxiliary windows, or the `shifted`/`none` variants);
 3. a rectified-flow Euler loop on the scaled residual z0 = (HR - V_up) / residual_std, whose velocity at every
    step is the fusion of all windows' velocities (`FusedVelocity`), the per-window branch features cached;
-4. HR = V_up + residual_std * z0_hat, back to [0, 1].
+   clips longer than the model's native length run as consecutive segments of that length;
+4. HR = V_up + residual_std * z0_hat, the detail filtered over the whole clip (`patchvsr.stabilize`), in [0, 1].
 
 Fidelity mode (`steps=1`, the default): one Euler step from z = 0 at t = 1, the model's MMSE estimate.
 Detail mode (`steps > 1`): from Gaussian noise at t = 1 (or the noised V_up at `t0 < 1`), seeded per clip.
@@ -29,9 +30,9 @@ from patchvsr.tiling import FUSION_MODES, FusedVelocity, WindowBatch, WindowPlan
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-# Frames per clip without --clip-frames (rounded up to a multiple of the model's native clip length): longer
-# than the tiny model's 4-frame training clips, so that the temporal filter has neighbours on both sides; the
-# model attends over the whole clip, which it handles (PSNR-Y and warp error measured in docs/RESULTS.md).
+# Frames per clip without --clip-frames (rounded up to a multiple of the model's native clip length): the
+# temporal filter's reach. The model itself runs on segments of its native length (the tiny model: 4 frames,
+# as trained); attending over all 16 at once was 1.5-1.7x slower and 0.16 dB worse on bikes (docs/RESULTS.md).
 DEFAULT_CLIP_FRAMES = 16
 
 
@@ -110,6 +111,7 @@ class PatchVSRUpscaler:
         self.model.merge_lora()
         self.residual_std, self.options, self.device, self.name = residual_std, options, device, name
         self.window, self.clip_frames = window, frames
+        self.segment_frames = min(frames, model.clip_frames)  # frames per model run inside a clip
         self.clip_overlap = frames // 4  # cross-faded by the clip loop: no temporal jump between clips
         self._last_plan: WindowPlan | None = None
 
@@ -125,10 +127,14 @@ class PatchVSRUpscaler:
         """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1]."""
         up, scale = bicubic_canvas(clip.to(self.device), size)                    # (3, T, oh, ow) in [-1, 1]
         plan = self._last_plan = self.window_plan(size)
-        guide = global_frame(up, (self.window, self.window))                       # (3, T, h, w)
-        self.model.cache.clear()
-        fused = FusedVelocity(plan, self._denoiser(plan, up, guide), self.options.batch, scale)
-        z0_hat = sample_euler(fused, self._start(up, clip_index), self._timesteps())
+        start = self._start(up, clip_index)
+        z0_hat = torch.empty_like(up)
+        for first in range(0, up.shape[1], self.segment_frames):
+            part = slice(first, first + self.segment_frames)
+            guide = global_frame(up[:, part], (self.window, self.window))           # (3, t, h, w)
+            self.model.cache.clear()
+            fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide), self.options.batch, scale)
+            z0_hat[:, part] = sample_euler(fused, start[:, part], self._timesteps())
         self.model.cache.clear()
         return self._frames(up, z0_hat)
 
