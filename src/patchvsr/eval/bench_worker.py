@@ -76,7 +76,8 @@ class FullFrameUpscaler(PatchVSRUpscaler):
 def build_upscaler(model: str, mode: str, options: dict, device: torch.device) -> PatchVSRUpscaler:
     """The upscaler of `mode` for `model`: "tiny" (the shipped weights, else a random-weight tiny preset),
     "test" (random-weight test preset) or a trained model's folder. options: SamplerOptions fields.
-    The temporal detail filter is off unless options set it: the study times the network and the tiling."""
+    The temporal detail filter is off unless options set it and clips are the model's native length unless
+    options set `clip_frames`: the study times the network and the tiling on one model run per clip."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     sampler = SamplerOptions(**{"temporal_radius": 0, **options, "fusion": "none" if mode == "full" else mode})
@@ -87,6 +88,8 @@ def build_upscaler(model: str, mode: str, options: dict, device: torch.device) -
     else:
         loaded = load_upscaler(folder, torch.device("cpu"))
         network, residual_std = loaded.model, loaded.residual_std
+    if sampler.clip_frames is None:
+        sampler = dataclasses.replace(sampler, clip_frames=network.clip_frames)
     return cls(network, residual_std, sampler, device, name=model)
 
 
