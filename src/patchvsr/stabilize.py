@@ -61,7 +61,9 @@ def stabilize_detail(detail: torch.Tensor, frames: np.ndarray, radius: int) -> t
     for i in range(count):
         for step in (1, -1):
             path = None  # (flow on frame i into frame j, valid), one link longer per neighbour
-            for j in range(i + step, min(count, i + radius + 1) if step > 0 else max(-1, i - radius - 1), step):
+            for j in range(i + step, i + step * (radius + 1), step):
+                if not 0 <= j < count:
+                    break
                 link = ahead[j - 1] if step > 0 else back[j]
                 path = link if path is None else chain(path, link)
                 if not path[1].any():

@@ -32,7 +32,7 @@ SHIPPED = Path(__file__).resolve().parent.parent / "weights"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Frames per clip without --clip-frames (rounded up to a multiple of the model's native clip length): the
 # temporal filter's reach. The model itself runs on segments of its native length (the tiny model: 4 frames,
-# as trained); attending over all 16 at once was 1.5-1.7x slower and 0.16 dB worse on bikes (docs/RESULTS.md).
+# as trained); attending over all 16 at once was 1.3-2.3x slower and 0.16 dB worse on bikes (docs/RESULTS.md).
 DEFAULT_CLIP_FRAMES = 16
 
 
