@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from patchvsr.api import upscale_stream
 from patchvsr.errors import InputError, OptionError
 from patchvsr.methods import get_upscaler, parse_method
-from patchvsr.methods.patchvsr import SHIPPED, load_shipped, load_upscaler
+from patchvsr.methods.patchvsr import DEFAULT_BATCH, SHIPPED, SamplerOptions, batch_size, load_shipped, load_upscaler
 from patchvsr.models import PatchVSRModel
 from patchvsr.models.testing import perturb_
 
@@ -98,6 +98,12 @@ def test_result_does_not_depend_on_window_batch_size(trained_like_model):
     one = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=2, batch=1).upscale_clip(clip, (36, 44), 0)
     seven = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=2, batch=7).upscale_clip(clip, (36, 44), 0)
     torch.testing.assert_close(one, seven, atol=1e-5, rtol=0)
+
+
+def test_default_window_batch_depends_on_the_device():
+    assert batch_size(SamplerOptions(), CPU) == DEFAULT_BATCH["cpu"] == 16
+    assert batch_size(SamplerOptions(), torch.device("cuda")) == DEFAULT_BATCH["cuda"] == 256
+    assert batch_size(SamplerOptions(batch=3), torch.device("cuda")) == 3
 
 
 def test_start_time_below_one_stays_closer_to_bicubic(trained_like_model):

@@ -8,13 +8,14 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from patchvsr.cli import main
-from patchvsr.errors import OptionError
-from patchvsr.models import VideoDiT
+from patchvsr.errors import InputError, OptionError
+from patchvsr.models import PatchVSRModel, VideoDiT
 from patchvsr.models.testing import perturb_
-from patchvsr.train import data, loop, motion
+from patchvsr.train import data, loop, motion, stages, temporal
 from patchvsr.train.checkpoint import load_checkpoint
 from patchvsr.train.config import default_config
 
@@ -62,8 +63,9 @@ def test_a_few_steps_on_a_fixed_batch_lower_the_loss(stage, lr, ratio, data_dir,
     assert trainer.state.step == 12 and trainer.state.samples == 48
 
 
-def test_resume_gives_the_identical_next_step_loss(data_dir, base_dir, tmp_path):
-    config = config_for("adapter", base_dir, val_every=100)
+@pytest.mark.parametrize("temporal_weight", [0.0, 1.0])
+def test_resume_gives_the_identical_next_step_loss(temporal_weight, data_dir, base_dir, tmp_path):
+    config = config_for("adapter", base_dir, val_every=100, temporal_weight=temporal_weight)
     quiet = dict(device="cpu", log=lambda line: None)
     straight = loop.train(config, data_dir, tmp_path / "straight", steps=3, **quiet)
     loop.train(config, data_dir, tmp_path / "resumed", steps=2, **quiet)
@@ -140,3 +142,54 @@ def test_cli_decay_needs_steps(data_dir, tmp_path, capsys):
     assert main(["train", "base", "--data", str(data_dir), "--out", str(tmp_path / "d"), "--preset", "test",
                  "--device", "cpu", "--decay-steps", "5"]) == 2
     assert "--decay-steps N needs --steps S" in capsys.readouterr().err
+
+
+def _moving_clip(shift: tuple[int, int], frames: int = 3, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """(1, 3, frames, size, size) in [-1, 1]: a smooth random texture moving by `shift` (dx, dy) px per frame."""
+    rng = np.random.default_rng(seed)
+    big = torch.from_numpy(rng.random((1, 3, 20, 20), dtype=np.float32))
+    big = F.interpolate(big, size=(80, 80), mode="bicubic", align_corners=False)[0] * 2 - 1
+    dx, dy = shift
+    crops = [big[:, 16 - k * dy:16 - k * dy + size, 16 - k * dx:16 - k * dx + size] for k in range(frames)]
+    return torch.stack(crops, dim=1)[None]
+
+
+def test_temporal_term_ignores_error_that_moves_with_the_content_and_penalises_flicker():
+    hr = _moving_clip((2, 1))
+    grid, valid = temporal.window_flows(hr)
+    assert grid.shape == (2, 32, 32, 2) and valid.shape == (1, 2, 1, 32, 32) and valid.mean() > 0.7
+    moving = _moving_clip((2, 1), seed=1)          # an error pattern carried along by the same motion
+    flicker = torch.randn(hr.shape, generator=torch.Generator().manual_seed(0))
+    assert temporal.temporal_error(moving, grid, valid) < 0.02 * temporal.temporal_error(flicker, grid, valid)
+    assert float(temporal.temporal_error(flicker, grid, valid)) == pytest.approx(2 * float(valid.mean()), rel=0.15)
+
+
+def test_the_temporal_weight_adds_the_temporal_term_to_the_loss(data_dir, base_dir, tmp_path):
+    config = config_for("adapter", base_dir, temporal_weight=2.0)
+    trainer = loop.Trainer(config, data_dir, tmp_path / "run", resume=False, device="cpu", log=lambda line: None)
+    perturb_(trainer.model.adapter, seed=3, std=0.05)  # a non-zero velocity, so the error varies over time
+    degraded, t, noise = batch = next(loop._train_batches(config, data_dir, 0, trainer.accelerator))
+    with torch.no_grad():
+        plain = loop.flow_loss(trainer.trainee, batch, config.residual_std, trainer.autocast)
+        with_term = loop.flow_loss(trainer.trainee, batch, config.residual_std, trainer.autocast, 2.0)
+        z0, t_b = (degraded.hr - degraded.lr_up) / config.residual_std, t.view(-1, 1, 1, 1, 1)
+        velocity = trainer.trainee(loop.add_noise(z0, noise, t_b), t, degraded)
+        error = t_b * (velocity - loop.velocity_target(z0, noise))
+        term = temporal.temporal_error(error, *temporal.window_flows(degraded.hr))
+    assert term > 0 and float(with_term - plain) == pytest.approx(2.0 * float(term), rel=1e-4)
+
+
+def test_a_fine_tune_starts_from_the_init_model(data_dir, base_dir, tmp_path):
+    quiet = dict(device="cpu", log=lambda line: None)
+    loop.train(config_for("adapter", base_dir, lr=3e-2), data_dir, tmp_path / "first", steps=2, **quiet)
+    trained = PatchVSRModel.from_pretrained(tmp_path / "first" / "model")
+    config = config_for("adapter", base_dir, model__init=str(tmp_path / "first" / "model"))
+    model = loop.Trainer(config, data_dir, tmp_path / "fine", resume=False, **quiet).model
+    expected = trained.state_dict()
+    assert all(torch.equal(value, expected[name]) for name, value in model.state_dict().items())
+    other_base = tmp_path / "other_base"
+    perturb_(VideoDiT.from_preset("test"), seed=5, std=0.05).save_pretrained(str(other_base))
+    with pytest.raises(InputError, match="another base"):
+        stages.build_model(config_for("adapter", other_base, model__init=str(tmp_path / "first" / "model")).model, 0)
+    with pytest.raises(ValueError, match="adapter stage only"):
+        config_for("base", model__init=str(tmp_path / "first" / "model"))

@@ -25,7 +25,7 @@ from einops import rearrange
 from patchvsr.backends.wan_model import WanPatchVSR, base_folder, read_info
 from patchvsr.backends.wan_vae import WanLatents
 from patchvsr.errors import OptionError
-from patchvsr.methods.patchvsr import DTYPES, SamplerOptions, bicubic_canvas, sampler_stats
+from patchvsr.methods.patchvsr import DTYPES, SamplerOptions, batch_size, bicubic_canvas, sampler_stats
 from patchvsr.models.conditions import WindowConditions
 from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
 from patchvsr.stabilize import compose
@@ -68,7 +68,8 @@ class WanUpscaler:
         plan = self._last_plan = make_plan(tuple(latent_up.shape[-2:]), (side, side), self.options.fusion)
         with self._resident(self.model):
             self.model.cache.clear()
-            fused = FusedVelocity(plan, self._denoiser(plan, latent_up, guide), self.options.batch, scale)
+            fused = FusedVelocity(plan, self._denoiser(plan, latent_up, guide),
+                                  batch_size(self.options, self.device), scale)
             z0 = sample_euler(fused, self._start(latent_up, clip_index), self._timesteps())
             self.model.cache.clear()
         with self._resident(self.latents.vae):

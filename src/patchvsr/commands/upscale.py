@@ -16,7 +16,7 @@ MODEL_FLAGS = (
     ("--seed", int, "random seed (each clip derives its own from it)"),
     ("--window", int, "window size in pixels the model sees"),
     ("--clip-frames", int, "frames per clip (tiny: 16; memory grows with it)"),
-    ("--batch", int, "windows per model call"),
+    ("--batch", int, "windows per model call (default 16 on CPU, 256 on CUDA)"),
     ("--t0", float, "start time < 1: begin from the noised upsampled input instead of pure noise"),
     ("--temporal-radius", int, "average the added detail over N motion-aligned neighbour frames on each side "
                                "within a clip (0 = off; default 8)"),

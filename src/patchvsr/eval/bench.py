@@ -52,7 +52,7 @@ CLOCKS = {"wall": "seconds", "cpu": "cpu_seconds"}  # --clock -> the row field t
 class BenchConfig:
     """What to measure. sizes: output (width, height) pairs; modes: subset of bench_worker.MODES; frames:
     frames per clip (None: the model's); steps, dtype, batch: sampler options (steps=2 so that `shifted`,
-    which alternates two grids, differs from `none`); scale: LR -> output factor; threads: CPU threads per
+    which alternates two grids, differs from `none`; batch None: the device's default); scale: LR -> output factor; threads: CPU threads per
     child (None: PyTorch's default); time_cap_s: largest predicted seconds per clip still measured;
     memory_cap_mb: largest predicted peak RSS still measured (None: 60 % of the memory available at start);
     budget_s: timing budget per configuration (calls repeat within it); rss_seconds: the two video lengths of
@@ -67,7 +67,7 @@ class BenchConfig:
     frames: int | None = None
     steps: int = 2
     dtype: str = "bf16"
-    batch: int = 16
+    batch: int | None = None
     scale: int = 4
     threads: int | None = None
     device: str = "auto"
@@ -85,10 +85,10 @@ class BenchConfig:
         bad = [m for m in self.modes if m not in MODES]
         if not self.modes or bad or len(set(self.modes)) != len(self.modes):
             raise ValueError(f"modes must be distinct names among {', '.join(MODES)}, got {self.modes!r}")
-        for name in ("steps", "batch", "scale"):
+        for name in ("steps", "scale"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
-        for name in ("frames", "threads"):
+        for name in ("frames", "threads", "batch"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")

@@ -34,6 +34,9 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # temporal filter's reach. The model itself runs on segments of its native length (the tiny model: 4 frames,
 # as trained); attending over all 16 at once was 1.3-2.3x slower and 0.16 dB worse on bikes (docs/RESULTS.md).
 DEFAULT_CLIP_FRAMES = 16
+# Windows per model call when --batch is not given. A GPU needs large calls: with 16, the tiny model on an H100
+# spent its time launching kernels (4K output 19 s per 4-frame clip on 8 busy CPU cores, GPU mostly idle).
+DEFAULT_BATCH = {"cpu": 16, "cuda": 256}
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class SamplerOptions:
     derive from (seed, clip index); window: window side in output pixels (default: the model's native size;
     a multiple of its token patch); clip_frames: frames per clip (default: DEFAULT_CLIP_FRAMES rounded up to a
     multiple of the model's native length);
-    batch: windows per model call; t0: start time in (0, 1] (t0 < 1 starts from the noised V_up);
+    batch: windows per model call (default: DEFAULT_BATCH of the device, see `batch_size`); t0: start time in (0, 1] (t0 < 1 starts from the noised V_up);
     dtype: compute dtype of the network ("bf16" autocast is about 1.5-3x faster on CPU, "fp32" exact);
     temporal_radius: average the added detail over this many motion-compensated neighbours on each side
     within the clip (`patchvsr.stabilize`; 0 = off).
@@ -55,7 +58,7 @@ class SamplerOptions:
     seed: int = 0
     window: int | None = None
     clip_frames: int | None = None
-    batch: int = 16
+    batch: int | None = None
     t0: float = 1.0
     dtype: str = "bf16"
     temporal_radius: int = 8
@@ -68,7 +71,7 @@ class SamplerOptions:
         for flag, value in (("--window", self.window), ("--clip-frames", self.clip_frames)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise OptionError(f"{flag} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.batch, int) or self.batch < 1:
+        if self.batch is not None and (not isinstance(self.batch, int) or self.batch < 1):
             raise OptionError(f"--batch must be an integer >= 1, got {self.batch!r}")
         if not 0.0 < self.t0 <= 1.0:
             raise OptionError(f"--t0 must be in (0, 1], got {self.t0!r}")
@@ -76,6 +79,11 @@ class SamplerOptions:
             raise OptionError(f"--temporal-radius must be an integer >= 0, got {self.temporal_radius!r}")
         if self.dtype not in DTYPES:
             raise OptionError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+
+def batch_size(options: SamplerOptions, device: torch.device) -> int:
+    """Windows per model call: --batch, else the device's DEFAULT_BATCH."""
+    return options.batch or DEFAULT_BATCH.get(device.type, DEFAULT_BATCH["cpu"])
 
 
 def sampler_stats(plan: WindowPlan | None, options: SamplerOptions) -> dict:
@@ -133,7 +141,8 @@ class PatchVSRUpscaler:
             part = slice(first, first + self.segment_frames)
             guide = global_frame(up[:, part], (self.window, self.window))           # (3, t, h, w)
             self.model.cache.clear()
-            fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide), self.options.batch, scale)
+            fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide),
+                                  batch_size(self.options, self.device), scale)
             z0_hat[:, part] = sample_euler(fused, start[:, part], self._timesteps())
         self.model.cache.clear()
         return self._frames(up, z0_hat)

@@ -41,6 +41,10 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--preset", default="tiny", help="model and optimisation preset (test, tiny, small)")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     train.add_argument("--base", default=None, help="adapter stage: the stage-1 model folder (OUT/model)")
+    train.add_argument("--init", default=None,
+                       help="adapter stage: start from this trained model folder (a fine-tune; same --base)")
+    train.add_argument("--temporal-weight", type=float, default=None,
+                       help="weight of the temporal-consistency loss term (default 0: off)")
     train.add_argument("--threads", type=int, default=None,
                        help="CPU threads for the model (default: torch's; 1 is faster on a busy machine)")
     for flag, kind in (("--batch", int), ("--lr", float), ("--warmup-steps", int), ("--ema", float),
@@ -74,14 +78,14 @@ def run_train(args: argparse.Namespace) -> int:
                  if getattr(args, f"no_{name.replace('-', '_')}")}
     options = {name: getattr(args, name) for name in (
         "batch", "lr", "warmup_steps", "ema", "seed", "workers", "val_every", "val_clips", "log_every",
-        "checkpoint_minutes", "residual_std", "weight_decay", "grad_clip", "precision")}
+        "checkpoint_minutes", "residual_std", "weight_decay", "grad_clip", "precision", "temporal_weight")}
     if args.decay_steps is not None and (args.steps is None or not 1 <= args.decay_steps <= args.steps):
         raise OptionError("--decay-steps N needs --steps S with 1 <= N <= S")
     decay = {"decay_start": args.steps - args.decay_steps, "decay_steps": args.decay_steps} \
         if args.decay_steps is not None else {}
     try:
         config = train_config.default_config(
-            args.stage, args.preset, model__base=args.base, draw__t_one_share=args.t_one_share,
+            args.stage, args.preset, model__base=args.base, model__init=args.init, draw__t_one_share=args.t_one_share,
             degrade__realistic_share=args.realistic_share, degrade__bicubic_share=args.bicubic_share,
             degrade__clean_share=args.clean_share, **ablations, **options, **decay)
     except ValueError as err:

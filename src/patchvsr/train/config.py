@@ -37,6 +37,7 @@ class TrainConfig:
     decay_start: int | None = None  # step where the learning rate starts its linear decay to 0 (None: constant)
     decay_steps: int = 0
     grad_clip: float = 1.0
+    temporal_weight: float = 0.0  # weight of the temporal-consistency loss term (train/temporal.py); 0: off
     ema: float = 0.999
     seed: int = 0
     precision: str = "bf16"
@@ -61,8 +62,8 @@ class TrainConfig:
         no_decay = self.decay_start is None and self.decay_steps == 0
         if not no_decay and (self.decay_start is None or self.decay_start < 0 or self.decay_steps < 1):
             raise ValueError("decay_start and decay_steps go together: both set (>= 0, >= 1) or neither")
-        if self.warmup_steps < 0 or self.workers < 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise ValueError("warmup_steps, workers, weight_decay and grad_clip must be >= 0")
+        if min(self.warmup_steps, self.workers, self.weight_decay, self.grad_clip, self.temporal_weight) < 0:
+            raise ValueError("warmup_steps, workers, weight_decay, grad_clip and temporal_weight must be >= 0")
 
     @property
     def decay_end(self) -> int | None:

@@ -2,7 +2,7 @@
 
 Each step: a batch of degraded windows with their (t, ε) (`samples.PositionSamples`), the scaled residual
 z0 = (HR - V_up) / residual_std, z_t = add_noise(z0, ε, t), loss = MSE(v, ε - z0) (`patchvsr.sampling` owns
-the convention), AdamW with linear warm-up (optionally a final linear decay to 0, `--decay-steps`), gradient
+the convention; optionally plus a temporal-consistency term, `temporal.py`), AdamW with linear warm-up (optionally a final linear decay to 0, `--decay-steps`), gradient
 clipping, an EMA of the trained weights.
 
 Everything random is a function of (seed, sample position), so `--resume` continues exactly: the checkpoint
@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from patchvsr.errors import OptionError, OutputError
 from patchvsr.sampling import add_noise, velocity_target
-from patchvsr.train import monitor, stages
+from patchvsr.train import monitor, stages, temporal
 from patchvsr.train.checkpoint import load_checkpoint, save_checkpoint
 from patchvsr.train.config import TrainConfig
 from patchvsr.train.data import ClipStore
@@ -68,14 +68,22 @@ def _to_device(batch: tuple[Degraded, torch.Tensor, torch.Tensor], device: torch
     return moved, t.to(device), noise.to(device)
 
 
-def flow_loss(trainee: torch.nn.Module, batch, residual_std: float, autocast: Callable) -> torch.Tensor:
-    """The rectified-flow loss of one batch (Degraded, t: (B,), noise: (B, 3, T, h, w)): scalar float32."""
+def flow_loss(trainee: torch.nn.Module, batch, residual_std: float, autocast: Callable,
+              temporal_weight: float = 0.0) -> torch.Tensor:
+    """The rectified-flow loss of one batch (Degraded, t: (B,), noise: (B, 3, T, h, w)): scalar float32,
+    plus `temporal_weight` times the temporal-consistency term of the clean-estimate error (`temporal.py`)."""
     degraded, t, noise = batch
     z0 = (degraded.hr - degraded.lr_up) / residual_std                       # (B, 3, T, h, w), unit-ish std
-    z_t = add_noise(z0, noise, t.view(-1, 1, 1, 1, 1))
+    t_b = t.view(-1, 1, 1, 1, 1)
+    z_t = add_noise(z0, noise, t_b)
     with autocast():
         v = trainee(z_t, t, degraded)
-    return F.mse_loss(v.float(), velocity_target(z0, noise))
+    target = velocity_target(z0, noise)
+    loss = F.mse_loss(v.float(), target)
+    if temporal_weight:
+        error = t_b * (v.float() - target)  # z0 - z0_hat: the clean estimate's error (sign does not matter)
+        loss = loss + temporal_weight * temporal.temporal_error(error, *temporal.window_flows(degraded.hr))
+    return loss
 
 
 def _train_batches(config: TrainConfig, data_dir: Path, start_step: int,
@@ -156,7 +164,7 @@ class Trainer:
     # ----- one step -------------------------------------------------------------------------------------------
     def step(self, batch) -> float:
         """One optimisation step on `batch`; returns the loss before the update."""
-        loss = flow_loss(self.trainee, batch, self.config.residual_std, self.autocast)
+        loss = flow_loss(self.trainee, batch, self.config.residual_std, self.autocast, self.config.temporal_weight)
         self.accelerator.backward(loss)
         if self.config.grad_clip:
             self.accelerator.clip_grad_norm_([p for _, p in self.params], self.config.grad_clip)

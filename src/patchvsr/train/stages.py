@@ -23,6 +23,7 @@ from torch import nn
 
 from patchvsr.errors import InputError
 from patchvsr.models import PatchVSRConfig, PatchVSRModel, VideoDiT, WindowConditions
+from patchvsr.models import lora
 from patchvsr.models.patchvsr import PRESETS
 from patchvsr.train.degrade import Degraded
 
@@ -33,11 +34,13 @@ ABLATIONS = ("use_global_branch", "use_lora", "use_position", "use_fixed_prompt"
 @dataclass(frozen=True)
 class ModelSpec:
     """Which network a stage builds: preset name, the stage-1 model folder (required by stage 2: a fresh
-    base has a zero-initialised output head, which stays zero while frozen), ablation switches."""
+    base has a zero-initialised output head, which stays zero while frozen), optionally a trained stage-2
+    model folder to start from (`init`, a fine-tune), ablation switches."""
 
     stage: str
     preset: str = "tiny"
     base: str | None = None
+    init: str | None = None
     use_global_branch: bool = True
     use_lora: bool = True
     use_position: bool = True
@@ -52,6 +55,8 @@ class ModelSpec:
             raise ValueError("a base folder only applies to the adapter stage")
         if self.stage == "adapter" and self.base is None:
             raise ValueError("the adapter stage needs the stage-1 model folder (--base RUN/model)")
+        if self.stage == "base" and self.init is not None:
+            raise ValueError("--init (start from a trained model) applies to the adapter stage only")
 
 
 def build_model(spec: ModelSpec, seed: int) -> nn.Module:
@@ -62,7 +67,21 @@ def build_model(spec: ModelSpec, seed: int) -> nn.Module:
     config = PatchVSRConfig(**{**PRESETS[spec.preset]["adapter"], **ablations})
     if not (Path(spec.base) / "config.json").is_file():
         raise InputError(f"{spec.base} is not a stage-1 model folder (no config.json): train the base first")
-    return PatchVSRModel.from_base(VideoDiT.from_pretrained(spec.base), config, seed=seed + 1)
+    model = PatchVSRModel.from_base(VideoDiT.from_pretrained(spec.base), config, seed=seed + 1)
+    if spec.init is not None:
+        _load_init(model, Path(spec.init))
+    return model
+
+
+def _load_init(model: PatchVSRModel, folder: Path) -> None:
+    """Start `model` from the weights of a trained stage-2 folder of the same configuration and base."""
+    trained = PatchVSRModel.from_pretrained(folder)
+    if trained.config != model.config or trained.lora_merged:
+        raise InputError(f"{folder} is a model of another configuration than this run's (or has merged LoRA)")
+    ours, theirs = lora.base_state_dict(model.base), lora.base_state_dict(trained.base)
+    if any(not torch.equal(value, theirs[name]) for name, value in ours.items()):
+        raise InputError(f"{folder} was trained on another base than this run's --base")
+    model.load_state_dict(trained.state_dict())
 
 
 def window_geometry(model: nn.Module) -> tuple[int, int]:
