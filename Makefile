@@ -23,13 +23,16 @@ test: $(STAMP)
 data: $(STAMP)
 	$(VENV)/bin/patchvsr data --out data
 
-# Two-stage training of the embedded model (stage 1 base, stage 2 adapter + LoRA), as shipped: fixed step
-# counts, stage 2 ending with a linear learning-rate decay to 0 over its last 2000 steps (about 25 + 157
-# minutes on one core of the 2-core development machine). RESUME=--resume continues
-# from the checkpoints (e.g. after a crash); training is deterministic, so a resumed run matches a straight one.
+# Training of the embedded model, as shipped: stage 1 (base), stage 2 (adapter + LoRA; its last 2000 steps with a
+# linear learning-rate decay to 0), then a stage-2 fine-tune from that model with the temporal-consistency loss
+# term (--init, --temporal-weight; its last 1000 steps decaying). About 25 + 157 + 42 minutes on one core of the
+# 2-core development machine. RESUME=--resume continues from the checkpoints (e.g. after a crash); training is
+# deterministic, so a resumed run matches a straight one.
 BASE_STEPS ?= 1560
 ADAPTER_STEPS ?= 8176
 ADAPTER_DECAY ?= 2000
+TEMPORAL_STEPS ?= 2000
+TEMPORAL_DECAY ?= 1000
 train: $(STAMP)
 	test -f data/manifest.json || $(MAKE) data
 	$(VENV)/bin/patchvsr train base --data data --out runs/tiny_base --steps $(BASE_STEPS) --threads 1 \
@@ -37,10 +40,14 @@ train: $(STAMP)
 	$(VENV)/bin/patchvsr train adapter --data data --out runs/tiny_adapter --base runs/tiny_base/model \
 		--steps $(ADAPTER_STEPS) --decay-steps $(ADAPTER_DECAY) --threads 1 --lr 6e-4 --warmup-steps 50 \
 		--checkpoint-minutes 8 --val-every 150 $(RESUME)
+	$(VENV)/bin/patchvsr train adapter --data data --out runs/tiny_temporal --base runs/tiny_base/model \
+		--init runs/tiny_adapter/model --temporal-weight 1 --steps $(TEMPORAL_STEPS) \
+		--decay-steps $(TEMPORAL_DECAY) --threads 1 --lr 2e-4 --warmup-steps 20 --checkpoint-minutes 8 \
+		--val-every 250 $(RESUME)
 
 # Copy the trained model into the package (float16, < 30 MB) as `--model tiny`, with the model card notes.
 ship: $(STAMP)
-	$(PY) -m patchvsr.train.ship runs/tiny_adapter/model --notes docs/tiny_model_notes.md
+	$(PY) -m patchvsr.train.ship runs/tiny_temporal/model --notes docs/tiny_model_notes.md
 
 # Quality tables of docs/RESULTS.md (public evaluation set, x4): all methods on the first 60 frames, then the
 # tiny model's sampling settings on 24 frames (bigbuckbunny: its 640x360 centre). About 40 minutes on 2 cores.
