@@ -25,9 +25,10 @@ from einops import rearrange
 from patchvsr.backends.wan_model import WanPatchVSR, base_folder, read_info
 from patchvsr.backends.wan_vae import WanLatents
 from patchvsr.errors import OptionError
-from patchvsr.methods.patchvsr import DTYPES, SamplerOptions, batch_size, bicubic_canvas, sampler_stats
+from patchvsr.methods.patchvsr import (DTYPES, SamplerOptions, batch_size, bicubic_canvas, sampler_stats,
+                                      start_latent)
 from patchvsr.models.conditions import WindowConditions
-from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
+from patchvsr.sampling import sample_euler
 from patchvsr.stabilize import compose
 from patchvsr.tiling import FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
 from patchvsr.tiling.plan import mirror_index
@@ -70,7 +71,7 @@ class WanUpscaler:
             self.model.cache.clear()
             fused = FusedVelocity(plan, self._denoiser(plan, latent_up, guide),
                                   batch_size(self.options, self.device), scale)
-            z0 = sample_euler(fused, self._start(latent_up, clip_index), self._timesteps())
+            z0 = sample_euler(fused, start_latent(self.options, latent_up, clip_index), self.options.timesteps())
             self.model.cache.clear()
         with self._resident(self.latents.vae):
             hr = self.latents.decode(z0[None])[0][:, :, : size[0], : size[1]]     # (3, T, oh, ow) in [-1, 1]
@@ -86,17 +87,6 @@ class WanUpscaler:
             return self.model.velocity(windows, t, cond).float()
 
         return denoise
-
-    def _timesteps(self) -> torch.Tensor:
-        return flow_timesteps(self.options.steps, self.options.t0)
-
-    def _start(self, latent_up: torch.Tensor, clip_index: int) -> torch.Tensor:
-        """z at the first time: 0 in fidelity mode; else noise, or the V_up latent noised to t0 < 1."""
-        if self.options.steps == 1 and self.options.t0 == 1.0:
-            return torch.zeros_like(latent_up)
-        generator = clip_generator(self.options.seed, clip_index, "cpu")
-        reference = latent_up.cpu() if self.options.t0 < 1.0 else None
-        return initial_latent(tuple(latent_up.shape), generator, self.options.t0, reference).to(latent_up.device)
 
     @contextlib.contextmanager
     def _resident(self, module: torch.nn.Module):

@@ -68,7 +68,7 @@ class FullFrameUpscaler(PatchVSRUpscaler):
             with torch.autocast(self.device.type, DTYPES[self.options.dtype], enabled=self.options.dtype != "fp32"):
                 return self.model.velocity(z[None], t, cond)[0].float()
 
-        z0_hat = sample_euler(velocity, self._start(canvas, clip_index), self._timesteps())
+        z0_hat = sample_euler(velocity, self._start(canvas, clip_index), self.options.timesteps())
         self.model.cache.clear()
         return self._frames(canvas[:, :, : size[0], : size[1]], z0_hat[:, :, : size[0], : size[1]])
 

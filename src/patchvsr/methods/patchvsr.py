@@ -80,6 +80,20 @@ class SamplerOptions:
         if self.dtype not in DTYPES:
             raise OptionError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
+    def timesteps(self) -> torch.Tensor:
+        """The sampler's time grid from t0 down to 0 (steps + 1 values)."""
+        return flow_timesteps(self.steps, self.t0)
+
+
+def start_latent(options: SamplerOptions, clean: torch.Tensor, clip_index: int) -> torch.Tensor:
+    """z at the sampler's first time, shaped and placed like `clean`: 0 in the fidelity mode (one step from
+    t = 1); else noise at t0 = 1, or `clean` noised to t0 < 1, from the clip's own generator."""
+    if options.steps == 1 and options.t0 == 1.0:
+        return torch.zeros_like(clean)
+    generator = clip_generator(options.seed, clip_index, "cpu")
+    reference = clean.cpu() if options.t0 < 1.0 else None
+    return initial_latent(tuple(clean.shape), generator, options.t0, reference).to(clean.device)
+
 
 def batch_size(options: SamplerOptions, device: torch.device) -> int:
     """Windows per model call: --batch, else the device's DEFAULT_BATCH."""
@@ -143,7 +157,7 @@ class PatchVSRUpscaler:
             self.model.cache.clear()
             fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide),
                                   batch_size(self.options, self.device), scale)
-            z0_hat[:, part] = sample_euler(fused, start[:, part], self._timesteps())
+            z0_hat[:, part] = sample_euler(fused, start[:, part], self.options.timesteps())
         self.model.cache.clear()
         return self._frames(up, z0_hat)
 
@@ -165,17 +179,9 @@ class PatchVSRUpscaler:
 
         return denoise
 
-    def _timesteps(self) -> torch.Tensor:
-        return flow_timesteps(self.options.steps, self.options.t0)
-
     def _start(self, up: torch.Tensor, clip_index: int) -> torch.Tensor:
-        """z at the first time: 0 in fidelity mode; else noise at t0 = 1, or the zero residual (V_up itself)
-        noised to t0 < 1."""
-        if self.options.steps == 1 and self.options.t0 == 1.0:
-            return torch.zeros_like(up)
-        generator = clip_generator(self.options.seed, clip_index, "cpu")
-        reference = torch.zeros_like(up, device="cpu") if self.options.t0 < 1.0 else None
-        return initial_latent(tuple(up.shape), generator, self.options.t0, reference).to(up.device)
+        """z at the first time; the clean start for t0 < 1 is the zero residual (V_up itself)."""
+        return start_latent(self.options, torch.zeros_like(up), clip_index)
 
 
 def load_upscaler(path: str | Path, device: torch.device, name: str | None = None, **options) -> PatchVSRUpscaler:
