@@ -25,7 +25,7 @@ data: $(STAMP)
 
 # Training of the embedded model, as shipped: stage 1 (base), stage 2 (adapter + LoRA; its last 2000 steps with a
 # linear learning-rate decay to 0), then a stage-2 fine-tune from that model with the temporal-consistency loss
-# term (--init, --temporal-weight; its last 1000 steps decaying). About 25 + 157 + 42 minutes on one core of the
+# term (--init, --temporal-weight; its last 1000 steps decaying). About 25 + 157 + 44 minutes on one core of the
 # 2-core development machine. RESUME=--resume continues from the checkpoints (e.g. after a crash); training is
 # deterministic, so a resumed run matches a straight one.
 BASE_STEPS ?= 1560

@@ -50,14 +50,14 @@ CLOCKS = {"wall": "seconds", "cpu": "cpu_seconds"}  # --clock -> the row field t
 
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
-    """What to measure. sizes: output (width, height) pairs; modes: subset of bench_worker.MODES; frames:
-    frames per clip (None: the model's); steps, dtype, batch: sampler options (steps=2 so that `shifted`,
-    which alternates two grids, differs from `none`; batch None: the device's default); scale: LR -> output factor; threads: CPU threads per
-    child (None: PyTorch's default); time_cap_s: largest predicted seconds per clip still measured;
+    """What to measure. sizes: output (width, height) pairs; modes: subset of bench_worker.MODES; frames: frames per
+    clip (None: the model's); steps, dtype, batch: sampler options (steps=2 so that `shifted`, which alternates two
+    grids, differs from `none`; batch None: the device's default); scale: LR -> output factor; threads: CPU threads
+    per child (None: PyTorch's default); time_cap_s: largest predicted seconds per clip still measured;
     memory_cap_mb: largest predicted peak RSS still measured (None: 60 % of the memory available at start);
-    budget_s: timing budget per configuration (calls repeat within it); rss_seconds: the two video lengths of
-    the RSS-vs-length study (0 disables it); rss_model: also run the model there, not only bicubic;
-    rss_overlap: start those runs together with the timing runs (smoke runs only: they share the CPU);
+    budget_s: timing budget per configuration (calls repeat within it); rss_seconds: the two video lengths of the
+    RSS-vs-length study (0 disables it); rss_model: also run the model there, not only bicubic; rss_overlap: start
+    those runs together with the timing runs (smoke runs only: they share the CPU);
     clock: "wall" (elapsed seconds) or "cpu" (process CPU seconds: with threads=1, the time on an idle core
     even when the machine is shared) drives the fits, caps, estimates, ratios and plots."""
 

@@ -47,7 +47,8 @@ class SamplerOptions:
     derive from (seed, clip index); window: window side in output pixels (default: the model's native size;
     a multiple of its token patch); clip_frames: frames per clip (default: DEFAULT_CLIP_FRAMES rounded up to a
     multiple of the model's native length);
-    batch: windows per model call (default: DEFAULT_BATCH of the device, see `batch_size`); t0: start time in (0, 1] (t0 < 1 starts from the noised V_up);
+    batch: windows per model call (default: the device's DEFAULT_BATCH, see `batch_size`); t0: start time in
+    (0, 1] (t0 < 1 starts from the noised V_up);
     dtype: compute dtype of the network ("bf16" autocast is about 1.5-3x faster on CPU, "fp32" exact);
     temporal_radius: average the added detail over this many motion-compensated neighbours on each side
     within the clip (`patchvsr.stabilize`; 0 = off).

@@ -2,8 +2,8 @@
 
 Each step: a batch of degraded windows with their (t, ε) (`samples.PositionSamples`), the scaled residual
 z0 = (HR - V_up) / residual_std, z_t = add_noise(z0, ε, t), loss = MSE(v, ε - z0) (`patchvsr.sampling` owns
-the convention; optionally plus a temporal-consistency term, `temporal.py`), AdamW with linear warm-up (optionally a final linear decay to 0, `--decay-steps`), gradient
-clipping, an EMA of the trained weights.
+the convention; optionally plus a temporal-consistency term, `temporal.py`), AdamW with linear warm-up
+(optionally a final linear decay to 0, `--decay-steps`), gradient clipping, an EMA of the trained weights.
 
 Everything random is a function of (seed, sample position), so `--resume` continues exactly: the checkpoint
 (`checkpoint.py`: safetensors + JSON, never pickle) restores weights, optimizer, scheduler, EMA and the step,
