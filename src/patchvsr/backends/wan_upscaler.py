@@ -71,7 +71,8 @@ class WanUpscaler:
             self.model.cache.clear()
             fused = FusedVelocity(plan, self._denoiser(plan, latent_up, guide),
                                   batch_size(self.options, self.device), scale)
-            z0 = sample_euler(fused, start_latent(self.options, latent_up, clip_index), self.options.timesteps())
+            start = start_latent(self.options, latent_up, clip_index, clean=latent_up)
+            z0 = sample_euler(fused, start, self.options.timesteps())
             self.model.cache.clear()
         with self._resident(self.latents.vae):
             hr = self.latents.decode(z0[None])[0][:, :, : size[0], : size[1]]     # (3, T, oh, ow) in [-1, 1]

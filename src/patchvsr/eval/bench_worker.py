@@ -30,7 +30,7 @@ from patchvsr.errors import InputError
 from patchvsr.eval.evaluate import PeakMemory
 from patchvsr.io.synth import synthetic_frame
 from patchvsr.methods import resolve_device
-from patchvsr.methods.patchvsr import DTYPES, SHIPPED, PatchVSRUpscaler, SamplerOptions, load_upscaler
+from patchvsr.methods.patchvsr import DTYPES, SHIPPED, PatchVSRUpscaler, SamplerOptions, load_upscaler, start_latent
 from patchvsr.models import PatchVSRModel, full_frame_conditions
 from patchvsr.sampling import sample_euler
 
@@ -68,7 +68,7 @@ class FullFrameUpscaler(PatchVSRUpscaler):
             with torch.autocast(self.device.type, DTYPES[self.options.dtype], enabled=self.options.dtype != "fp32"):
                 return self.model.velocity(z[None], t, cond)[0].float()
 
-        z0_hat = sample_euler(velocity, self._start(canvas, clip_index), self.options.timesteps())
+        z0_hat = sample_euler(velocity, start_latent(self.options, canvas, clip_index), self.options.timesteps())
         self.model.cache.clear()
         return self._frames(canvas[:, :, : size[0], : size[1]], z0_hat[:, :, : size[0], : size[1]])
 

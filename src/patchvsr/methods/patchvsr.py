@@ -86,14 +86,18 @@ class SamplerOptions:
         return flow_timesteps(self.steps, self.t0)
 
 
-def start_latent(options: SamplerOptions, clean: torch.Tensor, clip_index: int) -> torch.Tensor:
-    """z at the sampler's first time, shaped and placed like `clean`: 0 in the fidelity mode (one step from
-    t = 1); else noise at t0 = 1, or `clean` noised to t0 < 1, from the clip's own generator."""
+def start_latent(options: SamplerOptions, like: torch.Tensor, clip_index: int,
+                 clean: torch.Tensor | None = None) -> torch.Tensor:
+    """z at the sampler's first time, shaped and placed like `like`: 0 in the fidelity mode (one step from
+    t = 1); else noise at t0 = 1, or `clean` (default: zeros, the zero residual) noised to t0 < 1, from the
+    clip's own generator."""
     if options.steps == 1 and options.t0 == 1.0:
-        return torch.zeros_like(clean)
+        return torch.zeros_like(like)
     generator = clip_generator(options.seed, clip_index, "cpu")
-    reference = clean.cpu() if options.t0 < 1.0 else None
-    return initial_latent(tuple(clean.shape), generator, options.t0, reference).to(clean.device)
+    reference = None
+    if options.t0 < 1.0:
+        reference = torch.zeros_like(like, device="cpu") if clean is None else clean.cpu()
+    return initial_latent(tuple(like.shape), generator, options.t0, reference).to(like.device)
 
 
 def batch_size(options: SamplerOptions, device: torch.device) -> int:
@@ -150,15 +154,15 @@ class PatchVSRUpscaler:
         """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1]."""
         up, scale = bicubic_canvas(clip.to(self.device), size)                    # (3, T, oh, ow) in [-1, 1]
         plan = self._last_plan = self.window_plan(size)
-        start = self._start(up, clip_index)
+        start = start_latent(self.options, up, clip_index)     # residual space: t0 < 1 starts from V_up itself
+        batch, timesteps = batch_size(self.options, self.device), self.options.timesteps()
         z0_hat = torch.empty_like(up)
         for first in range(0, up.shape[1], self.segment_frames):
             part = slice(first, first + self.segment_frames)
             guide = global_frame(up[:, part], (self.window, self.window))           # (3, t, h, w)
             self.model.cache.clear()
-            fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide),
-                                  batch_size(self.options, self.device), scale)
-            z0_hat[:, part] = sample_euler(fused, start[:, part], self.options.timesteps())
+            fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide), batch, scale)
+            z0_hat[:, part] = sample_euler(fused, start[:, part], timesteps)
         self.model.cache.clear()
         return self._frames(up, z0_hat)
 
@@ -179,10 +183,6 @@ class PatchVSRUpscaler:
                 return self.model.velocity(windows, t, cond).float()
 
         return denoise
-
-    def _start(self, up: torch.Tensor, clip_index: int) -> torch.Tensor:
-        """z at the first time; the clean start for t0 < 1 is the zero residual (V_up itself)."""
-        return start_latent(self.options, torch.zeros_like(up), clip_index)
 
 
 def load_upscaler(path: str | Path, device: torch.device, name: str | None = None, **options) -> PatchVSRUpscaler:

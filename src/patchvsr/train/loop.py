@@ -77,11 +77,11 @@ def flow_loss(trainee: torch.nn.Module, batch, residual_std: float, autocast: Ca
     t_b = t.view(-1, 1, 1, 1, 1)
     z_t = add_noise(z0, noise, t_b)
     with autocast():
-        v = trainee(z_t, t, degraded)
+        v = trainee(z_t, t, degraded).float()
     target = velocity_target(z0, noise)
-    loss = F.mse_loss(v.float(), target)
+    loss = F.mse_loss(v, target)
     if temporal_weight:
-        error = t_b * (v.float() - target)  # z0 - z0_hat: the clean estimate's error (sign does not matter)
+        error = t_b * (v - target)  # z0 - z0_hat: the clean estimate's error (sign does not matter)
         loss = loss + temporal_weight * temporal.temporal_error(error, *temporal.window_flows(degraded.hr))
     return loss
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from patchvsr.flow import pair_flows
+from patchvsr.flow import pair_flows, sample_grid
 
 
 def window_flows(hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,13 +32,12 @@ def window_flows(hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError("the temporal term needs windows of at least 2 frames")
     frames_u8 = rearrange(((hr.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).byte(),
                           "b c t h w -> b t h w c").numpy()
-    ys, xs = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
     grids, valids = [], []
     for sample in frames_u8:
         for k in range(1, frames):
             (on_current, valid), _ = pair_flows(sample[k - 1], sample[k])
-            grids.append(np.stack([(xs + on_current[..., 0]) * 2 / (width - 1) - 1,
-                                   (ys + on_current[..., 1]) * 2 / (height - 1) - 1], axis=-1))
+            map_x, map_y = sample_grid(on_current)
+            grids.append(np.stack([map_x * 2 / (width - 1) - 1, map_y * 2 / (height - 1) - 1], axis=-1))
             valids.append(valid)
     grid = torch.from_numpy(np.stack(grids)).to(hr.device)
     valid = torch.from_numpy(np.stack(valids).astype(np.float32)).view(count, frames - 1, 1, height, width)
@@ -47,9 +46,8 @@ def window_flows(hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def temporal_error(error: torch.Tensor, grid: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Mean of (valid · (e_k - warp(e_{k-1})))^2. error: (B, C, T, h, w); grid, valid from `window_flows`."""
-    count, channels, frames, height, width = error.shape
     previous = rearrange(error[:, :, :-1], "b c t h w -> (b t) c h w")
     warped = F.grid_sample(previous, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    warped = rearrange(warped, "(b t) c h w -> b t c h w", b=count)
+    warped = rearrange(warped, "(b t) c h w -> b t c h w", b=error.shape[0])
     current = rearrange(error[:, :, 1:], "b c t h w -> b t c h w")
     return ((current - warped) * valid).pow(2).mean()
