@@ -5,6 +5,8 @@
   language, rotation, vfr); a name without suffix makes a folder of numbered PNGs.
 - `decode_video(path)`: all frames of a video file or PNG folder as one (N, H, W, 3) uint8 array.
 - `video_facts(path)`: frame count, size, fps, timestamps in seconds, audio durations, metadata.
+- `output_path(folder, name)`: `folder / name`, kept as a string ending in `/` when `name` does (a folder of
+  PNG frames: the only spelling of a new folder output, since `-o out` without a suffix is refused).
 """
 
 from __future__ import annotations
@@ -95,6 +97,15 @@ def _audio_seconds(path: Path, index: int) -> float:
 @pytest.fixture
 def video_facts():
     return _facts
+
+
+def _output_path(folder: Path, name: str) -> Path | str:
+    return f"{folder / name}/" if name.endswith("/") else folder / name
+
+
+@pytest.fixture
+def output_path():
+    return _output_path
 
 
 @pytest.fixture(scope="module")

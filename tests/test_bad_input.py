@@ -16,7 +16,8 @@ from patchvsr.cli import main
 from patchvsr.io.writer import SegmentWriter
 
 
-def fingerprint(path: Path) -> tuple:
+def fingerprint(path: Path | str) -> tuple:
+    path = Path(path)
     data = path.read_bytes() if path.is_file() else b"".join(p.read_bytes() for p in sorted(path.iterdir()))
     return hashlib.sha256(data).hexdigest(), path.stat().st_mtime_ns
 
@@ -25,12 +26,13 @@ def listing(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
 
 
-def fails_cleanly(capsys, src: Path, dst: Path, *options: str, words: tuple[str, ...] = ()) -> str:
+def fails_cleanly(capsys, src: Path, dst: Path | str, *options: str, words: tuple[str, ...] = ()) -> str:
     """Run `patchvsr upscale src -o dst options`, check the failure contract, return the error line."""
+    src, dst_arg, dst = Path(src), str(dst), Path(dst)
     before = fingerprint(src) if src.exists() else None
     folder = dst.parent if dst.parent.exists() else src.parent
     existing = listing(folder)
-    code = main(["upscale", str(src), "-o", str(dst), "-q", *options])
+    code = main(["upscale", str(src), "-o", dst_arg, "-q", *options])
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert code != 0
@@ -58,14 +60,6 @@ def test_text_file_renamed_mp4(capsys, tmp_path):
     src = tmp_path / "notes.mp4"
     src.write_text("these are my notes, not a video\n" * 20)
     fails_cleanly(capsys, src, tmp_path / "out.mp4", words=("notes.mp4", "not a video"))
-
-
-@pytest.mark.parametrize("name, keep", [("cut.mp4", 0.6), ("cut.mkv", 0.5), ("cut.avi", 0.5)])
-def test_truncated_file(capsys, make_video, tmp_path, name, keep):
-    src = make_video(name, size=(32, 24), frames=40, audio=True)
-    src.write_bytes(src.read_bytes()[:int(src.stat().st_size * keep)])
-    line = fails_cleanly(capsys, src, tmp_path / "out.mkv")
-    assert "truncated" in line or "moov atom" in line or "not a video" in line
 
 
 def test_audio_only_file(capsys, make_audio_only, tmp_path):
@@ -125,10 +119,10 @@ def test_unwritable_output_folder(capsys, make_video, read_only_folder):
                   words=("cannot write",))
 
 
-@pytest.mark.parametrize("out", ["out.mkv", "out_frames"])
-def test_existing_output_needs_overwrite(capsys, make_video, tmp_path, decode_video, out):
+@pytest.mark.parametrize("out", ["out.mkv", "out_frames/"])
+def test_existing_output_needs_overwrite(capsys, make_video, tmp_path, decode_video, output_path, out):
     src = make_video("in.mkv", frames=3)
-    dst = tmp_path / out
+    dst = output_path(tmp_path, out)
     assert main(["upscale", str(src), "-o", str(dst), "-q", "--scale", "2"]) == 0
     before = fingerprint(dst)
     fails_cleanly(capsys, src, dst, words=("already exists", "--overwrite"))
@@ -181,10 +175,10 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", str(folder)], check=True)
 
 
-@pytest.mark.parametrize("out", ["out.mkv", "frames_out"])
-def test_disk_full_for_real(capsys, make_video, tmp_path, tiny_disk, out):
+@pytest.mark.parametrize("out", ["out.mkv", "frames_out/"])
+def test_disk_full_for_real(capsys, make_video, tmp_path, tiny_disk, output_path, out):
     src = make_video("in.mkv", size=(64, 48), frames=30)
-    fails_cleanly(capsys, src, tiny_disk / out, words=("no space left",))
+    fails_cleanly(capsys, src, output_path(tiny_disk, out), words=("no space left",))
     assert list(tiny_disk.iterdir()) == []
 
 

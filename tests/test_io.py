@@ -34,10 +34,10 @@ def test_input_formats(make_video, tmp_path, video_facts, decode_video, name, co
     assert np.array_equal(decode_video(tmp_path / "out.mkv"), reference(src, (32, 48)))  # FFV1: lossless
 
 
-@pytest.mark.parametrize("out", ["out.mkv", "out.mp4", "frames_out"])
+@pytest.mark.parametrize("out", ["out.mkv", "out.mp4", "frames_out/"])
 def test_ntsc_rate_count_and_size_kept(make_video, tmp_path, video_facts, decode_video, out):
     src = make_video("in.mp4", size=(20, 12), frames=7, fps=NTSC)
-    stats = upscale_video(src, tmp_path / out, scale=2.5, device="cpu")
+    stats = upscale_video(src, f"{tmp_path}/{out}", scale=2.5, device="cpu")
     assert stats["fps_exact"] == "30000/1001" and stats["fps"] == pytest.approx(29.97002997)
     decoded = decode_video(tmp_path / out)
     assert decoded.shape == (7, 30, 50, 3)
@@ -89,7 +89,7 @@ def test_title_language_rotation_kept(make_video, tmp_path, video_facts, out, au
 def test_png_folder_in_and_out(make_video, tmp_path, decode_video):
     src = make_video("frames_in", size=(16, 12), frames=6)
     dst = tmp_path / "frames_out"
-    stats = upscale_video(src, dst, scale=3, fps="24000/1001", device="cpu")
+    stats = upscale_video(src, f"{dst}/", scale=3, fps="24000/1001", device="cpu")
     names = sorted(p.name for p in dst.iterdir())
     assert names == [f"frame_{i:06d}.png" for i in range(1, 7)]
     assert np.array_equal(decode_video(dst), reference(src, (36, 48)))  # PNG: lossless

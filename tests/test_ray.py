@@ -49,8 +49,8 @@ def model_folder(tmp_path_factory) -> str:
 
 def _both(make_video, tmp_path, name: str, suffix: str, options: dict, ray_options: RayOptions, **video):
     src = make_video(name, **video)
-    local = upscale_video(src, tmp_path / f"local{suffix}", **options)
-    remote = upscale_video_ray(src, tmp_path / f"ray{suffix}", ray=ray_options, **options)
+    local = upscale_video(src, f"{tmp_path}/local{suffix}", **options)
+    remote = upscale_video_ray(src, f"{tmp_path}/ray{suffix}", ray=ray_options, **options)
     return tmp_path / f"local{suffix}", tmp_path / f"ray{suffix}", local, remote
 
 
@@ -78,7 +78,7 @@ def test_patchvsr_model_with_overlapping_clips_equals_single_process(cluster, ma
 
 def test_png_folder_output_with_default_task_size(cluster, make_video, tmp_path, decode_video, model_folder):
     options = dict(scale=2, model=model_folder, **DETAIL)
-    local, remote, _, stats = _both(make_video, tmp_path, "frames", "", options, RayOptions(),
+    local, remote, _, stats = _both(make_video, tmp_path, "frames", "/", options, RayOptions(),
                                     size=(8, 8), frames=7)
     np.testing.assert_array_equal(decode_video(remote), decode_video(local))
     assert stats["ray"]["clips_per_task"] == 1  # 2 clips, 2 workers: one clip per task

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -27,8 +26,8 @@ from patchvsr.io.reader import read_frames
 from patchvsr.io.run import OutputRun, Progress
 from patchvsr.io.target import check_output, output_kind, output_size
 from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
+from patchvsr.memory import PeakMemory, trim
 from patchvsr.methods import get_upscaler
-from patchvsr.memory import trim
 from patchvsr.methods.base import Upscaler
 from patchvsr.tiling.temporal import Clip, clip_step, join_clips, split_clips
 
@@ -93,25 +92,30 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
                   size: tuple[int, int] | str | None = None, model: str | None = None, crf: int = DEFAULT_CRF,
                   stats: str | Path | None = None, resume: bool = False, overwrite: bool = False,
                   device: str = "auto", fps: Fraction | str | None = None, progress: Progress | None = None,
-                  **model_options) -> dict:
+                  upscaler: Upscaler | None = None, **model_options) -> dict:
     """Upscale `src` into `dst` (.mkv, .mp4 or a folder) and return the stats dict (also written to `stats`).
 
     scale: factor K > 1 for both axes (default 4); size: (width, height) or "WxH" instead, each axis
     scaled on its own. fps: frame rate of a PNG-folder input (default 25). model: a name or model folder
     (None: the embedded "tiny" model, or $PATCHVSR_MODEL). model_options (steps, fusion, seed, window,
     clip_frames, batch, t0, dtype, temporal_radius) go to the model; None means its default.
+    upscaler: the method already loaded from `model`, `device` and `model_options` (e.g. by `upscale_batch`,
+    which loads it once for many videos); they are then only recorded for `--resume`.
     resume: continue an interrupted run of the same input and options; overwrite: replace an existing
     output (and discard an interrupted run). Raises PatchVSRError subclasses for bad input, options or
     output, and then leaves no output, temporary file or state behind.
     """
     started = time.perf_counter()
+    memory = PeakMemory()
+    memory.reset()
     kind = output_kind(dst)
     src, dst = Path(src), Path(dst)
     info = probe(src, Fraction(fps) if fps is not None else None)
     width, height = output_size(info.width, info.height, scale, size)
     if not 0 <= crf <= 51:
         raise OptionError(f"--crf must be in [0, 51], got {crf}")
-    upscaler = get_upscaler(model, device=device, **model_options)
+    if upscaler is None:
+        upscaler = get_upscaler(model, device=device, **model_options)
     spec = OutputSpec(kind, width, height, info.fps, info.time_base, crf, info.rotation,
                       info.sample_aspect_ratio, info.color)
     step = clip_step(upscaler.clip_frames, upscaler.clip_overlap)
@@ -129,7 +133,7 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
         "frames": run.frames_total, "width": width, "height": height, "fps": float(info.fps),
         "seconds": round(seconds, 3),
         "output_mpix_per_s": round(written * width * height / 1e6 / seconds, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(memory.peak_mb(), 1),
         **upscaler.describe(), "model": upscaler.name,
         "fps_exact": str(info.fps), "frames_this_run": written, "input": str(src), "output": str(dst),
     }

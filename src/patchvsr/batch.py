@@ -1,20 +1,27 @@
-"""Upscale many inputs into one folder: `upscale_batch`, locally one after another or on a Ray cluster.
+"""Upscale many inputs into one folder: `upscale_batch`, locally or on a Ray cluster.
 
-On Ray, `jobs` inputs are driven at once (each spreading its clips over the whole cluster), so the cluster
-stays busy while one video's last tasks finish. An input that fails with a user error (unreadable file,
-existing output, ...) is logged as one line and skipped; the others still run, and `BatchError` reports the
-failures at the end. Internal errors stop the batch.
+Locally the model is loaded once and the inputs run one after another (`jobs=1`), or `jobs` inputs at once,
+each in its own worker process that loads the model once and runs on `cpu_count // jobs` threads. On Ray,
+`jobs` inputs are driven at once (each spreading its clips over the whole cluster), so the cluster stays busy
+while one video's last tasks finish. An input that fails with a user error (unreadable file, existing
+output, ...) is logged as one line and skipped; the others still run, and `BatchError` reports the failures
+at the end. Internal errors stop the batch.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
+
+import torch
 
 from patchvsr.api import upscale_video, write_stats
 from patchvsr.errors import OptionError, OutputError, PatchVSRError
+from patchvsr.methods import MODEL_OPTIONS, get_upscaler
 
 log = logging.getLogger("patchvsr")
 
@@ -53,7 +60,8 @@ def upscale_batch(inputs: list[str | Path], out_dir: str | Path, *, fmt: str = "
     input failed; `stats` (JSON) is written in any case.
     """
     started = time.perf_counter()
-    pairs = batch_outputs(inputs, out_dir, fmt)
+    # a folder output is spelt with a trailing slash (upscale_video refuses a bare name without a suffix)
+    pairs = [(src, f"{dst}/" if fmt == "png" else str(dst)) for src, dst in batch_outputs(inputs, out_dir, fmt)]
     jobs = jobs if jobs is not None else (1 if ray is None else 2)
     if not isinstance(jobs, int) or jobs < 1:
         raise OptionError(f"--jobs must be an integer >= 1, got {jobs!r}")
@@ -61,15 +69,15 @@ def upscale_batch(inputs: list[str | Path], out_dir: str | Path, *, fmt: str = "
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"{out_dir}: cannot create the output folder ({err.strerror})") from err
-    if ray is None:
-        results = [_one(upscale_video, src, dst, options) for src, dst in pairs]
+    if ray is not None:
+        results = _run_on_ray(pairs, ray, jobs, options)
+    elif jobs == 1 or len(pairs) == 1:
+        upscaler = _load(options)
+        results = [_one(src, dst, dict(options, upscaler=upscaler)) for src, dst in pairs]
     else:
-        from patchvsr.distributed import RayRunner, upscale_video_ray
-
-        with RayRunner(ray) as runner, ThreadPoolExecutor(jobs) as pool:
-            def run(src, dst, options=dict(options, ray=runner)):
-                return _one(upscale_video_ray, src, dst, options)
-            results = list(pool.map(run, *zip(*pairs)))
+        results = _run_in_processes(pairs, jobs, options)
+    for result in results:
+        _log_result(result)
     summary = {"videos": [r for r in results if "error" not in r], "failed": [r for r in results if "error" in r],
                "seconds": round(time.perf_counter() - started, 3)}
     if stats is not None:
@@ -80,12 +88,54 @@ def upscale_batch(inputs: list[str | Path], out_dir: str | Path, *, fmt: str = "
     return summary
 
 
-def _one(upscale, src: Path, dst: Path, options: dict) -> dict:
-    """Run one input; a user error becomes {"input", "output", "error"} (and a log line)."""
+def _load(options: dict):
+    """The upscaler every input of the batch shares: loaded once (an unknown model fails the whole batch)."""
+    model_options = {name: options.get(name) for name in MODEL_OPTIONS}
+    return get_upscaler(options.get("model"), device=options.get("device", "auto"), **model_options)
+
+
+def _one(src: Path, dst: str, options: dict, upscale=upscale_video) -> dict:
+    """Run one input; a user error becomes {"input", "output", "error"}."""
     try:
-        result = upscale(src, dst, **options)
+        return upscale(src, dst, **options)
     except PatchVSRError as err:
-        log.error("error: %s", err)
         return {"input": str(src), "output": str(dst), "error": str(err)}
-    log.info("done %s -> %s: %d frames in %.1f s", src, dst, result["frames"], result["seconds"])
-    return result
+
+
+def _log_result(result: dict) -> None:
+    if "error" in result:
+        log.error("error: %s", result["error"])
+    else:
+        log.info("done %s -> %s: %d frames in %.1f s", result["input"], result["output"], result["frames"],
+                 result["seconds"])
+
+
+def _run_on_ray(pairs: list[tuple[Path, str]], ray, jobs: int, options: dict) -> list[dict]:
+    from patchvsr.distributed import RayRunner, upscale_video_ray
+
+    with RayRunner(ray) as runner, ThreadPoolExecutor(jobs) as pool:
+        def run(src, dst, options=dict(options, ray=runner)):
+            return _one(src, dst, options, upscale_video_ray)
+        return list(pool.map(run, *zip(*pairs)))
+
+
+def _run_in_processes(pairs: list[tuple[Path, str]], jobs: int, options: dict) -> list[dict]:
+    """`jobs` worker processes (spawned, so no forked torch state), each loading the model once."""
+    _load(options)  # a bad model or option fails here, once, before any worker starts
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(jobs, len(pairs)), mp_context=context, initializer=_start_worker,
+                             initargs=(threads, options)) as pool:
+        return list(pool.map(_worker_one, *zip(*pairs)))
+
+
+_worker: dict = {}  # in a worker process: the options with the loaded upscaler
+
+
+def _start_worker(threads: int, options: dict) -> None:
+    torch.set_num_threads(threads)
+    _worker.update(options, upscaler=_load(options))
+
+
+def _worker_one(src: Path, dst: str) -> dict:
+    return _one(src, dst, _worker)

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from patchvsr import __version__
 from patchvsr.errors import PatchVSRError
@@ -24,25 +25,34 @@ SUBCOMMAND_MODULES = (
 )
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with usage errors on one line: `patchvsr upscale: error: ... (see patchvsr upscale --help)`.
+
+    Subcommand parsers inherit the class (argparse builds them with the parent's type), so every
+    subcommand reports the same way; the exit code stays argparse's 2.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())  # argparse may wrap a long message
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="patchvsr", description="Patch-wise video super-resolution.")
+    parser = ArgumentParser(prog="patchvsr", description="Patch-wise video super-resolution.")
     parser.add_argument("--version", action="version", version=f"patchvsr {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:  # a real missing dependency, not a feature still to come
-                raise
-            continue
-        module.add_parser(subparsers)
+        importlib.import_module(module_name).add_parser(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error already printed on one line
+        return int(done.code or 0)
     debug = args.debug or bool(os.environ.get("PATCHVSR_DEBUG"))
     try:
         return int(args.func(args) or 0)

@@ -21,7 +21,6 @@ import dataclasses
 import functools
 import logging
 import math
-import resource
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -38,6 +37,7 @@ from patchvsr.io.reader import read_frames
 from patchvsr.io.run import OutputRun
 from patchvsr.io.target import check_output, output_kind, output_size
 from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
+from patchvsr.memory import PeakMemory
 from patchvsr.methods import default_model
 from patchvsr.methods.base import Upscaler
 from patchvsr.tiling.temporal import Clip, clip_step, count_clips, split_clips
@@ -244,8 +244,8 @@ def upscale_video_ray(src: str | Path, dst: str | Path, *, ray: RayOptions | Ray
                                      stats=stats, resume=resume, overwrite=overwrite, device=device, fps=fps,
                                      progress=progress, **model_options)
     started = time.perf_counter()
-    src, dst = Path(src), Path(dst)
     kind = output_kind(dst)
+    src, dst = Path(src), Path(dst)
     info = probe(src, Fraction(fps) if fps is not None else None)
     width, height = output_size(info.width, info.height, scale, size)
     if not 0 <= crf <= 51:
@@ -272,7 +272,7 @@ def upscale_video_ray(src: str | Path, dst: str | Path, *, ray: RayOptions | Ray
     result = {
         "frames": run.frames_total, "width": width, "height": height, "fps": float(info.fps),
         "seconds": round(seconds, 3), "output_mpix_per_s": round(written * width * height / 1e6 / seconds, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(PeakMemory().peak_mb(), 1),  # the driver's; the workers report none
         **layout.describe(), "model": layout.name, "fps_exact": str(info.fps), "frames_this_run": written,
         "input": str(src), "output": str(dst),
         "ray": {"workers": ray.workers, "gpus": ray.gpus, "clips_per_task": per_task, "clips": tasks.clips},

@@ -1,4 +1,4 @@
-"""Hand freed memory back to the operating system (glibc `malloc_trim`), so peak memory stays flat.
+"""Memory of this process: hand freed memory back to the system (`trim`) and measure peaks (`PeakMemory`).
 
 The clip loop calls `trim()` after every clip: frames and clip tensors freed by one clip are returned to the
 system at once instead of accumulating in a fragmented heap over a long video. (Serving every allocation
@@ -11,6 +11,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
+import re
+import resource
+import sys
+from pathlib import Path
 
 
 @functools.cache
@@ -26,3 +31,30 @@ def trim() -> None:
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
+
+
+class PeakMemory:
+    """Peak resident memory of this process in MB since the last `reset()` (Linux: VmHWM, reset through
+    /proc/self/clear_refs; elsewhere the peak since the process started).
+
+    Before the reset, memory freed by earlier work is handed back to the OS (gc, then glibc's malloc_trim),
+    so a heavy video or eval row does not inflate the next one.
+    """
+
+    def reset(self) -> None:
+        gc.collect()
+        trim()
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: resets VmHWM
+        except OSError:
+            pass
+
+    def peak_mb(self) -> float:
+        try:
+            match = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
+            if match:
+                return int(match.group(1)) / 1024
+        except OSError:
+            pass
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 1024

@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from patchvsr.devices import DEVICE_HELP, device_arg
 from patchvsr.errors import OptionError
 
 
@@ -39,7 +40,7 @@ def add_parser(subparsers) -> None:
     train.add_argument("--batch", type=int, default=1)
     train.add_argument("--lr", type=float, default=1e-4)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    train.add_argument("--device", default="auto", type=device_arg, help=DEVICE_HELP)
     train.set_defaults(func=run_train)
 
 
@@ -61,7 +62,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from patchvsr.backends.wan_train import train_wan_adapter
-    from patchvsr.methods import resolve_device
+    from patchvsr.devices import resolve_device
 
     if args.steps < 1 or args.batch < 1 or not args.lr > 0:
         raise OptionError("--steps and --batch must be >= 1 and --lr > 0")

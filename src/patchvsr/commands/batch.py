@@ -10,6 +10,7 @@ import argparse
 from fractions import Fraction
 
 from patchvsr.commands.upscale import MODEL_FLAGS, model_options
+from patchvsr.devices import DEVICE_HELP, device_arg
 
 
 def add_parser(subparsers) -> None:
@@ -36,7 +37,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--stats", metavar="STATS.json", help="write every input's statistics as JSON")
     parser.add_argument("--resume", action="store_true", help="continue interrupted runs of these outputs")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", type=device_arg, help=DEVICE_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     models = parser.add_argument_group("diffusion model options (not for bicubic/lanczos)")
     for flag, kind, text in MODEL_FLAGS:

@@ -6,6 +6,7 @@ import argparse
 import functools
 from fractions import Fraction
 
+from patchvsr.devices import DEVICE_HELP, device_arg
 from patchvsr.errors import OptionError
 
 FUSION_CHOICES = ("weighted", "average", "none", "shifted")
@@ -44,7 +45,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run of this output")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing output and discard an interrupted run")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", type=device_arg, help=DEVICE_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                         help="spread the clips over a Ray cluster (default: RAY_ADDRESS, a local `ray start` "

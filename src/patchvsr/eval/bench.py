@@ -283,7 +283,7 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = lambda line: Non
 
     from patchvsr.eval.bench_rss import finish_rss_runs, start_rss_runs
     from patchvsr.eval.bench_worker import model_info_in_child
-    from patchvsr.methods import resolve_device
+    from patchvsr.devices import resolve_device
 
     started, key = time.perf_counter(), CLOCKS[config.clock]
     device = str(resolve_device(config.device))

@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from patchvsr.eval.bench import MODES
+from patchvsr.devices import resolve_device
 from patchvsr.errors import InputError
-from patchvsr.eval.evaluate import PeakMemory
+from patchvsr.eval.bench import MODES
 from patchvsr.io.synth import synthetic_frame
-from patchvsr.methods import resolve_device
+from patchvsr.memory import PeakMemory
 from patchvsr.methods.patchvsr import DTYPES, SHIPPED, PatchVSRUpscaler, SamplerOptions, load_upscaler, start_latent
 from patchvsr.models import PatchVSRModel, full_frame_conditions
 from patchvsr.sampling import sample_euler

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from patchvsr.datasets import sample_video
+from patchvsr.devices import DEVICE_HELP, device_arg
 from patchvsr.errors import InputError, OptionError, OutputError
 
 
@@ -31,7 +32,7 @@ def add_parser(subparsers) -> None:
                              "(e.g. tiny:steps=4:t0=0.5) (default: bicubic,lanczos)")
     parser.add_argument("--json", type=Path, required=True, metavar="OUT.json", help="where to write the rows")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="also write PNG plots into DIR")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    parser.add_argument("--device", default="auto", type=device_arg, help=DEVICE_HELP)
     parser.add_argument("--niqe-every", type=int, default=1, metavar="N",
                         help="compute NIQE on every Nth frame only (default: 1, every frame)")
     parser.set_defaults(func=run)
@@ -68,7 +69,7 @@ def _add_bench_parser(subparsers) -> None:
                         help="time that fits, caps and plots use: wall (default) or cpu (process CPU time; with "
                              "--threads 1 it does not depend on what else the machine runs)")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS vs video length runs")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", type=device_arg, help=DEVICE_HELP)
     parser.set_defaults(func=run_bench_command)
 
 

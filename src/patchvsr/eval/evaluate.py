@@ -17,10 +17,7 @@ elsewhere the process-wide peak). `seconds` excludes model loading and two warm-
 from __future__ import annotations
 
 import contextlib
-import gc
 import math
-import re
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -37,7 +34,7 @@ from patchvsr.eval import metrics
 from patchvsr.eval.niqe import niqe, niqe_supported
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
-from patchvsr.memory import trim
+from patchvsr.memory import PeakMemory
 
 ROW_FIELDS = ("video", "method", "scale", "frames", "psnr_y", "ssim_y", "warp_error", "seam_score", "niqe",
               "seconds", "output_mpix_per_s", "peak_rss_mb")
@@ -146,34 +143,6 @@ class Reporter:
 
     def progress(self, description: str):
         return contextlib.nullcontext(lambda done, total: None)
-
-
-class PeakMemory:
-    """Peak resident memory of this process, in MB, reset at the start of each measured row when possible.
-
-    Before the reset, memory freed by earlier rows is handed back to the OS (gc, then glibc's malloc_trim),
-    so a heavy row does not inflate the next one.
-    """
-
-    def reset(self) -> None:
-        gc.collect()
-        trim()
-        try:
-            Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: resets VmHWM
-        except OSError:
-            pass
-
-    def peak_mb(self) -> float:
-        try:
-            match = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
-            if match:
-                return int(match.group(1)) / 1024
-        except OSError:
-            pass
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 class _TimedSource:

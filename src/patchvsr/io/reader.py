@@ -1,22 +1,31 @@
 """Stream decoded frames of a probed input as (H, W, 3) uint8 RGB arrays, one at a time.
 
-Timestamps follow `VideoInfo.time_base`: for constant frame rate they are frame numbers counted from the
-first frame's position (so the output is exactly `fps`, whatever rounding the input container used); for
-variable frame rate they are the input's own timestamps, kept frame by frame (forced strictly increasing),
-so no frame is dropped or duplicated and audio stays in sync.
+Timestamps follow `VideoInfo.time_base`: for constant frame rate they are frame numbers, each frame's own
+time rounded to the frame grid (so the output is exactly `fps`, whatever rounding the input container
+used, and a frame that follows hidden or missing ones keeps its place against the audio); for variable
+frame rate they are the input's own timestamps. Either way they are forced strictly increasing, so no
+frame is dropped or duplicated.
+
+The header's frame count is a hint: the reader decodes what is there, skips packets the decoder rejects
+(as players do), and logs one warning at the end when the count differs from the hint or the file is
+damaged. Only a file without a single decodable frame is an error (the probe already refused it).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import numpy as np
 from PIL import Image
 
 from patchvsr.errors import InputError
-from patchvsr.io.probe import VideoInfo, open_video, video_stream
+from patchvsr.io.probe import VideoInfo, ffmpeg_errors, open_video, video_stream
+
+log = logging.getLogger("patchvsr")
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,7 @@ class Frame:
 
 
 def read_frames(info: VideoInfo) -> Iterator[Frame]:
-    """Yield every frame of the input in presentation order; InputError on corrupt data or size changes."""
+    """Yield every frame of the input in presentation order; InputError if the frame size changes."""
     frames = _read_folder(info) if info.folder else _read_file(info)
     for index, (pts, rgb) in enumerate(frames):
         if rgb.shape != (info.height, info.width, 3):
@@ -38,27 +47,59 @@ def read_frames(info: VideoInfo) -> Iterator[Frame]:
         yield Frame(index, info.first_pts + index if pts is None else pts, rgb)
 
 
-def _read_file(info: VideoInfo) -> Iterator[tuple[int | None, np.ndarray]]:
-    previous = None
-    with open_video(info.path) as container:
+def _read_file(info: VideoInfo) -> Iterator[tuple[int, np.ndarray]]:
+    previous, decoded, rejected = None, 0, 0
+    with open_video(info.path) as container, ffmpeg_errors():
         stream = video_stream(info.path, container)
         stream.thread_type = "AUTO"
-        decoded = container.decode(stream)
-        while True:
+        for packet in _packets(container, stream):
             try:
-                frame = next(decoded)
-            except StopIteration:
-                return
-            except av.error.FFmpegError as err:
-                raise InputError(f"{info.path}: corrupt video data ({err.strerror or err})") from err
-            pts = None
-            if info.vfr:
-                pts = frame.pts if frame.pts is not None else (previous or 0) + 1
-                pts = pts if previous is None or pts > previous else previous + 1
+                frames = stream.decode(packet)
+            except av.error.FFmpegError:
+                rejected += 1
+                continue
+            for frame in frames:
+                pts = _timestamp(info, frame.pts, stream.time_base, previous)
                 previous = pts
-            yield pts, frame.to_ndarray(format="rgb24", src_color_range=int(frame.color_range))
+                decoded += 1
+                yield pts, frame.to_ndarray(format="rgb24", src_color_range=int(frame.color_range))
+    _warn_if_different(info, decoded, rejected)
 
 
+def _packets(container, stream) -> Iterator[av.Packet | None]:
+    """The stream's packets, then None to flush the decoder; a demuxer error ends the file there."""
+    demuxed = container.demux(stream)
+    while True:
+        try:
+            packet = next(demuxed)
+        except (StopIteration, av.error.FFmpegError):
+            break
+        if packet.size:
+            yield packet
+    yield None
+
+
+def _timestamp(info: VideoInfo, pts: int | None, time_base: Fraction, previous: int | None) -> int:
+    """A frame's timestamp `pts` in the stream's `time_base` -> `info.time_base` (see the module docstring),
+    after `previous`. (The stream's time base: frames flushed from the decoder carry none of their own.)"""
+    if pts is None:
+        pts = info.first_pts if previous is None else previous + 1
+    elif not info.vfr:
+        pts = round(pts * time_base / info.time_base)
+    return pts if previous is None or pts > previous else previous + 1
+
+
+def _warn_if_different(info: VideoInfo, decoded: int, rejected: int) -> None:
+    """One warning line when the decoded frames are not what the probe expected, naming both numbers."""
+    notes = [info.damage] if info.damage else []
+    if rejected:
+        notes.append(f"{rejected} damaged packet(s) skipped")
+    expected = info.header_frames or info.frames
+    if decoded != expected:
+        source = "its header says" if info.header_frames else "the probe counted"
+        notes.insert(0, f"{decoded} frames decoded, {source} {expected}")
+    if notes:
+        log.warning("%s: %s; all %d decoded frames are upscaled", info.path.name, "; ".join(notes), decoded)
 def _read_folder(info: VideoInfo) -> Iterator[tuple[None, np.ndarray]]:
     for file in info.png_files:
         try:

@@ -110,6 +110,8 @@ class OutputRun:
                 if progress is not None:
                     progress(before + written, self.info.frames)
             self._close_segment(writer, segment, before + written)
+            if progress is not None:  # the end is reached: the total is what was decoded, not the hint
+                progress(before + written, before + written)
         except BaseException:
             if writer is not None:
                 writer.abort()

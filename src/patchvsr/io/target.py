@@ -21,14 +21,21 @@ SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
 
 def output_kind(output: str | Path) -> str:
-    """`mkv`, `mp4` or `png` (a folder: no suffix, a trailing slash, or an existing folder)."""
+    """`mkv`, `mp4` or `png` (a folder of frames: an existing folder, or a path ending in `/`).
+
+    A name without a suffix is refused rather than guessed: `-o out` meant as `out.mp4` must not quietly
+    become a folder of PNG frames.
+    """
     path = Path(output)
-    if path.is_dir() or str(output).endswith(os.sep) or not path.suffix:
+    if path.is_dir() or str(output).endswith(("/", os.sep)):
         return "png"
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return path.suffix.lower()[1:]
+    if not path.suffix:
+        raise OptionError(f"{path}: no output format: add .mkv (lossless FFV1) or .mp4 (H.264), or end it with "
+                          "/ for a folder of PNG frames")
     raise OptionError(f"{path}: unsupported output format {path.suffix!r}: use .mkv (lossless FFV1), "
-                      ".mp4 (H.264) or a folder (PNG frames)")
+                      ".mp4 (H.264) or a folder (PNG frames; a path ending in /)")
 
 
 def parse_size(size: str | tuple[int, int]) -> tuple[int, int]:
@@ -85,6 +92,8 @@ def check_output(src: Path, dst: Path, kind: str, overwrite: bool) -> None:
         raise OutputError(f"{parent}: output folder does not exist")
     if not dst.exists() and not dst.is_symlink():
         return
+    if kind == "png" and dst.is_dir() and not any(dst.iterdir()):
+        return  # an empty folder made for the frames
     if not overwrite:
         raise OutputError(f"{dst}: already exists; pass --overwrite to replace it")
     if kind == "png" and not dst.is_dir():

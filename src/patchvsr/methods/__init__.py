@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from patchvsr.devices import resolve_device
 from patchvsr.errors import OptionError
 from patchvsr.methods.base import Upscaler
 from patchvsr.methods.classical import Bicubic, Lanczos
@@ -70,21 +71,6 @@ UPSCALERS: dict[str, Callable[..., Upscaler]] = {
 }
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """`auto` is CUDA when available, else CPU; an explicit `cuda` without a GPU is an OptionError."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise OptionError(f"unknown device {device!r}: use auto, cpu or cuda") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError("--device cuda requested but no CUDA GPU is available")
-    if resolved.type not in ("cpu", "cuda"):
-        raise OptionError(f"unsupported device {device!r}: use auto, cpu or cuda")
-    return resolved
-
-
 def default_model() -> str:
     """The model used when none is named: $PATCHVSR_MODEL if set, else DEFAULT_MODEL."""
     return os.environ.get("PATCHVSR_MODEL") or DEFAULT_MODEL
@@ -136,10 +122,6 @@ def _load_model_folder(path: Path, device: torch.device, options: dict) -> Upsca
         from patchvsr.backends.wan_upscaler import load_wan_upscaler
 
         return load_wan_upscaler(path, device=device, **options)
-    try:
-        from patchvsr.methods.patchvsr import load_upscaler
-    except ModuleNotFoundError as err:
-        if err.name != "patchvsr.methods.patchvsr":
-            raise
-        raise OptionError(f"unknown model {str(path)!r}: loading trained models is not available yet") from err
+    from patchvsr.methods.patchvsr import load_upscaler
+
     return load_upscaler(path, device=device, **options)

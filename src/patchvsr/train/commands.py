@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from patchvsr.devices import DEVICE_HELP, device_arg
 from patchvsr.errors import OptionError
 
 
@@ -39,7 +40,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--steps", type=int, default=None, help="stop at this total step count")
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     train.add_argument("--preset", default="tiny", help="model and optimisation preset (test, tiny, small)")
-    train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    train.add_argument("--device", default="auto", type=device_arg, help=DEVICE_HELP)
     train.add_argument("--base", default=None, help="adapter stage: the stage-1 model folder (OUT/model)")
     train.add_argument("--init", default=None,
                        help="adapter stage: start from this trained model folder (a fine-tune; same --base)")
