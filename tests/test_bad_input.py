@@ -197,3 +197,18 @@ def test_one_pixel_video_is_upscaled(make_video, tmp_path, decode_video, out, si
     frames = decode_video(tmp_path / out)
     assert frames.shape == (3, size[1], size[0], 3)
     assert frames.std(axis=(1, 2)).max() < 2  # a 1×1 picture upscales to a flat one
+
+
+def test_output_without_a_suffix_is_refused_and_names_the_choices(capsys, make_video, tmp_path):
+    line = fails_cleanly(capsys, make_video("in.mkv", frames=2), tmp_path / "out", words=("no output format",))
+    assert ".mkv" in line and ".mp4" in line and "/ for a folder" in line
+
+
+@pytest.mark.parametrize("spelling", ["trailing slash", "existing empty folder"])
+def test_a_folder_output_is_a_trailing_slash_or_an_existing_folder(make_video, tmp_path, spelling):
+    dst = tmp_path / "frames"
+    if spelling == "existing empty folder":
+        dst.mkdir()
+    arg = f"{dst}/" if spelling == "trailing slash" else str(dst)
+    assert main(["upscale", str(make_video("in.mkv", frames=2)), "-o", arg, "-q", "--scale", "2"]) == 0
+    assert sorted(p.name for p in dst.iterdir()) == ["frame_000001.png", "frame_000002.png"]

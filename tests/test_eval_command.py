@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -14,22 +11,6 @@ import torch
 from patchvsr.cli import main
 from patchvsr.eval.evaluate import ROW_FIELDS, EvalConfig, crop_reference, downscale
 from patchvsr.io.synth import write_test_video
-
-
-def _stand_in_upscale_stream(frames, upscaler, size, *, start_clip=0, progress=None):
-    """Per-frame clip loop with the contract of patchvsr.api.upscale_stream (used until api.py exists)."""
-    for frame in frames:
-        clip = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
-        out = upscaler.upscale_clip(clip, size, 0)[0]
-        yield (out.permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-@pytest.fixture(autouse=True)
-def _api(monkeypatch):
-    try:
-        importlib.import_module("patchvsr.api")
-    except ImportError:
-        monkeypatch.setitem(sys.modules, "patchvsr.api", types.SimpleNamespace(upscale_stream=_stand_in_upscale_stream))
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,11 @@
 """Saving and loading: one diffusers-layout folder (config.json + one safetensors per part + model_card.md),
-identical outputs after a round trip, no pickle, clear errors for bad folders."""
+identical parameters and the same outputs after a round trip, no pickle, clear errors for bad folders.
+
+Parameters are compared bit for bit (storage is exact). Outputs are compared with fp32 tolerances
+(`assert_same_outputs`): a loaded model holds the same numbers in other memory layouts, for which oneDNN
+and ATen may pick other kernels (seen: 1.2e-7 apart on an AVX2-only AMD Zen 3), so bit equality of outputs
+is no promise here.
+"""
 
 import json
 
@@ -11,6 +17,17 @@ from patchvsr.models import PatchVSRModel, VideoDiT
 from patchvsr.models.testing import perturb_, random_conditions, random_noisy
 
 N, T, H, W = 2, 2, 16, 16
+
+
+def assert_same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    first, second = a.state_dict(), b.state_dict()
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def assert_same_outputs(a: torch.Tensor, b: torch.Tensor) -> None:
+    """fp32 rounding apart at most: outputs are O(1), a few float ulps of accumulated rounding is 1e-6."""
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def outputs(model: PatchVSRModel) -> torch.Tensor:
@@ -31,7 +48,8 @@ def test_round_trip_gives_identical_outputs(tmp_path, flags, parts):
     assert files == {"config.json", "model_card.md"} | {f"{part}.safetensors" for part in parts}
     loaded = PatchVSRModel.from_pretrained(tmp_path)
     assert loaded.config == model.config
-    assert torch.equal(outputs(loaded), outputs(model))
+    assert_same_parameters(loaded, model)
+    assert_same_outputs(outputs(loaded), outputs(model))
     card = (tmp_path / "model_card.md").read_text()
     assert "## Training" in card and f"{sum(model.parameter_counts().values()):,}" in card
 
@@ -43,7 +61,9 @@ def test_merged_lora_round_trip(tmp_path):
     assert not (tmp_path / "lora.safetensors").exists()
     assert json.loads((tmp_path / "config.json").read_text())["lora_merged"] is True
     loaded = PatchVSRModel.from_pretrained(tmp_path)
-    assert loaded.lora_merged and torch.equal(outputs(loaded), outputs(model))
+    assert loaded.lora_merged
+    assert_same_parameters(loaded, model)
+    assert_same_outputs(outputs(loaded), outputs(model))
 
 
 def test_half_precision_storage_halves_size_and_loads_close(tmp_path):
@@ -64,12 +84,14 @@ def test_base_alone_diffusers_round_trip_and_stage2_from_its_folder(tmp_path):
     assert {p.name for p in (tmp_path / "base").iterdir()} == {"config.json", "diffusion_pytorch_model.safetensors"}
     loaded = VideoDiT.from_pretrained(tmp_path / "base").eval()
     z, t = random_noisy(3, N, T, (H, W), seed=4)
+    assert_same_parameters(loaded, base)
     with torch.no_grad():
-        assert torch.equal(loaded(z, t), base(z, t))
+        assert_same_outputs(loaded(z, t), base(z, t))
     config = PatchVSRModel.from_preset("test").config
     from_folder = PatchVSRModel.from_base(tmp_path / "base", config, seed=9).eval()
     from_object = PatchVSRModel.from_base(base, config, seed=9).eval()
-    assert torch.equal(outputs(from_folder), outputs(from_object))
+    assert_same_parameters(from_folder, from_object)
+    assert_same_outputs(outputs(from_folder), outputs(from_object))
 
 
 def test_no_pickle_anywhere(tmp_path):

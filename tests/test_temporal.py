@@ -33,7 +33,7 @@ def test_identity_in_identity_out(n, overlap):
     out = torch.cat([frames for _, frames in blocks])
     assert out.shape == (n, 3, 3, 4)
     expected = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, 3, 4)
-    assert torch.equal(out, expected)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=0)  # a cross-fade of equal frames: ulps at most
     assert [index for index, _ in blocks] == list(range(count_clips(n, T, overlap)))
 
 

@@ -17,7 +17,7 @@ from patchvsr import api
 from patchvsr.cli import main
 from patchvsr.progress import ProgressReporter, configure_logging
 
-DESIGN_KEYS = {"frames", "width", "height", "fps", "seconds", "output_mpix_per_s", "peak_rss_mb",
+CONTRACT_KEYS = {"frames", "width", "height", "fps", "seconds", "output_mpix_per_s", "peak_rss_mb",
                "windows_per_clip", "steps", "model", "fusion"}
 SCRIPTS = Path(__file__).parents[1] / "scripts"
 
@@ -28,7 +28,7 @@ def test_stats_json(make_video, tmp_path, capsys):
     assert main(["upscale", str(src), "-o", str(tmp_path / "out.mkv"), "--scale", "2.5",
                  "--stats", str(stats_path)]) == 0
     stats = json.loads(stats_path.read_text())
-    assert DESIGN_KEYS <= set(stats)
+    assert CONTRACT_KEYS <= set(stats)
     assert (stats["frames"], stats["width"], stats["height"], stats["fps"]) == (6, 50, 25, 25.0)
     assert (stats["windows_per_clip"], stats["steps"], stats["fusion"]) == (None, None, None)
     assert stats["model"] == "bicubic"

@@ -65,6 +65,8 @@ def upscale_batch(inputs: list[str | Path], out_dir: str | Path, *, fmt: str = "
     jobs = jobs if jobs is not None else (1 if ray is None else 2)
     if not isinstance(jobs, int) or jobs < 1:
         raise OptionError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    # a bad model or model option fails the whole batch here, once, before anything is written
+    upscaler = _load(options) if ray is None else None
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -72,9 +74,9 @@ def upscale_batch(inputs: list[str | Path], out_dir: str | Path, *, fmt: str = "
     if ray is not None:
         results = _run_on_ray(pairs, ray, jobs, options)
     elif jobs == 1 or len(pairs) == 1:
-        upscaler = _load(options)
         results = [_one(src, dst, dict(options, upscaler=upscaler)) for src, dst in pairs]
     else:
+        del upscaler  # each worker process loads its own
         results = _run_in_processes(pairs, jobs, options)
     for result in results:
         _log_result(result)
@@ -121,7 +123,6 @@ def _run_on_ray(pairs: list[tuple[Path, str]], ray, jobs: int, options: dict) ->
 
 def _run_in_processes(pairs: list[tuple[Path, str]], jobs: int, options: dict) -> list[dict]:
     """`jobs` worker processes (spawned, so no forked torch state), each loading the model once."""
-    _load(options)  # a bad model or option fails here, once, before any worker starts
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(jobs, len(pairs)), mp_context=context, initializer=_start_worker,

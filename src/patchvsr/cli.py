@@ -47,10 +47,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command parser that parsed the chosen command, e.g. the one of `patchvsr wan train`."""
+    while True:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions or getattr(args, actions[0].dest, None) is None:
+            return parser
+        parser = actions[0].choices[getattr(args, actions[0].dest)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported by the subcommand that was given them, so the hint names its --help
+            innermost(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as done:  # --help, --version, or a usage error already printed on one line
         return int(done.code or 0)
     debug = args.debug or bool(os.environ.get("PATCHVSR_DEBUG"))

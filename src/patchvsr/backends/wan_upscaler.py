@@ -1,6 +1,6 @@
 """`WanUpscaler`: PatchVSR on a Wan base, an `Upscaler` (see `patchvsr.methods.base`) working in latent space.
 
-Per clip of T = 4k + 1 frames (the data flow of DESIGN.md, with a real VAE):
+Per clip of T = 4k + 1 frames (the data flow of docs/design.md, with a real VAE):
 1. V_up = bicubic(LR clip) on the output canvas, mirror-padded to multiples of 8, encoded to latents
    (C, k + 1, H/8, W/8); G = V_up resized to the window and encoded, the global guidance;
 2. a window plan on the latent canvas (windows of `window / 8` latent pixels); each window's conditions are

@@ -3,7 +3,7 @@
 Each run is its own `patchvsr upscale ... --stats` subprocess (so its `peak_rss_mb`, the process high-water
 mark, belongs to that run alone) on a synthetic LR video (`patchvsr.io.synth`) at RSS_FPS. The runs go in
 parallel: they are measured for memory, which does not depend on what else the machine does; their
-`seconds` are reported for information only. Bicubic runs at QCIF (176×144, the DESIGN.md budget size); the
+`seconds` are reported for information only. Bicubic runs at QCIF (176×144, the budget size of docs/design.md); the
 model runs on a smaller LR video (RSS_LR_SIZES["model"]) to keep the long run within minutes on a CPU.
 """
 

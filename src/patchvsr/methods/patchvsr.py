@@ -1,6 +1,6 @@
 """The PatchVSR upscaler: a trained `PatchVSRModel` driven window by window by the tiling engine.
 
-Per clip (see the data flow in DESIGN.md):
+Per clip (see the data flow in docs/design.md):
 1. V_up = bicubic(LR clip) on the output canvas, G = V_up resized to the window (global guidance);
 2. a window plan for the canvas (primary + auxiliary windows, or the `shifted`/`none` variants);
 3. a rectified-flow Euler loop on the scaled residual z0 = (HR - V_up) / residual_std, whose velocity at every
