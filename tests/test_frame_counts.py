@@ -137,3 +137,18 @@ def test_matching_count_gives_no_warning(make_video, tmp_path, capsys):
     assert main(["upscale", str(src), "-o", str(tmp_path / "out.mkv"), "--scale", "2"]) == 0
     err = capsys.readouterr().err
     assert "12/12 frames" in err and "decoded" not in err
+
+
+def test_damage_in_the_middle_skips_what_cannot_be_decoded(make_video, tmp_path, capsys, video_facts):
+    """Scrambled bytes mid-file: the decoder rejects some packets; the rest is upscaled, as players show it."""
+    src = make_video("mid.mp4", size=(64, 48), frames=40)
+    data = bytearray(src.read_bytes())
+    for i in range(int(len(data) * 0.4), int(len(data) * 0.6)):
+        data[i] = (data[i] * 7 + 13) & 0xFF
+    src.write_bytes(bytes(data))
+    present = sum(1 for _ in read_frames(probe(src)))
+    capsys.readouterr()
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.mkv"), "-q", "--scale", "2"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "damaged" in lines[0] and f"all {present} decoded" in lines[0], lines
+    assert 0 < present < 40 and video_facts(tmp_path / "out.mkv")["frames"] == present

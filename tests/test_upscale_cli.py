@@ -114,12 +114,14 @@ def test_package_exports_the_api():
 
 
 def test_memory_does_not_grow_with_length():
-    """Peak RSS of a 10x longer clip stays within 4 % (holding its frames would add ~55 MB, ~13 %)."""
+    """Peak RSS of a 20x longer clip grows by less than 40 MB: holding its frames would add ~105 MB (114 more
+    640x480 RGB frames). Each run's peak is its own (VmHWM reset at the start of upscale_video), so it varies
+    by up to ~20 MB between runs (allocator and decoder threads); a ratio of peaks would hide or inflate that."""
     sys.path.insert(0, str(SCRIPTS))
     try:
         import bench_io_memory
     finally:
         sys.path.remove(str(SCRIPTS))
-    report = bench_io_memory.run(160, 120, frames=6, factor=10, scale=4, model="bicubic", kind="mkv")
-    assert report["long"]["frames"] == 60
-    assert report["rss_ratio_long_over_short"] < 1.04, report
+    report = bench_io_memory.run(160, 120, frames=6, factor=20, scale=4, model="bicubic", kind="mkv")
+    assert report["long"]["frames"] == 120
+    assert report["long"]["peak_rss_mb"] - report["short"]["peak_rss_mb"] < 40, report

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from patchvsr.errors import InputError
-from patchvsr.io.probe import VideoInfo, ffmpeg_errors, open_video, video_stream
+from patchvsr.io.probe import VideoInfo, open_video, video_stream
 
 log = logging.getLogger("patchvsr")
 
@@ -49,7 +49,7 @@ def read_frames(info: VideoInfo) -> Iterator[Frame]:
 
 def _read_file(info: VideoInfo) -> Iterator[tuple[int, np.ndarray]]:
     previous, decoded, rejected = None, 0, 0
-    with open_video(info.path) as container, ffmpeg_errors():
+    with open_video(info.path) as container:
         stream = video_stream(info.path, container)
         stream.thread_type = "AUTO"
         for packet in _packets(container, stream):
