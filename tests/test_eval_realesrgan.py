@@ -144,7 +144,8 @@ def test_upscaler_protocol(weights_dir):
     assert out.shape == (2, 3, 30, 40) and out.dtype == torch.float32
     assert 0 <= out.min() and out.max() <= 1
     torch.testing.assert_close(out[0], out[1])
-    assert up.describe() == {"windows_per_clip": None, "steps": None, "fusion": None, "temporal_radius": None}
+    assert up.describe() == {"windows_per_clip": None, "steps": None, "fusion": None, "temporal_radius": None,
+                             "dtype": None, "dtype_reason": None}
 
 
 def test_bad_names_and_missing_weights(tmp_path):

@@ -62,7 +62,8 @@ def test_output_shape_range_and_stats(trained_like_model):
     assert out.shape == (2, 3, 21, 15) and out.dtype == torch.float32
     assert out.min() >= 0 and out.max() <= 1
     # 21x15 canvas with 16-px windows: 2x1 primary grid + 1 horizontal-seam window
-    assert upscaler.describe() == {"windows_per_clip": 3, "steps": 2, "fusion": "weighted", "temporal_radius": 8}
+    assert upscaler.describe() == {"windows_per_clip": 3, "steps": 2, "fusion": "weighted", "temporal_radius": 8,
+                                   "dtype": "fp32", "dtype_reason": "--dtype fp32"}
     # default clip: DEFAULT_CLIP_FRAMES (16), a multiple of the model's 2 native frames; a quarter cross-faded
     assert upscaler.clip_frames == 16 and upscaler.clip_overlap == 4
     assert load_upscaler(trained_like_model, CPU, clip_frames=6).clip_frames == 6
@@ -231,4 +232,4 @@ def test_cli_model_flags_are_the_model_options():
     from patchvsr.methods import MODEL_OPTION_TYPES
 
     flags = {flag[2:].replace("-", "_"): kind for flag, kind, _ in MODEL_FLAGS}
-    assert flags == {name: kind for name, kind in MODEL_OPTION_TYPES.items() if name != "dtype"}
+    assert flags == MODEL_OPTION_TYPES

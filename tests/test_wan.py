@@ -117,7 +117,8 @@ def test_upscale_clip_runs_vae_tiling_sampler_vae(adapter_folder):
     assert out.shape == (5, 3, 37, 51) and out.dtype == torch.float32
     assert 0 <= out.min() and out.max() <= 1 and out.std() > 0.01
     # 4x4 latent windows on the 5x7 latent canvas: 2x2 primary + 2 vseam + 2 hseam + 1 cross
-    assert upscaler.describe() == {"windows_per_clip": 9, "steps": 2, "fusion": "weighted", "temporal_radius": 8}
+    assert upscaler.describe() == {"windows_per_clip": 9, "steps": 2, "fusion": "weighted", "temporal_radius": 8,
+                                   "dtype": "fp32", "dtype_reason": "--dtype fp32"}
     torch.testing.assert_close(upscaler.upscale_clip(clip, (37, 51), clip_index=2), out, rtol=0, atol=0)
     assert not torch.equal(upscaler.upscale_clip(clip, (37, 51), clip_index=3), out)  # seeds follow the clip
 

@@ -176,6 +176,9 @@ def log_plan(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler) -> None:
     log.info("input  %s", info.describe())
     codec = {"mkv": "FFV1 lossless", "mp4": f"H.264 crf {spec.crf} {spec.pix_fmt}", "png": "PNG frames"}
     log.info("output %dx%d %s, model %s", spec.width, spec.height, codec[spec.kind], upscaler.name)
+    method = upscaler.describe()
+    if method.get("dtype"):
+        log.info("compute dtype %s: %s", method["dtype"], method["dtype_reason"])
     if info.vfr:
         log.info("variable frame rate: every frame is kept with its own timestamp")
     if spec.kind == "mp4" and spec.pix_fmt == "yuv444p":

@@ -1,8 +1,9 @@
-"""Which device runs the model: `--device auto|cpu|cuda|cuda:N`, checked once for the CLI and the API."""
+"""Which device runs the model (`--device auto|cpu|cuda|cuda:N`) and in which dtype (`--dtype auto`)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 
 import torch
@@ -37,3 +38,44 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             raise OptionError(f"--device {device} requested but only {torch.cuda.device_count()} CUDA GPU(s) "
                               "are present")
     return resolved
+
+
+# oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA) that still include native bf16 instructions (AVX512-BF16 or AMX)
+BF16_ISA_CAPS = {"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX", "AVX10_1_512_AMX",
+                 "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX_FP16", "ALL"}
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether `device` computes in bfloat16 natively, and why (words for the start-up log and --stats).
+
+    CUDA: the GPU's bf16 support. CPU: AMX or AVX512-BF16 in the CPU's flags, and neither ATen's kernels
+    (ATEN_CPU_CAPABILITY) nor oneDNN's (ONEDNN_MAX_CPU_ISA) capped below them. Elsewhere bf16 is emulated:
+    the tiny model runs about 8x slower in bf16 than in fp32 on an AVX2-only CPU (docs/RESULTS.md).
+    """
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return True, f"{torch.cuda.get_device_name(device)} computes bf16 natively"
+        return False, f"{torch.cuda.get_device_name(device)} has no native bf16"
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    if not (amx or avx512_bf16):
+        return False, f"this CPU has no native bf16 (no AMX or AVX512-BF16; {cpu_capability()})"
+    if not cpu_capability().startswith("AVX512"):
+        return False, f"PyTorch's CPU kernels are capped at {cpu_capability()} (ATEN_CPU_CAPABILITY)"
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
+    if cap not in BF16_ISA_CAPS:
+        return False, f"oneDNN is capped at {cap} (ONEDNN_MAX_CPU_ISA)"
+    return True, f"this CPU computes bf16 natively ({'AMX' if amx else 'AVX512-BF16'})"
+
+
+def cpu_capability() -> str:
+    """PyTorch's CPU kernel level: AVX2, AVX512, ... (after ATEN_CPU_CAPABILITY)."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def compute_dtype(requested: str, device: torch.device) -> tuple[str, str]:
+    """(dtype name, reason) for `--dtype requested`: "auto" is bf16 where `device` runs it natively, else fp32."""
+    if requested != "auto":
+        return requested, f"--dtype {requested}"
+    native, reason = native_bf16(device)
+    return ("bf16" if native else "fp32"), reason

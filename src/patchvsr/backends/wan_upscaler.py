@@ -24,6 +24,7 @@ from einops import rearrange
 
 from patchvsr.backends.wan_model import WanPatchVSR, base_folder, read_info
 from patchvsr.backends.wan_vae import WanLatents
+from patchvsr.devices import compute_dtype
 from patchvsr.errors import OptionError
 from patchvsr.methods.patchvsr import (DTYPES, SamplerOptions, batch_size, bicubic_canvas, sampler_stats,
                                       start_latent)
@@ -50,13 +51,16 @@ class WanUpscaler:
         model.merge_lora()
         self.model, self.latents, self.options = model.eval(), latents, options
         self.device, self.name, self.offload = device, name, offload
+        weights = {value: key for key, value in DTYPES.items()}.get(model.base.dtype, str(model.base.dtype))
+        chosen, reason = compute_dtype(options.dtype, device)
+        self.dtype = (weights, reason if weights == chosen else f"the base's weights are {weights}")
         if not offload:
             self.model.to(device)
             latents.vae.to(device)
         self._last_plan: WindowPlan | None = None
 
     def describe(self) -> dict:
-        return sampler_stats(self._last_plan, self.options)
+        return sampler_stats(self._last_plan, self.options, self.dtype)
 
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
@@ -119,12 +123,13 @@ def load_wan_upscaler(path: str | Path, device: torch.device, name: str | None =
     """A WanUpscaler from an adapter folder; its base is loaded from the folder it names (local files only).
 
     options: SamplerOptions fields (None = default); dtype sets the weights' dtype (bf16 halves the memory of
-    fp32; the VAE stays float32); offload and vae_tile: see `WanUpscaler` and `WanLatents`.
+    fp32; auto: bf16 where the device runs it natively; the VAE stays float32); offload and vae_tile: see `WanUpscaler` and `WanLatents`.
     """
     path = Path(path)
     sampler = SamplerOptions(**{key: value for key, value in options.items() if value is not None})
     base = base_folder(path, read_info(path))
-    transformer = WanTransformer3DModel.from_pretrained(base / "transformer", torch_dtype=DTYPES[sampler.dtype])
+    dtype, _ = compute_dtype(sampler.dtype, device)
+    transformer = WanTransformer3DModel.from_pretrained(base / "transformer", torch_dtype=DTYPES[dtype])
     latents = WanLatents(AutoencoderKLWan.from_pretrained(base / "vae", torch_dtype=torch.float32), vae_tile)
     model = WanPatchVSR.load(path, base=transformer)
     return WanUpscaler(model, latents, sampler, device, name or path.name, offload)

@@ -19,6 +19,8 @@ MODEL_FLAGS = (
     ("--clip-frames", int, "frames per clip (tiny: 16; memory grows with it)"),
     ("--batch", int, "windows per model call (default 16 on CPU, 256 on CUDA)"),
     ("--t0", float, "start time < 1: begin from the noised upsampled input instead of pure noise"),
+    ("--dtype", str, "compute dtype: auto (default: bf16 where the device runs it natively, i.e. CUDA, or CPUs "
+                     "with AMX or AVX512-BF16; else fp32), fp32, bf16, fp16"),
     ("--temporal-radius", int, "average the added detail over N motion-aligned neighbour frames on each side "
                                "within a clip (0 = off; default 8)"),
 )

@@ -66,7 +66,7 @@ class BenchConfig:
     modes: tuple[str, ...] = DEFAULT_MODES
     frames: int | None = None
     steps: int = 2
-    dtype: str = "bf16"
+    dtype: str = "auto"
     batch: int | None = None
     scale: int = 4
     threads: int | None = None

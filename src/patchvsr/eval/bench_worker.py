@@ -65,7 +65,7 @@ class FullFrameUpscaler(PatchVSRUpscaler):
         self.model.cache.clear()
 
         def velocity(z: torch.Tensor, t: float, step_index: int) -> torch.Tensor:
-            with torch.autocast(self.device.type, DTYPES[self.options.dtype], enabled=self.options.dtype != "fp32"):
+            with torch.autocast(self.device.type, DTYPES[self.dtype[0]], enabled=self.dtype[0] != "fp32"):
                 return self.model.velocity(z[None], t, cond)[0].float()
 
         z0_hat = sample_euler(velocity, start_latent(self.options, canvas, clip_index), self.options.timesteps())

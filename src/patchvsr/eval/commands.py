@@ -59,7 +59,8 @@ def _add_bench_parser(subparsers) -> None:
                                         "(default weighted,none,shifted,full)")
     parser.add_argument("--frames", type=int, metavar="T", help="frames per clip (default: the model's)")
     parser.add_argument("--steps", type=int, help="sampling steps per clip (default 2)")
-    parser.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), help="compute dtype (default bf16)")
+    parser.add_argument("--dtype", choices=("auto", "bf16", "fp16", "fp32"),
+                        help="compute dtype (default auto: bf16 where the device runs it natively, else fp32)")
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads per measurement (default: all)")
     parser.add_argument("--time-cap", type=float, metavar="S",
                         help="estimate instead of measuring beyond this predicted seconds per clip (default 150)")

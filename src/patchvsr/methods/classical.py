@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-NOT_APPLICABLE = {"windows_per_clip": None, "steps": None, "fusion": None, "temporal_radius": None}
+NOT_APPLICABLE = {"windows_per_clip": None, "steps": None, "fusion": None, "temporal_radius": None, "dtype": None,
+                  "dtype_reason": None}
 
 
 def resize_cv2(clip: torch.Tensor, size: tuple[int, int], interpolation: int) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from patchvsr.devices import compute_dtype
 from patchvsr.errors import InputError, OptionError
 from patchvsr.models import PatchVSRModel, WindowConditions
 from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
@@ -49,7 +50,8 @@ class SamplerOptions:
     multiple of the model's native length);
     batch: windows per model call (default: the device's DEFAULT_BATCH, see `batch_size`); t0: start time in
     (0, 1] (t0 < 1 starts from the noised V_up);
-    dtype: compute dtype of the network ("bf16" autocast is about 1.5-3x faster on CPU, "fp32" exact);
+    dtype: compute dtype of the network: "auto" (bf16 autocast where the device runs bf16 natively, else
+    fp32; `patchvsr.devices.compute_dtype`), "fp32", "bf16" or "fp16";
     temporal_radius: average the added detail over this many motion-compensated neighbours on each side
     within the clip (`patchvsr.stabilize`; 0 = off).
     """
@@ -61,7 +63,7 @@ class SamplerOptions:
     clip_frames: int | None = None
     batch: int | None = None
     t0: float = 1.0
-    dtype: str = "bf16"
+    dtype: str = "auto"
     temporal_radius: int = 8
 
     def __post_init__(self) -> None:
@@ -78,8 +80,8 @@ class SamplerOptions:
             raise OptionError(f"--t0 must be in (0, 1], got {self.t0!r}")
         if not isinstance(self.temporal_radius, int) or self.temporal_radius < 0:
             raise OptionError(f"--temporal-radius must be an integer >= 0, got {self.temporal_radius!r}")
-        if self.dtype not in DTYPES:
-            raise OptionError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.dtype != "auto" and self.dtype not in DTYPES:
+            raise OptionError(f"--dtype must be one of auto, {', '.join(DTYPES)}, got {self.dtype!r}")
 
     def timesteps(self) -> torch.Tensor:
         """The sampler's time grid from t0 down to 0 (steps + 1 values)."""
@@ -105,11 +107,12 @@ def batch_size(options: SamplerOptions, device: torch.device) -> int:
     return options.batch or DEFAULT_BATCH.get(device.type, DEFAULT_BATCH["cpu"])
 
 
-def sampler_stats(plan: WindowPlan | None, options: SamplerOptions) -> dict:
+def sampler_stats(plan: WindowPlan | None, options: SamplerOptions, dtype: tuple[str, str]) -> dict:
     """The `describe()` fields of a windowed diffusion upscaler: windows of its last clip (None before the
-    first), steps, fusion mode and temporal radius."""
+    first), steps, fusion mode, temporal radius, and the compute dtype with the reason it was chosen."""
     return {"windows_per_clip": None if plan is None else plan.windows_per_step,
-            "steps": options.steps, "fusion": options.fusion, "temporal_radius": options.temporal_radius}
+            "steps": options.steps, "fusion": options.fusion, "temporal_radius": options.temporal_radius,
+            "dtype": dtype[0], "dtype_reason": dtype[1]}
 
 
 def bicubic_canvas(clip: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, float]:
@@ -137,6 +140,7 @@ class PatchVSRUpscaler:
         self.model = model.to(device).eval()
         self.model.merge_lora()
         self.residual_std, self.options, self.device, self.name = residual_std, options, device, name
+        self.dtype = compute_dtype(options.dtype, device)  # (name, reason)
         self.window, self.clip_frames = window, frames
         self.segment_frames = min(frames, model.clip_frames)  # frames per model run inside a clip
         self.clip_overlap = frames // 4  # cross-faded by the clip loop: no temporal jump between clips
@@ -147,7 +151,7 @@ class PatchVSRUpscaler:
         return make_plan(tuple(size), (self.window, self.window), self.options.fusion)
 
     def describe(self) -> dict:
-        return sampler_stats(self._last_plan, self.options)
+        return sampler_stats(self._last_plan, self.options, self.dtype)
 
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
@@ -174,12 +178,12 @@ class PatchVSRUpscaler:
 
     def _denoiser(self, plan: WindowPlan, up: torch.Tensor, guide: torch.Tensor):
         """The window-level `denoise(windows, t, batch)` callable for this clip's canvas."""
-        autocast = self.options.dtype != "fp32"
+        dtype = self.dtype[0]
 
         def denoise(windows: torch.Tensor, t: float, batch: WindowBatch) -> torch.Tensor:
             cond = WindowConditions.build(plan.crop(up, batch.indices), guide, batch.masks, batch.scale,
                                           batch.crop_boxes, noise_level=0.0, keys=batch.indices)
-            with torch.autocast(self.device.type, DTYPES[self.options.dtype], enabled=autocast):
+            with torch.autocast(self.device.type, DTYPES[dtype], enabled=dtype != "fp32"):
                 return self.model.velocity(windows, t, cond).float()
 
         return denoise
