@@ -233,3 +233,29 @@ def test_cli_model_flags_are_the_model_options():
 
     flags = {flag[2:].replace("-", "_"): kind for flag, kind, _ in MODEL_FLAGS}
     assert flags == MODEL_OPTION_TYPES
+
+
+@pytest.mark.parametrize("steps, batch", [(1, 1), (2, 2)])
+def test_progress_inside_a_clip_counts_window_evaluations(trained_like_model, steps, batch):
+    upscaler = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=steps, batch=batch, clip_frames=4)
+    fractions = []
+    plain = upscaler.upscale_clip(_clip(frames=4), (21, 15), 0)
+    out = upscaler.upscale_clip(_clip(frames=4), (21, 15), 0, progress=fractions.append)
+    windows = upscaler.window_plan((21, 15)).windows_per_step  # 3 windows (see the stats test)
+    segments = 4 // upscaler.segment_frames
+    assert len(fractions) == segments * steps * -(-windows // batch)  # one report per model call
+    assert fractions == sorted(fractions) and fractions[0] > 0 and fractions[-1] == 1.0
+    torch.testing.assert_close(out, plain, rtol=0, atol=0)  # reporting changes nothing
+
+
+def test_upscale_video_reports_frames_from_inside_the_first_clip(trained_like_model, make_video, tmp_path):
+    from patchvsr.api import upscale_video
+
+    reports = []
+    upscale_video(make_video("in.mkv", size=(6, 5), frames=10), tmp_path / "out.mkv", scale=3,
+                  model=trained_like_model, device="cpu", clip_frames=8, dtype="fp32",
+                  progress=lambda done, total: reports.append((done, total)))
+    assert reports[0] == (0, 10)  # the probe's total at once, before any work
+    inside = [done for done, _ in reports if 0 < done < 6]  # before the first clip's 6 frames are written
+    assert inside and any(done != int(done) for done in inside)
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports) and reports[-1] == (10, 10)

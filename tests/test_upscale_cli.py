@@ -125,3 +125,14 @@ def test_memory_does_not_grow_with_length():
     report = bench_io_memory.run(160, 120, frames=6, factor=20, scale=4, model="bicubic", kind="mkv")
     assert report["long"]["frames"] == 120
     assert report["long"]["peak_rss_mb"] - report["short"]["peak_rss_mb"] < 40, report
+
+
+def test_progress_lines_show_whole_frames_for_reports_inside_a_clip(capsys, monkeypatch):
+    ticks = iter(range(1000))
+    monkeypatch.setattr("patchvsr.progress.time.monotonic", lambda: float(next(ticks)))
+    configure_logging(Console(file=io.StringIO(), force_terminal=False))
+    with ProgressReporter(Console(file=io.StringIO(), force_terminal=False), interval=0.0) as progress:
+        progress(0, 100)
+        progress(2.75, 100)
+    line = capsys.readouterr().err.splitlines()[1]
+    assert re.fullmatch(r"patchvsr: 2/100 frames, \d+\.\d\d frames/s, ETA \d:\d\d:\d\d", line), line

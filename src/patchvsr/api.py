@@ -23,7 +23,7 @@ from patchvsr import __version__
 from patchvsr.errors import OptionError, OutputError
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
-from patchvsr.io.run import OutputRun, Progress
+from patchvsr.io.run import ClipProgress, OutputRun, Progress
 from patchvsr.io.target import check_output, output_kind, output_size
 from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
 from patchvsr.memory import PeakMemory, trim
@@ -35,23 +35,26 @@ log = logging.getLogger("patchvsr")
 
 
 def upscale_clips(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple[int, int],
-                  start_clip: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+                  start_clip: int = 0, within_clip: ClipProgress | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (clip index, HR frames (n, out_h, out_w, 3) uint8) for the stream's clips from `start_clip`.
 
     frames: (H, W, 3) uint8 RGB. With overlapping clips, resuming at clip k > 0 recomputes clip k - 1
     (deterministic: seeds derive from the clip index) for the cross-fade and yields nothing for it.
+    within_clip: told the fraction done of the clip being upscaled, by upscalers that report it.
     """
     overlap = upscaler.clip_overlap
     warmup = start_clip > 0 and overlap > 0
     clips = split_clips(frames, upscaler.clip_frames, overlap, start_clip - warmup)
-    yield from upscale_and_join(clips, upscaler, size, warmup)
+    yield from upscale_and_join(clips, upscaler, size, warmup, within_clip)
 
 
-def upscale_and_join(clips: Iterable[Clip], upscaler: Upscaler, size: tuple[int, int],
-                     warmup: bool) -> Iterator[tuple[int, np.ndarray]]:
+def upscale_and_join(clips: Iterable[Clip], upscaler: Upscaler, size: tuple[int, int], warmup: bool,
+                     within_clip: ClipProgress | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Upscale consecutive clips and cross-fade their overlaps: (clip index, uint8 (n, out_h, out_w, 3)).
-    With `warmup` the first clip only seeds the cross-fade and yields nothing."""
-    outputs = ((clip, upscale_uint8_clip(upscaler, clip.frames, size, clip.index)) for clip in clips)
+    With `warmup` the first clip only seeds the cross-fade and yields nothing (nor reports progress)."""
+    outputs = ((clip, upscale_uint8_clip(upscaler, clip.frames, size, clip.index,
+                                         None if warmup and n == 0 else within_clip))
+               for n, clip in enumerate(clips))
     for index, block in join_clips(outputs, upscaler.clip_overlap, warmup=warmup):
         yield index, quantize(block)
         trim()  # what this clip freed goes back to the system: peak memory stays flat over long videos
@@ -77,10 +80,14 @@ def quantize(frames: torch.Tensor) -> np.ndarray:
     return rearrange(levels, "t c h w -> t h w c").contiguous().numpy()
 
 
-def upscale_uint8_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, int], index: int) -> torch.Tensor:
+def upscale_uint8_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, int], index: int,
+                       within_clip: ClipProgress | None = None) -> torch.Tensor:
     """frames: (T, H, W, 3) uint8 -> (T, 3, out_h, out_w) float32 in [0, 1] from the upscaler."""
     clip = rearrange(torch.from_numpy(frames), "t h w c -> t c h w").float().div_(255.0)
-    out = upscaler.upscale_clip(clip, size, index)
+    if within_clip is not None and getattr(upscaler, "reports_progress", False):
+        out = upscaler.upscale_clip(clip, size, index, progress=within_clip)
+    else:
+        out = upscaler.upscale_clip(clip, size, index)
     expected = (len(frames), 3, *size)
     if tuple(out.shape) != expected:
         raise RuntimeError(f"{upscaler.name} returned a clip of shape {tuple(out.shape)}, "
@@ -124,8 +131,8 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     check_output(src, dst, kind, overwrite or (resume and run.interrupted_run_exists()))
     log_plan(info, spec, upscaler)
 
-    def clips(start_clip: int) -> Iterator[tuple[int, np.ndarray]]:
-        return upscale_clips(_frames(info, run.timestamps), upscaler, (height, width), start_clip)
+    def clips(start_clip: int, within_clip: ClipProgress) -> Iterator[tuple[int, np.ndarray]]:
+        return upscale_clips(_frames(info, run.timestamps), upscaler, (height, width), start_clip, within_clip)
 
     written = run.execute(clips, resume=resume, overwrite=overwrite, progress=progress)
     seconds = time.perf_counter() - started

@@ -263,7 +263,7 @@ def upscale_video_ray(src: str | Path, dst: str | Path, *, ray: RayOptions | Ray
     tasks = _TaskCounter()
     run.timestamps = deque()  # the reader runs up to `in_flight` tasks ahead of the writer
 
-    def clips(start_clip: int) -> Iterator[tuple[int, np.ndarray]]:
+    def clips(start_clip: int, within_clip) -> Iterator[tuple[int, np.ndarray]]:  # clips finish on workers
         frames = _frames(info, run.timestamps)
         return tasks.count(ray.upscale_clips(frames, spec, layout, (height, width), start_clip, per_task))
 

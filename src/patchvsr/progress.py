@@ -32,8 +32,8 @@ def configure_logging(console: Console, quiet: bool = False) -> None:
 class ProgressReporter:
     """Callable `(frames done, frames total or None)`; use as a context manager around the run.
 
-    On a terminal it draws a bar with frames/s and ETA; otherwise it logs a line every `interval` seconds
-    and one at the end.
+    Frames done may be fractional (reports from inside a clip); they are shown as whole frames. On a terminal
+    it draws a bar with frames/s and ETA; otherwise it logs a line every `interval` seconds and one at the end.
     """
 
     def __init__(self, console: Console, description: str = "upscaling", interval: float = 10.0):
@@ -58,7 +58,7 @@ class ProgressReporter:
         elif self.first_done is not None and exc[0] is None:
             self._line()
 
-    def __call__(self, done: int, total: int | None) -> None:
+    def __call__(self, done: float, total: int | None) -> None:
         if self.first_done is None:  # the rate counts from the first report (after warm-up, or a resume)
             self.first_done, self.started = done, time.monotonic()
         self.done, self.total = done, total
@@ -74,7 +74,7 @@ class ProgressReporter:
     def _line(self) -> None:
         self.last_line = time.monotonic()
         rate = self.rate()
-        text = f"{self.done}" + (f"/{self.total}" if self.total else "") + f" frames, {rate:.2f} frames/s"
+        text = f"{int(self.done)}" + (f"/{self.total}" if self.total else "") + f" frames, {rate:.2f} frames/s"
         if self.total and rate > 0 and self.total > self.done:
             text += f", ETA {_clock((self.total - self.done) / rate)}"
         logging.getLogger("patchvsr").info(text)

@@ -45,6 +45,8 @@ class FullFrameUpscaler(PatchVSRUpscaler):
     cropped back. Same sampler, start latent and residual parameterisation as the patch-wise upscaler.
     """
 
+    reports_progress = False  # one model call per step: nothing to report inside a clip
+
     def window_plan(self, size: tuple[int, int]) -> None:
         return None  # no windows: no seams to score
 

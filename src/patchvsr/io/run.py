@@ -29,8 +29,10 @@ from patchvsr.io.writer import OutputSpec, SegmentWriter
 log = logging.getLogger("patchvsr")
 
 SEGMENT_FRAMES = {"mp4": 48, "mkv": 24, "png": 1}
-ClipSource = Callable[[int], Iterator[tuple[int, np.ndarray]]]  # start clip -> (clip index, HR frames)
-Progress = Callable[[int, int | None], None]  # (frames done, frames in total or None)
+ClipProgress = Callable[[float], None]  # fraction done of the clip being upscaled, in [0, 1]
+# (start clip, ClipProgress) -> (clip index, HR frames) from that clip on
+ClipSource = Callable[[int, ClipProgress], Iterator[tuple[int, np.ndarray]]]
+Progress = Callable[[float, int | None], None]  # (frames done, fractional inside a clip; frames in total or None)
 
 
 def clips_per_segment(kind: str, step: int) -> int:
@@ -98,8 +100,17 @@ class OutputRun:
         first_segment = self.state.record["segments_done"]
         before = self.state.record["frames_done"]
         writer, segment, written = None, first_segment - 1, 0
+        total = self.info.frames  # the probe's hint until the end is reached
+
+        def within_clip(fraction: float) -> None:  # about `step` frames come out of each clip
+            if progress is not None:
+                done = before + written + fraction * self.step
+                progress(min(done, total) if total else done, total)
+
+        if progress is not None:
+            progress(before, total)  # the total at once, before the first clip
         try:
-            for clip_index, block in clips(first_segment * self.cps):
+            for clip_index, block in clips(first_segment * self.cps, within_clip):
                 if clip_index // self.cps != segment:
                     self._close_segment(writer, segment, before + written)
                     segment = clip_index // self.cps
@@ -108,7 +119,7 @@ class OutputRun:
                     writer.write(rgb, self._pts(writer.next_index))
                 written += len(block)
                 if progress is not None:
-                    progress(before + written, self.info.frames)
+                    progress(before + written, total)
             self._close_segment(writer, segment, before + written)
             if progress is not None:  # the end is reached: the total is what was decoded, not the hint
                 progress(before + written, before + written)

@@ -19,6 +19,10 @@ class Upscaler(Protocol):
         name: short name written into `--stats` (`"bicubic"`, `"tiny"`, ...).
         clip_frames: frames processed together (1 for per-frame methods).
         clip_overlap: frames shared by consecutive clips; the clip loop cross-fades them (0 for per-frame).
+
+    An upscaler that can tell how far it is inside a clip (a diffusion model: windows done of the clip's
+    windows) sets `reports_progress = True` and takes `progress`, a callable given the fraction of the clip
+    done in [0, 1], as a keyword of `upscale_clip`; the clip loop turns it into frames for the progress bar.
     """
 
     name: str

@@ -15,6 +15,7 @@ Detail mode (`steps > 1`): from Gaussian noise at t = 1 (or the noised V_up at `
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,9 @@ def bicubic_canvas(clip: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Ten
 
 
 class PatchVSRUpscaler:
-    """`Upscaler` (see `patchvsr.methods.base`) for a trained PatchVSR model."""
+    """`Upscaler` (see `patchvsr.methods.base`) for a trained PatchVSR model; reports progress by windows."""
+
+    reports_progress = True
 
     def __init__(self, model: PatchVSRModel, residual_std: float, options: SamplerOptions,
                  device: torch.device, name: str = "tiny"):
@@ -154,18 +157,22 @@ class PatchVSRUpscaler:
         return sampler_stats(self._last_plan, self.options, self.dtype)
 
     @torch.no_grad()
-    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
-        """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1]."""
+    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int,
+                     progress: Callable[[float], None] | None = None) -> torch.Tensor:
+        """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1].
+        progress: told the fraction of the clip's window evaluations done, after each model call."""
         up, scale = bicubic_canvas(clip.to(self.device), size)                    # (3, T, oh, ow) in [-1, 1]
         plan = self._last_plan = self.window_plan(size)
         start = start_latent(self.options, up, clip_index)     # residual space: t0 < 1 starts from V_up itself
         batch, timesteps = batch_size(self.options, self.device), self.options.timesteps()
+        segments = range(0, up.shape[1], self.segment_frames)
+        counter = WindowCounter(len(segments) * self.options.steps * plan.windows_per_step, progress)
         z0_hat = torch.empty_like(up)
-        for first in range(0, up.shape[1], self.segment_frames):
+        for first in segments:
             part = slice(first, first + self.segment_frames)
             guide = global_frame(up[:, part], (self.window, self.window))           # (3, t, h, w)
             self.model.cache.clear()
-            fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide), batch, scale)
+            fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide, counter), batch, scale)
             z0_hat[:, part] = sample_euler(fused, start[:, part], timesteps)
         self.model.cache.clear()
         return self._frames(up, z0_hat)
@@ -176,17 +183,33 @@ class PatchVSRUpscaler:
         return compose(rearrange(up, "c t h w -> t c h w"),
                        self.residual_std * rearrange(z0_hat, "c t h w -> t c h w"), self.options.temporal_radius)
 
-    def _denoiser(self, plan: WindowPlan, up: torch.Tensor, guide: torch.Tensor):
-        """The window-level `denoise(windows, t, batch)` callable for this clip's canvas."""
+    def _denoiser(self, plan: WindowPlan, up: torch.Tensor, guide: torch.Tensor,
+                  counter: WindowCounter | None = None):
+        """The window-level `denoise(windows, t, batch)` callable for this clip's canvas (counting windows)."""
         dtype = self.dtype[0]
 
         def denoise(windows: torch.Tensor, t: float, batch: WindowBatch) -> torch.Tensor:
             cond = WindowConditions.build(plan.crop(up, batch.indices), guide, batch.masks, batch.scale,
                                           batch.crop_boxes, noise_level=0.0, keys=batch.indices)
             with torch.autocast(self.device.type, DTYPES[dtype], enabled=dtype != "fp32"):
-                return self.model.velocity(windows, t, cond).float()
+                velocity = self.model.velocity(windows, t, cond).float()
+            if counter is not None:
+                counter.add(len(batch.indices))
+            return velocity
 
         return denoise
+
+
+class WindowCounter:
+    """Counts window evaluations of a clip and reports the fraction done to `progress` (if any)."""
+
+    def __init__(self, total: float, progress: Callable[[float], None] | None):
+        self.total, self.progress, self.done = max(total, 1), progress, 0
+
+    def add(self, windows: int) -> None:
+        self.done += windows
+        if self.progress is not None:
+            self.progress(min(1.0, self.done / self.total))
 
 
 def load_upscaler(path: str | Path, device: torch.device, name: str | None = None, **options) -> PatchVSRUpscaler:
