@@ -259,3 +259,32 @@ def test_upscale_video_reports_frames_from_inside_the_first_clip(trained_like_mo
     inside = [done for done, _ in reports if 0 < done < 6]  # before the first clip's 6 frames are written
     assert inside and any(done != int(done) for done in inside)
     assert [done for done, _ in reports] == sorted(done for done, _ in reports) and reports[-1] == (10, 10)
+
+
+def test_estimate_counts_the_run_s_window_evaluations(trained_like_model, monkeypatch):
+    upscaler = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=2, clip_frames=4)
+    ticks = iter(range(100))
+    monkeypatch.setattr("patchvsr.methods.patchvsr.time.perf_counter", lambda: float(next(ticks)))
+    windows = upscaler.window_plan((21, 15)).windows_per_step  # 3, all timed at once: 1 s per 3 windows
+    clips = 3  # 10 frames in clips of 4 sharing 1: starts at 0, 3, 6
+    segments = 4 // upscaler.segment_frames
+    expected = clips * segments * 2 * windows * (1.0 / 3)
+    assert upscaler.estimate_seconds((21, 15), 10) == pytest.approx(expected)
+
+
+def test_expected_duration_line_and_the_hint_for_long_runs(trained_like_model, make_video, tmp_path, capsys,
+                                                           monkeypatch):
+    from patchvsr.api import duration
+    from patchvsr.cli import main
+    from patchvsr.methods.patchvsr import PatchVSRUpscaler
+
+    assert [duration(s) for s in (0.2, 45, 2040, 7500)] == ["1 s", "45 s", "34 min", "2 h 05 min"]
+    monkeypatch.setattr(PatchVSRUpscaler, "estimate_seconds", lambda self, size, frames: 1900.0 * frames)
+    args = ["upscale", str(make_video("in.mkv", size=(6, 5), frames=2)), "--model", trained_like_model,
+            "--clip-frames", "2", "--dtype", "fp32"]
+    assert main([*args, "-o", str(tmp_path / "a.mkv")]) == 0
+    err = capsys.readouterr().err
+    assert "expected about 1 h 03 min for 2 frames at this machine's speed (model time)" in err
+    assert "over an hour: --model lanczos" in err
+    assert main([*args, "-o", str(tmp_path / "b.mkv"), "-q"]) == 0
+    assert capsys.readouterr().err == ""  # -q: no estimate, no hint

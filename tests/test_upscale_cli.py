@@ -66,12 +66,14 @@ def test_progress_lines_with_eta_off_a_terminal(capsys, monkeypatch):
     console = Console(file=io.StringIO(), force_terminal=False)
     configure_logging(console)
     with ProgressReporter(console, interval=0.0) as progress:
-        for done in (5, 10, 15):
+        for done in (0, 5, 10, 15):  # a run reports 0 (the total) before any work
             progress(done, 20)
     lines = capsys.readouterr().err.splitlines()
-    assert [line.split(" frames,")[0] for line in lines] == ["patchvsr: 5/20", "patchvsr: 10/20",
+    assert [line.split(" frames,")[0] for line in lines] == ["patchvsr: 0/20", "patchvsr: 5/20", "patchvsr: 10/20",
                                                              "patchvsr: 15/20", "patchvsr: 15/20"]
-    assert re.fullmatch(r"patchvsr: 10/20 frames, \d+\.\d\d frames/s, ETA 0:00:\d\d", lines[1])
+    # after one step the rate counts from the start (warm-up included); from then on from the first step
+    assert [line.split(", ")[1] for line in lines[1:3]] == ["0.71 frames/s", "0.83 frames/s"]  # 5/7 s, 5/6 s
+    assert re.fullmatch(r"patchvsr: 10/20 frames, \d+\.\d\d frames/s, ETA 0:00:\d\d", lines[2])
 
 
 @pytest.mark.parametrize("flag, value", [("--steps", "4"), ("--fusion", "weighted"), ("--seed", "1"),
@@ -133,6 +135,7 @@ def test_progress_lines_show_whole_frames_for_reports_inside_a_clip(capsys, monk
     configure_logging(Console(file=io.StringIO(), force_terminal=False))
     with ProgressReporter(Console(file=io.StringIO(), force_terminal=False), interval=0.0) as progress:
         progress(0, 100)
+        progress(1.5, 100)
         progress(2.75, 100)
-    line = capsys.readouterr().err.splitlines()[1]
+    line = capsys.readouterr().err.splitlines()[2]
     assert re.fullmatch(r"patchvsr: 2/100 frames, \d+\.\d\d frames/s, ETA \d:\d\d:\d\d", line), line

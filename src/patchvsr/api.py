@@ -130,6 +130,7 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     # an interrupted run may have moved its output into place just before it was stopped
     check_output(src, dst, kind, overwrite or (resume and run.interrupted_run_exists()))
     log_plan(info, spec, upscaler)
+    log_expected_duration(info, (height, width), upscaler)
 
     def clips(start_clip: int, within_clip: ClipProgress) -> Iterator[tuple[int, np.ndarray]]:
         return upscale_clips(_frames(info, run.timestamps), upscaler, (height, width), start_clip, within_clip)
@@ -177,6 +178,31 @@ def _frames(info: VideoInfo, timestamps: deque) -> Iterator[np.ndarray]:
     for frame in read_frames(info):
         timestamps.append((frame.index, frame.pts))
         yield frame.rgb
+
+
+LONG_RUN_SECONDS = 3600
+
+
+def log_expected_duration(info: VideoInfo, size: tuple[int, int], upscaler: Upscaler) -> None:
+    """Before the first clip: the model time of the whole video at this machine's speed, timed on one batch
+    of windows (upscalers with `estimate_seconds`; skipped when info lines are off, e.g. -q), with a hint for
+    runs over an hour."""
+    if not hasattr(upscaler, "estimate_seconds") or not log.isEnabledFor(logging.INFO):
+        return
+    seconds = upscaler.estimate_seconds(size, info.frames)
+    log.info("expected about %s for %d frames at this machine's speed (model time)", duration(seconds),
+             info.frames)
+    if seconds > LONG_RUN_SECONDS:
+        log.info("that is over an hour: --model lanczos gives a quick result, a CUDA GPU (--device cuda) a fast "
+                 "one")
+
+
+def duration(seconds: float) -> str:
+    """`45 s`, `34 min`, `2 h 05 min`."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def log_plan(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler) -> None:

@@ -43,8 +43,9 @@ class ProgressReporter:
             self.bar = Progress(TextColumn(description), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console)
             self.task = self.bar.add_task(description, total=None, rate="")
-        self.started = self.last_line = time.monotonic()
-        self.first_done: int | None = None
+        self.created = self.started = self.last_line = time.monotonic()
+        self.initial: float | None = None     # the run's first report: frames already done, before any work
+        self.first_done: float | None = None  # where the rate starts: the first report that made progress
         self.done, self.total = 0, None
 
     def __enter__(self) -> ProgressReporter:
@@ -55,11 +56,15 @@ class ProgressReporter:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
-        elif self.first_done is not None and exc[0] is None:
+        elif self.initial is not None and exc[0] is None:
             self._line()
 
     def __call__(self, done: float, total: int | None) -> None:
-        if self.first_done is None:  # the rate counts from the first report (after warm-up, or a resume)
+        # the rate counts from the first report that made progress: the first model call's warm-up (and
+        # frames done before a resume) stay out of it
+        if self.initial is None:
+            self.initial = done
+        elif self.first_done is None and done > self.initial:
             self.first_done, self.started = done, time.monotonic()
         self.done, self.total = done, total
         if self.bar is not None:
@@ -68,8 +73,12 @@ class ProgressReporter:
             self._line()
 
     def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return (self.done - (self.first_done or 0)) / elapsed if elapsed > 0 else 0.0
+        if self.first_done is None or self.first_done == self.done:  # one step so far: count from the start
+            base, since = self.initial or 0, self.created
+        else:
+            base, since = self.first_done, self.started
+        elapsed = time.monotonic() - since
+        return (self.done - base) / elapsed if elapsed > 0 else 0.0
 
     def _line(self) -> None:
         self.last_line = time.monotonic()

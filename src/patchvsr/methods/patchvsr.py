@@ -15,6 +15,7 @@ Detail mode (`steps > 1`): from Gaussian noise at t = 1 (or the noised V_up at `
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from patchvsr.models import PatchVSRModel, WindowConditions
 from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
 from patchvsr.stabilize import compose
 from patchvsr.tiling import FUSION_MODES, FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
+from patchvsr.tiling.temporal import count_clips
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -155,6 +157,29 @@ class PatchVSRUpscaler:
 
     def describe(self) -> dict:
         return sampler_stats(self._last_plan, self.options, self.dtype)
+
+    @torch.no_grad()
+    def estimate_seconds(self, size: tuple[int, int], frames: int) -> float:
+        """Model seconds for `frames` frames upscaled to `size` (out_h, out_w) on this machine.
+
+        One model call on a batch of blank windows is timed (after a warm-up call) and scaled to the window
+        evaluations of the run. Decoding, the temporal filter and encoding are not included.
+        """
+        plan = self.window_plan(size)
+        n = max(1, min(batch_size(self.options, self.device), round(plan.windows_per_step)))
+        probe = make_plan((self.window, self.window * n), (self.window, self.window), "none")  # n windows
+        up = torch.zeros(3, self.segment_frames, self.window, self.window * n, device=self.device)
+        fused = FusedVelocity(probe, self._denoiser(probe, up, global_frame(up, (self.window, self.window))), n)
+        seconds = []
+        for _ in range(2):
+            self.model.cache.clear()
+            started = time.perf_counter()
+            fused(up, 1.0)
+            seconds.append(time.perf_counter() - started)
+        self.model.cache.clear()
+        segments = -(-self.clip_frames // self.segment_frames)
+        clips = count_clips(frames, self.clip_frames, self.clip_overlap)
+        return clips * segments * self.options.steps * plan.windows_per_step * seconds[-1] / n
 
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int,
