@@ -50,7 +50,7 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
 
     CUDA: the GPU's bf16 support. CPU: AMX or AVX512-BF16 in the CPU's flags, and neither ATen's kernels
     (ATEN_CPU_CAPABILITY) nor oneDNN's (ONEDNN_MAX_CPU_ISA) capped below them. Elsewhere bf16 is emulated:
-    the tiny model runs about 8x slower in bf16 than in fp32 on an AVX2-only CPU (docs/RESULTS.md).
+    the tiny model runs 7.8x slower in bf16 than in fp32 on an AVX2-capped CPU (docs/RESULTS.md).
     """
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
