@@ -100,6 +100,8 @@ def _warn_if_different(info: VideoInfo, decoded: int, rejected: int) -> None:
         notes.insert(0, f"{decoded} frames decoded, {source} {expected}")
     if notes:
         log.warning("%s: %s; all %d decoded frames are upscaled", info.path.name, "; ".join(notes), decoded)
+
+
 def _read_folder(info: VideoInfo) -> Iterator[tuple[None, np.ndarray]]:
     for file in info.png_files:
         try:
