@@ -71,8 +71,8 @@ def test_progress_lines_with_eta_off_a_terminal(capsys, monkeypatch):
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(" frames,")[0] for line in lines] == ["patchvsr: 0/20", "patchvsr: 5/20", "patchvsr: 10/20",
                                                              "patchvsr: 15/20", "patchvsr: 15/20"]
-    # after one step the rate counts from the start (warm-up included); from then on from the first step
-    assert [line.split(", ")[1] for line in lines[1:3]] == ["0.71 frames/s", "0.83 frames/s"]  # 5/7 s, 5/6 s
+    # no rate from one step (it holds the model's warm-up); then from the first step on: 5 frames in 6 s
+    assert [line.split(", ")[1] for line in lines[:3]] == ["starting", "starting", "0.83 frames/s"]
     assert re.fullmatch(r"patchvsr: 10/20 frames, \d+\.\d\d frames/s, ETA 0:00:\d\d", lines[2])
 
 
@@ -139,3 +139,13 @@ def test_progress_lines_show_whole_frames_for_reports_inside_a_clip(capsys, monk
         progress(2.75, 100)
     line = capsys.readouterr().err.splitlines()[2]
     assert re.fullmatch(r"patchvsr: 2/100 frames, \d+\.\d\d frames/s, ETA \d:\d\d:\d\d", line), line
+
+
+def test_final_line_of_a_one_step_run_has_a_rate(capsys, monkeypatch):
+    ticks = iter(range(1000))
+    monkeypatch.setattr("patchvsr.progress.time.monotonic", lambda: float(next(ticks)))
+    configure_logging(Console(file=io.StringIO(), force_terminal=False))
+    with ProgressReporter(Console(file=io.StringIO(), force_terminal=False), interval=100.0) as progress:
+        progress(0, 4)
+        progress(4, 4)  # one clip: a single step of progress
+    assert re.fullmatch(r"patchvsr: 4/4 frames, \d+\.\d\d frames/s", capsys.readouterr().err.strip())

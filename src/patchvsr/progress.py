@@ -57,7 +57,7 @@ class ProgressReporter:
         if self.bar is not None:
             self.bar.stop()
         elif self.initial is not None and exc[0] is None:
-            self._line()
+            self._line(final=True)
 
     def __call__(self, done: float, total: int | None) -> None:
         # the rate counts from the first report that made progress: the first model call's warm-up (and
@@ -68,23 +68,32 @@ class ProgressReporter:
             self.first_done, self.started = done, time.monotonic()
         self.done, self.total = done, total
         if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total, rate=f"{self.rate():.2f} frames/s")
+            rate = self.rate()
+            self.bar.update(self.task, completed=done, total=total,
+                            rate="starting" if rate is None else f"{rate:.2f} frames/s")
         elif time.monotonic() - self.last_line >= self.interval:
             self._line()
 
-    def rate(self) -> float:
-        if self.first_done is None or self.first_done == self.done:  # one step so far: count from the start
-            base, since = self.initial or 0, self.created
-        else:
-            base, since = self.first_done, self.started
-        elapsed = time.monotonic() - since
-        return (self.done - base) / elapsed if elapsed > 0 else 0.0
+    def rate(self) -> float | None:
+        """Frames/s since the first step of progress; None before a second step measured one."""
+        elapsed = time.monotonic() - self.started
+        if self.first_done is None or self.done <= self.first_done or elapsed <= 0:
+            return None
+        return (self.done - self.first_done) / elapsed
 
-    def _line(self) -> None:
+    def overall_rate(self) -> float:
+        """Frames/s since the reporter was made (warm-up included): for runs too short for `rate`."""
+        elapsed = time.monotonic() - self.created
+        return (self.done - (self.initial or 0)) / elapsed if elapsed > 0 else 0.0
+
+    def _line(self, final: bool = False) -> None:
         self.last_line = time.monotonic()
         rate = self.rate()
-        text = f"{int(self.done)}" + (f"/{self.total}" if self.total else "") + f" frames, {rate:.2f} frames/s"
-        if self.total and rate > 0 and self.total > self.done:
+        if rate is None and final:
+            rate = self.overall_rate()
+        text = f"{int(self.done)}" + (f"/{self.total}" if self.total else "") + " frames, "
+        text += "starting" if rate is None else f"{rate:.2f} frames/s"
+        if self.total and rate and self.total > self.done:
             text += f", ETA {_clock((self.total - self.done) / rate)}"
         logging.getLogger("patchvsr").info(text)
 
