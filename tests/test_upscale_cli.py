@@ -60,15 +60,22 @@ def test_progress_bar_on_a_terminal():
     assert "10/10" in text and "frames/s" in text
 
 
-def test_progress_lines_with_eta_off_a_terminal(capsys, monkeypatch):
-    ticks = iter(range(1000))  # a clock that advances one second per reading
+def progress_lines(capsys, monkeypatch, reports: list[tuple[float, int]], interval: float = 0.0) -> list[str]:
+    """The plain lines a ProgressReporter off a terminal logs for `reports`, on a clock that advances one
+    second per reading."""
+    ticks = iter(range(1000))
     monkeypatch.setattr("patchvsr.progress.time.monotonic", lambda: float(next(ticks)))
     console = Console(file=io.StringIO(), force_terminal=False)
     configure_logging(console)
-    with ProgressReporter(console, interval=0.0) as progress:
-        for done in (0, 5, 10, 15):  # a run reports 0 (the total) before any work
-            progress(done, 20)
-    lines = capsys.readouterr().err.splitlines()
+    with ProgressReporter(console, interval=interval) as progress:
+        for done, total in reports:
+            progress(done, total)
+    return capsys.readouterr().err.splitlines()
+
+
+def test_progress_lines_with_eta_off_a_terminal(capsys, monkeypatch):
+    # a run reports 0 (the total) before any work
+    lines = progress_lines(capsys, monkeypatch, [(0, 20), (5, 20), (10, 20), (15, 20)])
     assert [line.split(" frames,")[0] for line in lines] == ["patchvsr: 0/20", "patchvsr: 5/20", "patchvsr: 10/20",
                                                              "patchvsr: 15/20", "patchvsr: 15/20"]
     # no rate from one step (it holds the model's warm-up); then from the first step on: 5 frames in 6 s
@@ -130,22 +137,10 @@ def test_memory_does_not_grow_with_length():
 
 
 def test_progress_lines_show_whole_frames_for_reports_inside_a_clip(capsys, monkeypatch):
-    ticks = iter(range(1000))
-    monkeypatch.setattr("patchvsr.progress.time.monotonic", lambda: float(next(ticks)))
-    configure_logging(Console(file=io.StringIO(), force_terminal=False))
-    with ProgressReporter(Console(file=io.StringIO(), force_terminal=False), interval=0.0) as progress:
-        progress(0, 100)
-        progress(1.5, 100)
-        progress(2.75, 100)
-    line = capsys.readouterr().err.splitlines()[2]
+    line = progress_lines(capsys, monkeypatch, [(0, 100), (1.5, 100), (2.75, 100)])[2]
     assert re.fullmatch(r"patchvsr: 2/100 frames, \d+\.\d\d frames/s, ETA \d:\d\d:\d\d", line), line
 
 
 def test_final_line_of_a_one_step_run_has_a_rate(capsys, monkeypatch):
-    ticks = iter(range(1000))
-    monkeypatch.setattr("patchvsr.progress.time.monotonic", lambda: float(next(ticks)))
-    configure_logging(Console(file=io.StringIO(), force_terminal=False))
-    with ProgressReporter(Console(file=io.StringIO(), force_terminal=False), interval=100.0) as progress:
-        progress(0, 4)
-        progress(4, 4)  # one clip: a single step of progress
-    assert re.fullmatch(r"patchvsr: 4/4 frames, \d+\.\d\d frames/s", capsys.readouterr().err.strip())
+    lines = progress_lines(capsys, monkeypatch, [(0, 4), (4, 4)], interval=100.0)  # one clip: a single step
+    assert len(lines) == 1 and re.fullmatch(r"patchvsr: 4/4 frames, \d+\.\d\d frames/s", lines[0])

@@ -158,6 +158,10 @@ class PatchVSRUpscaler:
     def describe(self) -> dict:
         return sampler_stats(self._last_plan, self.options, self.dtype)
 
+    def window_evaluations(self, plan: WindowPlan, frames: int) -> float:
+        """Windows the model evaluates for a clip of `frames` frames: segments x steps x windows per step."""
+        return -(-frames // self.segment_frames) * self.options.steps * plan.windows_per_step
+
     @torch.no_grad()
     def estimate_seconds(self, size: tuple[int, int], frames: int) -> float:
         """Model seconds for `frames` frames upscaled to `size` (out_h, out_w) on this machine.
@@ -170,16 +174,14 @@ class PatchVSRUpscaler:
         probe = make_plan((self.window, self.window * n), (self.window, self.window), "none")  # n windows
         up = torch.zeros(3, self.segment_frames, self.window, self.window * n, device=self.device)
         fused = FusedVelocity(probe, self._denoiser(probe, up, global_frame(up, (self.window, self.window))), n)
-        seconds = []
-        for _ in range(2):
-            self.model.cache.clear()
-            started = time.perf_counter()
-            fused(up, 1.0)
-            seconds.append(time.perf_counter() - started)
+        fused(up, 1.0)  # warm-up: first-call costs the run pays once
         self.model.cache.clear()
-        segments = -(-self.clip_frames // self.segment_frames)
+        started = time.perf_counter()
+        fused(up, 1.0)
+        seconds_per_window = (time.perf_counter() - started) / n
+        self.model.cache.clear()
         clips = count_clips(frames, self.clip_frames, self.clip_overlap)
-        return clips * segments * self.options.steps * plan.windows_per_step * seconds[-1] / n
+        return clips * self.window_evaluations(plan, self.clip_frames) * seconds_per_window
 
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int,
@@ -190,10 +192,9 @@ class PatchVSRUpscaler:
         plan = self._last_plan = self.window_plan(size)
         start = start_latent(self.options, up, clip_index)     # residual space: t0 < 1 starts from V_up itself
         batch, timesteps = batch_size(self.options, self.device), self.options.timesteps()
-        segments = range(0, up.shape[1], self.segment_frames)
-        counter = WindowCounter(len(segments) * self.options.steps * plan.windows_per_step, progress)
+        counter = WindowCounter(self.window_evaluations(plan, up.shape[1]), progress)
         z0_hat = torch.empty_like(up)
-        for first in segments:
+        for first in range(0, up.shape[1], self.segment_frames):
             part = slice(first, first + self.segment_frames)
             guide = global_frame(up[:, part], (self.window, self.window))           # (3, t, h, w)
             self.model.cache.clear()
