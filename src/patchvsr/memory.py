@@ -1,9 +1,12 @@
-"""Memory of this process: hand freed memory back to the system (`trim`) and measure peaks (`PeakMemory`).
+"""Memory of this process: keep freed memory for reuse while a clip runs (`reuse_freed_memory`), hand it back
+to the system between clips (`trim`), and measure peaks (`PeakMemory`).
 
-The clip loop calls `trim()` after every clip: frames and clip tensors freed by one clip are returned to the
-system at once instead of accumulating in a fragmented heap over a long video. (Serving every allocation
-≥ 128 KiB by mmap would do the same, but the model's per-window activations then cost a page-fault storm:
-2.3x the time of the tiny model on one core.) No effect without glibc.
+glibc serves an allocation above its mmap threshold (dynamic, at most 32 MiB) by a fresh mmap and returns it
+at free, and trims the heap whenever its free top exceeds the trim threshold: the model's per-batch
+activations (a 16-window batch of 32-channel full-resolution features is 33.5 MB) are then paged in anew on
+every call, a page-fault storm. `reuse_freed_memory()` raises both thresholds so freed blocks are reused;
+the clip loop still calls `trim()` after every clip, so a long video does not accumulate a fragmented heap.
+The measured effect is in docs/RESULTS.md. No effect without glibc.
 """
 
 from __future__ import annotations
@@ -24,6 +27,21 @@ def _libc():
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
         return None
+
+
+# mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_BYTES = 1 << 30
+
+
+@functools.cache
+def reuse_freed_memory() -> bool:
+    """Serve allocations below 1 GiB from the heap and keep up to 1 GiB of freed heap for reuse (glibc's
+    mallopt; process-wide, done once). Returns True where it took effect."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)) & bool(libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES))
 
 
 def trim() -> None:

@@ -70,7 +70,7 @@ class WanUpscaler:
             latent_up = self.latents.encode(pad_to_multiple(up, self.latents.spatial)[None])[0]   # (C, t, h, w)
             guide = self.latents.encode(global_frame(up, (self.window, self.window))[None])[0]     # (C, t, g, g)
         side = self.window // self.latents.spatial
-        plan = self._last_plan = make_plan(tuple(latent_up.shape[-2:]), (side, side), self.options.fusion)
+        plan = self._last_plan = make_plan(tuple(latent_up.shape[-2:]), (side, side), self.options.fusion_mode)
         with self._resident(self.model):
             self.model.cache.clear()
             fused = FusedVelocity(plan, self._denoiser(plan, latent_up, guide),

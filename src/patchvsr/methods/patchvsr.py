@@ -23,9 +23,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from torch import nn
 
 from patchvsr.devices import compute_dtype
 from patchvsr.errors import InputError, OptionError
+from patchvsr.memory import reuse_freed_memory
 from patchvsr.models import PatchVSRModel, WindowConditions
 from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
 from patchvsr.stabilize import compose
@@ -33,6 +35,7 @@ from patchvsr.tiling import FUSION_MODES, FusedVelocity, WindowBatch, WindowPlan
 from patchvsr.tiling.temporal import count_clips
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights"
+FUSION_CHOICES = ("auto", *FUSION_MODES)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Frames per clip without --clip-frames (rounded up to a multiple of the model's native clip length): the
 # temporal filter's reach. The model itself runs on segments of its native length (the tiny model: 4 frames,
@@ -47,7 +50,7 @@ DEFAULT_BATCH = {"cpu": 16, "cuda": 256}
 class SamplerOptions:
     """Inference options (None in the CLI means these defaults).
 
-    steps: Euler steps (1 = fidelity mode); fusion: one of FUSION_MODES; seed: base seed, per-clip generators
+    steps: Euler steps (1 = fidelity mode); fusion: "auto" or one of FUSION_MODES (see `fusion_mode`); seed: base seed, per-clip generators
     derive from (seed, clip index); window: window side in output pixels (default: the model's native size;
     a multiple of its token patch); clip_frames: frames per clip (default: DEFAULT_CLIP_FRAMES rounded up to a
     multiple of the model's native length);
@@ -60,7 +63,7 @@ class SamplerOptions:
     """
 
     steps: int = 1
-    fusion: str = "weighted"
+    fusion: str = "auto"
     seed: int = 0
     window: int | None = None
     clip_frames: int | None = None
@@ -72,8 +75,8 @@ class SamplerOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or not 1 <= self.steps <= 1000:
             raise OptionError(f"--steps must be an integer in [1, 1000], got {self.steps!r}")
-        if self.fusion not in FUSION_MODES:
-            raise OptionError(f"--fusion must be one of {', '.join(FUSION_MODES)}, got {self.fusion!r}")
+        if self.fusion not in FUSION_CHOICES:
+            raise OptionError(f"--fusion must be one of {', '.join(FUSION_CHOICES)}, got {self.fusion!r}")
         for flag, value in (("--window", self.window), ("--clip-frames", self.clip_frames)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise OptionError(f"{flag} must be an integer >= 1, got {value!r}")
@@ -85,6 +88,16 @@ class SamplerOptions:
             raise OptionError(f"--temporal-radius must be an integer >= 0, got {self.temporal_radius!r}")
         if self.dtype != "auto" and self.dtype not in DTYPES:
             raise OptionError(f"--dtype must be one of auto, {', '.join(DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def fusion_mode(self) -> str:
+        """The fusion used: `fusion`, or for "auto" `band` in the one-step fidelity mode (its output does not
+        depend on noise, so the two sides of a seam agree up to their context and a narrow blend hides the
+        difference) and the paper's `weighted` joint modulation with more steps (windows sampled from noise
+        meet at every seam with different samples, which the 50 % overlapping windows reconcile)."""
+        if self.fusion != "auto":
+            return self.fusion
+        return "band" if self.steps == 1 else "weighted"
 
     def timesteps(self) -> torch.Tensor:
         """The sampler's time grid from t0 down to 0 (steps + 1 values)."""
@@ -114,7 +127,7 @@ def sampler_stats(plan: WindowPlan | None, options: SamplerOptions, dtype: tuple
     """The `describe()` fields of a windowed diffusion upscaler: windows of its last clip (None before the
     first), steps, fusion mode, temporal radius, and the compute dtype with the reason it was chosen."""
     return {"windows_per_clip": None if plan is None else plan.windows_per_step,
-            "steps": options.steps, "fusion": options.fusion, "temporal_radius": options.temporal_radius,
+            "steps": options.steps, "fusion": options.fusion_mode, "temporal_radius": options.temporal_radius,
             "dtype": dtype[0], "dtype_reason": dtype[1]}
 
 
@@ -146,6 +159,10 @@ class PatchVSRUpscaler:
         self.model.merge_lora()
         self.residual_std, self.options, self.device, self.name = residual_std, options, device, name
         self.dtype = compute_dtype(options.dtype, device)  # (name, reason)
+        if self.dtype[0] != "fp32":
+            cast_matmul_weights(self.model, DTYPES[self.dtype[0]])
+        if device.type == "cpu":
+            reuse_freed_memory()
         self.window, self.clip_frames = window, frames
         self.segment_frames = min(frames, model.clip_frames)  # frames per model run inside a clip
         self.clip_overlap = frames // 4  # cross-faded by the clip loop: no temporal jump between clips
@@ -153,7 +170,7 @@ class PatchVSRUpscaler:
 
     def window_plan(self, size: tuple[int, int]) -> WindowPlan:
         """The window plan used for an output canvas of `size` (H, W)."""
-        return make_plan(tuple(size), (self.window, self.window), self.options.fusion)
+        return make_plan(tuple(size), (self.window, self.window), self.options.fusion_mode)
 
     def describe(self) -> dict:
         return sampler_stats(self._last_plan, self.options, self.dtype)
@@ -224,6 +241,18 @@ class PatchVSRUpscaler:
             return velocity
 
         return denoise
+
+
+def cast_matmul_weights(model: nn.Module, dtype: torch.dtype) -> None:
+    """Store the weights of every Linear and convolution of `model` in `dtype`, in place.
+
+    Under autocast to `dtype` these layers cast their weights to it on every call anyway (autocast caches the
+    cast only for weights that require grad, and a frozen inference model has none), so this gives the same
+    values without the per-call copies. Norms and other parameters keep their dtype.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+            module.to(dtype)
 
 
 class WindowCounter:

@@ -1,14 +1,18 @@
 """Window plans: which fixed-size windows of a canvas the model sees at each sampling step.
 
-A canvas of (H, W) latent pixels is covered by a grid of R x K *primary* windows of size (h, w), with
-R = ceil(H / h) and K = ceil(W / w). The grid starts at the top-left corner; where it sticks out past the
-bottom or right edge, the canvas is extended by mirror (reflect) padding, which is defined for any amount of
-padding and any canvas size (a 1-px canvas pads by repetition). The padding is dropped again after fusion.
+A canvas of (H, W) latent pixels is covered by a grid of R x K *primary* windows of size (h, w), placed with a
+stride of (h - o, w - o) for an overlap o (0 except in `band` fusion): R = ceil((H - o) / (h - o)) (at least
+1), K likewise. The grid starts at the top-left corner; where it sticks out past the bottom or right edge, the
+canvas is extended by mirror (reflect) padding, which is defined for any amount of padding and any canvas size
+(a 1-px canvas pads by repetition). The padding is dropped again after fusion.
 
 Per fusion mode (see `FUSION_MODES`):
+- `band` (the one-step default): primary windows overlapping their neighbours by a narrow band of o pixels
+  (`band_overlap`: an eighth of the window), blended across the band with complementary smooth ramps: about
+  (h / (h - o))^2 windows per canvas area, 1.3x `none` at o = h / 8.
 - `weighted`, `average`: primary windows plus *auxiliary* windows shifted by half a window and centred on
   every vertical seam (`vseam`), every horizontal seam (`hseam`) and every seam crossing (`cross`): a 50 %
-  overlapping grid of (2R - 1) x (2K - 1) windows, all used at every step.
+  overlapping grid of (2R - 1) x (2K - 1) windows, all used at every step (the paper's joint modulation).
 - `none`: the R x K primary windows only (pasted side by side: the seam-prone baseline).
 - `shifted`: even steps use the primary grid (group 0); odd steps use the grid shifted by half a window in
   every axis that has more than one window (group 1, kind `shifted`; a one-window canvas has no group 1).
@@ -27,7 +31,7 @@ import einops
 import torch
 import torch.nn.functional as F
 
-FUSION_MODES = ("weighted", "average", "none", "shifted")
+FUSION_MODES = ("band", "weighted", "average", "none", "shifted")
 WINDOW_KINDS = ("primary", "vseam", "hseam", "cross", "shifted")
 
 
@@ -55,27 +59,37 @@ class WindowPlan:
         window: (h, w) window size, >= 1 each.
         fusion: one of `FUSION_MODES`.
         windows: every window of the plan, indexed by `Window.index` (a stable cache key per clip).
+        overlap: pixels shared by neighbouring primary windows (> 0 for `band` fusion only, else 0).
     """
 
     canvas: tuple[int, int]
     window: tuple[int, int]
     fusion: str
     windows: tuple[Window, ...] = field(repr=False)
+    overlap: int = 0
 
     def __post_init__(self) -> None:
         _check_arguments(self.canvas, self.window, self.fusion)
         if [w.index for w in self.windows] != list(range(len(self.windows))):
             raise ValueError("window indices must be 0..N-1 in order")
+        if (self.overlap > 0) != (self.fusion == "band") or self.overlap >= min(self.window):
+            raise ValueError(f"overlap {self.overlap} does not fit {self.fusion} fusion with window {self.window}")
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        """(h - o, w - o): the step from one primary window to the next."""
+        return tuple(m - self.overlap for m in self.window)
 
     @property
     def grid(self) -> tuple[int, int]:
         """(R, K): rows and columns of primary windows."""
-        return tuple(math.ceil(n / m) for n, m in zip(self.canvas, self.window))
+        return tuple(_grid_count(n, m, self.overlap) for n, m in zip(self.canvas, self.window))
 
     @property
     def padded(self) -> tuple[int, int]:
-        """(R * h, K * w): the canvas size covered by the primary grid, padding included."""
-        return tuple(g * m for g, m in zip(self.grid, self.window))
+        """((R - 1) * (h - o) + h, likewise for w): the canvas size covered by the primary grid, padding
+        included."""
+        return tuple((g - 1) * s + m for g, s, m in zip(self.grid, self.stride, self.window))
 
     @property
     def num_groups(self) -> int:
@@ -93,9 +107,12 @@ class WindowPlan:
         return len(self.windows) / self.num_groups
 
     def seams(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Primary seam positions inside the canvas: (rows y, columns x); a seam lies between y-1 and y."""
-        (h, w), (rows, cols) = self.window, self.grid
-        return tuple(r * h for r in range(1, rows)), tuple(c * w for c in range(1, cols))
+        """Primary seam positions inside the canvas: (rows y, columns x); a seam lies between y-1 and y.
+
+        Where neighbouring windows overlap (`band`), the seam is the middle of the band they share."""
+        (sy, sx), (rows, cols), half = self.stride, self.grid, self.overlap // 2
+        return (tuple(y for y in (r * sy + half for r in range(1, rows)) if y < self.canvas[0]),
+                tuple(x for x in (c * sx + half for c in range(1, cols)) if x < self.canvas[1]))
 
     def boxes(self, indices: tuple[int, ...] | list[int]) -> torch.Tensor:
         """Pixel boxes of the given windows in canvas coordinates: (N, 4) int64 rows (y0, x0, y1, x1).
@@ -147,21 +164,42 @@ class WindowPlan:
         counts = Counter(win.kind for win in self.windows)
         kinds = " + ".join(f"{counts[k]} {k}" for k in WINDOW_KINDS if counts[k])
         steps = "" if self.num_groups == 1 else f", alternating in {self.num_groups} groups"
+        overlap = f" overlapping by {self.overlap}" if self.overlap else ""
         return (
-            f"WindowPlan {self.fusion}: canvas {H}x{W} (padded {Hp}x{Wp}, reflect), window {h}x{w}, "
+            f"WindowPlan {self.fusion}: canvas {H}x{W} (padded {Hp}x{Wp}, reflect), window {h}x{w}{overlap}, "
             f"{kinds} = {len(self.windows)} windows{steps}, {self.windows_per_step:g} per step"
         )
 
 
-def make_plan(canvas: tuple[int, int], window: tuple[int, int], fusion: str = "weighted") -> WindowPlan:
-    """Plan the windows of a (H, W) canvas for (h, w) windows and a fusion mode (see the module docstring)."""
+def band_overlap(window: tuple[int, int]) -> int:
+    """Default overlap of `band` fusion for (h, w) windows: an eighth of the smaller side rounded down to an
+    even number, at least 1 (0 for a 1-px window, which cannot overlap)."""
+    side = min(window)
+    return 0 if side < 2 else max(1, side // 16 * 2)
+
+
+def make_plan(canvas: tuple[int, int], window: tuple[int, int], fusion: str = "weighted",
+              overlap: int | None = None) -> WindowPlan:
+    """Plan the windows of a (H, W) canvas for (h, w) windows and a fusion mode (see the module docstring).
+
+    overlap: pixels neighbouring `band` windows share, in [1, min(h, w)); default `band_overlap(window)`.
+    A 1-px window cannot overlap: its `band` plan is the `none` plan.
+    """
     _check_arguments(canvas, window, fusion)
     canvas, window = tuple(int(n) for n in canvas), tuple(int(n) for n in window)
-    rows, cols = (math.ceil(n / m) for n, m in zip(canvas, window))
+    if fusion != "band":
+        overlap = 0
+    elif overlap is None:
+        overlap = band_overlap(window)
+    elif not isinstance(overlap, int) or not 1 <= overlap < min(window):
+        raise ValueError(f"band overlap must be an integer in [1, {min(window)}), got {overlap!r}")
+    if fusion == "band" and not overlap:
+        fusion = "none"
+    rows, cols = (_grid_count(n, m, overlap) for n, m in zip(canvas, window))
     (h, w), (H, W) = window, canvas
     half_h, half_w = h // 2, w // 2
-    primary = [(0, "primary", r * h, c * w) for r in range(rows) for c in range(cols)]
-    if fusion == "none" or (fusion == "shifted" and rows == cols == 1):
+    primary = [(0, "primary", r * (h - overlap), c * (w - overlap)) for r in range(rows) for c in range(cols)]
+    if fusion in ("none", "band") or (fusion == "shifted" and rows == cols == 1):
         layout = primary  # a single window has no seam to move
     elif fusion == "shifted":
         ys = _shifted_starts(rows, h, H)
@@ -173,7 +211,12 @@ def make_plan(canvas: tuple[int, int], window: tuple[int, int], fusion: str = "w
         cross = [(0, "cross", r * h + half_h, c * w + half_w) for r in range(rows - 1) for c in range(cols - 1)]
         layout = primary + vseam + hseam + cross
     windows = tuple(Window(i, kind, g, y, x) for i, (g, kind, y, x) in enumerate(layout))
-    return WindowPlan(canvas, window, fusion, windows)
+    return WindowPlan(canvas, window, fusion, windows, overlap)
+
+
+def _grid_count(extent: int, size: int, overlap: int) -> int:
+    """Windows of `size` with `overlap` needed to cover `extent` pixels from 0 (at least 1)."""
+    return max(1, math.ceil((extent - overlap) / (size - overlap)))
 
 
 def _check_arguments(canvas: tuple[int, int], window: tuple[int, int], fusion: str) -> None:

@@ -9,6 +9,9 @@ profiles per window instead of N full maps. Profiles per fusion mode:
   its outer half is held at 1 where no S window overlaps it (at the canvas border). Primary windows are P x P,
   `vseam` P x S, `hseam` S x P and `cross` S x S. At 50 % overlap P and S are complementary
   (sin^2 + cos^2 = 1), so the weights form a partition of unity and blend to 1 everywhere.
+- `band`: 1 except across each band of o pixels a window shares with a neighbour, where it falls to 0 as
+  cos^2(pi (u + 1/2) / (2 o)), u = 0..o-1 into the band, while the neighbour rises as the complementary sin^2:
+  again a partition of unity, with smooth joins at both ends of the band.
 - `average`, `none`, `shifted`: every profile is 1 (MultiDiffusion-style uniform average, pasting, or an
   alternating non-overlapping grid).
 
@@ -64,7 +67,7 @@ def plan_weights(plan: WindowPlan) -> PlanWeights:
     """Precompute the weight profiles and per-group total weights of a plan."""
     wy, wx = _profiles(plan)
     groups = tuple(_group_weights(plan, wy, wx, g) for g in range(plan.num_groups))
-    return PlanWeights(wy, wx, plan.fusion != "weighted", groups)
+    return PlanWeights(wy, wx, plan.fusion not in ("weighted", "band"), groups)
 
 
 def hann_bump(size: int) -> torch.Tensor:
@@ -76,6 +79,11 @@ def hann_bump(size: int) -> torch.Tensor:
 def _profiles(plan: WindowPlan) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-window 1-D profiles (N, h) and (N, w) for the plan's fusion mode."""
     (h, w), n = plan.window, len(plan.windows)
+    if plan.fusion == "band":
+        (Hp, Wp) = plan.padded
+        rows = [_band_profile(window.y0, h, Hp, plan.overlap) for window in plan.windows]
+        cols = [_band_profile(window.x0, w, Wp, plan.overlap) for window in plan.windows]
+        return torch.stack(rows), torch.stack(cols)
     if plan.fusion != "weighted":
         return torch.ones(n, h), torch.ones(n, w)
     (Hp, Wp) = plan.padded
@@ -95,6 +103,19 @@ def _axis_profile(role: str, start: int, size: int, padded: int) -> torch.Tensor
             profile[: size // 2] = 1.0
         if start + size == padded:
             profile[size // 2 :] = 1.0
+    return profile
+
+
+def _band_profile(start: int, size: int, padded: int, overlap: int) -> torch.Tensor:
+    """One axis of a `band` window: 1, with a cos^2 fall over the last `overlap` pixels when a neighbour
+    follows and the complementary sin^2 rise over the first ones when one precedes."""
+    profile = torch.ones(size)
+    u = torch.arange(overlap, dtype=torch.float64)
+    fall = torch.cos(math.pi * (u + 0.5) / (2 * overlap)).pow(2).float()
+    if start > 0:
+        profile[:overlap] = 1.0 - fall
+    if start + size < padded:
+        profile[size - overlap:] = fall
     return profile
 
 
