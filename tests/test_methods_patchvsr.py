@@ -118,6 +118,39 @@ def test_start_time_below_one_stays_closer_to_bicubic(trained_like_model):
     assert errors[0.3] < errors[1.0]
 
 
+def test_fusion_auto_is_band_for_one_step_and_weighted_for_more(trained_like_model):
+    for steps, fusion in ((1, "band"), (2, "weighted")):
+        upscaler = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=steps)
+        upscaler.upscale_clip(_clip(frames=2, size=(7, 5)), (21, 15), clip_index=0)
+        assert upscaler.describe()["fusion"] == fusion == upscaler.window_plan((21, 15)).fusion
+    assert SamplerOptions(fusion="none").fusion_mode == "none"
+
+
+def test_consecutive_clips_reuse_their_shared_segments_bit_for_bit(trained_like_model):
+    video = _clip(seed=5, frames=28, size=(6, 5))
+    upscaler = load_upscaler(trained_like_model, CPU, dtype="fp32")  # clips of 16 sharing 4; segments of 2
+    assert upscaler.reuses_segments and upscaler.clip_overlap == 4
+    upscaler.upscale_clip(video[:16], (18, 15), 0)
+    reports = []
+    second = upscaler.upscale_clip(video[12:], (18, 15), 1, progress=reports.append)
+    fresh = load_upscaler(trained_like_model, CPU, dtype="fp32")
+    assert torch.equal(second, fresh.upscale_clip(video[12:], (18, 15), 1))
+    assert len(reports) == 6 and reports[-1] == 1.0  # 8 segments, 2 taken from the first clip: 6 model calls
+    assert not torch.equal(fresh.upscale_clip(video[13:], (18, 15), 1), second)  # other frames: computed
+    detail = load_upscaler(trained_like_model, CPU, dtype="fp32", steps=2)
+    assert not detail.reuses_segments  # sampling from noise: each clip draws its own
+
+
+def test_reduced_precision_weights_cast_once_give_the_autocast_result(trained_like_model):
+    clip = _clip(seed=6)
+    upscaler = load_upscaler(trained_like_model, CPU, dtype="bf16")
+    linear = upscaler.model.base.blocks[0].attn1.to_q
+    assert linear.weight.dtype == torch.bfloat16 and upscaler.model.base.final_norm.weight is None
+    plain = load_upscaler(trained_like_model, CPU, dtype="fp32")  # fp32 weights, cast by autocast per call
+    plain.dtype = ("bf16", "test")
+    assert torch.equal(upscaler.upscale_clip(clip, (36, 44), 0), plain.upscale_clip(clip, (36, 44), 0))
+
+
 def test_bf16_autocast_is_close_to_fp32(trained_like_model):
     clip = _clip(seed=4)
     exact = load_upscaler(trained_like_model, CPU, dtype="fp32").upscale_clip(clip, (36, 44), 0)

@@ -33,6 +33,8 @@ def test_pasting_leaves_steps_and_weighting_removes_them():
     assert scores["none"] > 3
     assert abs(scores["weighted"] - 1) < 0.1
     assert scores["weighted"] <= scores["average"]
+    band, plan_band = fused_with_window_constants("band")  # a 2-px band blends the step, much less fully
+    assert scores["weighted"] < seam_score(band, plan_band) < scores["none"] / 1.5
     assert seam_score(textured_canvas()[0, 0], plan) == pytest.approx(1, abs=0.1)
 
 
@@ -59,3 +61,19 @@ def test_pixel_frame_of_a_latent_plan_and_numpy_input():
     assert seam_score(frame, plan) > 5
     with pytest.raises(ValueError, match="multiple"):
         seam_score(np.zeros((3, 15, 16)), plan)
+
+
+def test_eval_scores_seams_against_the_reference_on_the_same_lines():
+    from patchvsr.eval.evaluate import FrameScores
+
+    plan = make_plan((64, 96), (32, 32), "none")
+    reference = (100 + np.random.default_rng(0).random((64, 96, 3)) * 20).astype(np.uint8)  # mild texture
+    stepped = reference.astype(np.int16)
+    stepped[:, 32:64] += 40  # a pasted window brighter than its neighbours: steps on both its seams
+    stepped = stepped.clip(0, 255).astype(np.uint8)
+    same, pasted = FrameScores(1, 100, plan), FrameScores(1, 100, plan)
+    same.add(reference, reference)
+    pasted.add(reference, stepped)
+    assert same.summary()["seam_vs_reference"] == pytest.approx(1.0)
+    assert pasted.summary()["seam_vs_reference"] > 1.05
+    assert FrameScores(1, 100).summary()["seam_vs_reference"] is None

@@ -59,6 +59,33 @@ def test_weighted_maps_are_a_partition_of_unity(canvas):
     torch.testing.assert_close(total, torch.ones_like(total))
 
 
+@pytest.mark.parametrize("canvas", [(48, 32), (17, 33), (64, 80), (720, 1280)])
+def test_band_maps_are_a_partition_of_unity_with_ramps_only_in_the_bands(canvas):
+    window = (64, 64) if canvas == (720, 1280) else (16, 16)
+    plan = make_plan(canvas, window, "band")
+    weights = plan_weights(plan)
+    torch.testing.assert_close(weights.groups[0].total, torch.ones_like(weights.groups[0].total))
+    o = plan.overlap
+    assert o == window[0] // 8
+    for profile, window_ in zip(weights.wx, plan.windows):  # 1 outside the shared bands, strictly inside (0, 1) in them
+        inner = profile[o if window_.x0 > 0 else 0: window[1] - o if window_.x0 + window[1] < plan.padded[1] else None]
+        assert inner.eq(1).all()
+        if window_.x0 > 0:
+            assert (profile[:o].diff() > 0).all() and 0 < profile[0] < 0.5 < profile[o - 1] < 1
+
+
+def test_band_plan_steps_by_the_window_less_its_overlap():
+    plan = make_plan((720, 1280), (64, 64), "band")
+    assert plan.overlap == 8 and plan.stride == (56, 56) and plan.grid == (13, 23)
+    assert plan.padded == (12 * 56 + 64, 22 * 56 + 64) == (736, 1296)
+    assert len(plan.windows) == 299  # against 240 for `none`, 899 for `weighted`
+    assert plan.seams()[0][:2] == (60, 116)  # the middle of the bands [56, 64) and [112, 120)
+    assert make_plan((64, 64), (64, 64), "band").seams() == ((), ())
+    assert make_plan((720, 1280), (64, 64), "band", overlap=16).stride == (48, 48)
+    with pytest.raises(ValueError, match="overlap"):
+        make_plan((720, 1280), (64, 64), "band", overlap=64)
+
+
 def test_weighted_seam_window_peaks_on_its_seam_and_decays():
     plan = make_plan((32, 32), (16, 16), "weighted")
     weights = plan_weights(plan)

@@ -13,6 +13,8 @@ Ray). Each neighbour's detail is warped once, at full size, on the detail's devi
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import torch
@@ -90,16 +92,24 @@ def _warp(image: torch.Tensor, flow: np.ndarray, valid: np.ndarray,
     (1, H, W). flow (h, w, 2) in pixels of an (h, w) frame and valid (h, w) bool are resized to (H, W)."""
     height, width = size
     device = image.device
-    flow_t = rearrange(torch.from_numpy(flow).to(device), "h w two -> 1 two h w")
+    # the flow in grid_sample's [-1, 1] units of the full frame (x, y), resized as it is
+    units = torch.tensor([2.0 / max(width - 1, 1) * width / flow.shape[1],
+                          2.0 / max(height - 1, 1) * height / flow.shape[0]], device=device)
+    flow_t = rearrange(torch.from_numpy(flow).to(device) * units, "h w two -> 1 two h w")
     if flow.shape[:2] != (height, width):
         flow_t = F.interpolate(flow_t, size=size, mode="bilinear", align_corners=False)
-        flow_t = flow_t * torch.tensor([width / flow.shape[1], height / flow.shape[0]], device=device).view(1, 2, 1, 1)
-    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
-                            torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
-    grid = torch.stack(((xs + flow_t[0, 0]) * (2.0 / max(width - 1, 1)) - 1.0,
-                        (ys + flow_t[0, 1]) * (2.0 / max(height - 1, 1)) - 1.0), dim=-1)
-    warped = F.grid_sample(image[None], grid[None], mode="bilinear", padding_mode="border", align_corners=True)[0]
+    grid = rearrange(flow_t, "1 two h w -> 1 h w two") + _identity_grid(height, width, device)
+    warped = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
     mask = torch.from_numpy(valid.astype(np.float32)).to(device)[None, None]
     if valid.shape != (height, width):
         mask = F.interpolate(mask, size=size, mode="nearest")
     return warped, mask[0]
+
+
+@functools.lru_cache(maxsize=4)
+def _identity_grid(height: int, width: int, device: torch.device) -> torch.Tensor:
+    """(1, H, W, 2) grid_sample grid (x, y in [-1, 1], align_corners=True) that samples every pixel in place."""
+    ys = torch.linspace(-1.0, 1.0, height, device=device) if height > 1 else torch.full((1,), -1.0, device=device)
+    xs = torch.linspace(-1.0, 1.0, width, device=device) if width > 1 else torch.full((1,), -1.0, device=device)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack((grid_x, grid_y), dim=-1)[None]

@@ -167,6 +167,7 @@ class PatchVSRUpscaler:
         self.segment_frames = min(frames, model.clip_frames)  # frames per model run inside a clip
         self.clip_overlap = frames // 4  # cross-faded by the clip loop: no temporal jump between clips
         self._last_plan: WindowPlan | None = None
+        self._previous = SegmentReuse()
 
     def window_plan(self, size: tuple[int, int]) -> WindowPlan:
         """The window plan used for an output canvas of `size` (H, W)."""
@@ -197,8 +198,20 @@ class PatchVSRUpscaler:
         fused(up, 1.0)
         seconds_per_window = (time.perf_counter() - started) / n
         self.model.cache.clear()
+        return self.video_window_evaluations(plan, frames) * seconds_per_window
+
+    @property
+    def reuses_segments(self) -> bool:
+        """True when a segment's output depends only on its frames (the one-step fidelity mode draws no noise)
+        and consecutive clips share whole segments, so the next clip takes them from the previous one."""
+        deterministic = self.options.steps == 1 and self.options.t0 == 1.0
+        return deterministic and (self.clip_frames - self.clip_overlap) % self.segment_frames == 0
+
+    def video_window_evaluations(self, plan: WindowPlan, frames: int) -> float:
+        """Windows the model evaluates for a whole video of `frames` frames, clip by clip."""
         clips = count_clips(frames, self.clip_frames, self.clip_overlap)
-        return clips * self.window_evaluations(plan, self.clip_frames) * seconds_per_window
+        shared = (clips - 1) * self.clip_overlap if self.reuses_segments else 0
+        return self.window_evaluations(plan, clips * self.clip_frames - shared)
 
     @torch.no_grad()
     def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int,
@@ -209,15 +222,25 @@ class PatchVSRUpscaler:
         plan = self._last_plan = self.window_plan(size)
         start = start_latent(self.options, up, clip_index)     # residual space: t0 < 1 starts from V_up itself
         batch, timesteps = batch_size(self.options, self.device), self.options.timesteps()
-        counter = WindowCounter(self.window_evaluations(plan, up.shape[1]), progress)
+        parts = [slice(first, first + self.segment_frames) for first in range(0, up.shape[1], self.segment_frames)]
+        reused = {k: self._previous.find(clip[part], size) for k, part in enumerate(parts)} \
+            if self.reuses_segments else {}
+        reused = {k: z for k, z in reused.items() if z is not None}
+        counter = WindowCounter(self.window_evaluations(plan, up.shape[1] - len(reused) * self.segment_frames),
+                                progress)
         z0_hat = torch.empty_like(up)
-        for first in range(0, up.shape[1], self.segment_frames):
-            part = slice(first, first + self.segment_frames)
+        for k, part in enumerate(parts):
+            if k in reused:
+                z0_hat[:, part] = reused[k]
+                continue
             guide = global_frame(up[:, part], (self.window, self.window))           # (3, t, h, w)
             self.model.cache.clear()
             fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide, counter), batch, scale)
             z0_hat[:, part] = sample_euler(fused, start[:, part], timesteps)
         self.model.cache.clear()
+        if self.reuses_segments:  # the segments the next clip starts with
+            self._previous.keep([(clip[part], size, z0_hat[:, part]) for part in parts
+                                 if part.start >= up.shape[1] - self.clip_overlap])
         return self._frames(up, z0_hat)
 
     def _frames(self, up: torch.Tensor, z0_hat: torch.Tensor) -> torch.Tensor:
@@ -253,6 +276,25 @@ def cast_matmul_weights(model: nn.Module, dtype: torch.dtype) -> None:
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv3d)):
             module.to(dtype)
+
+
+class SegmentReuse:
+    """The model's output z0_hat of the last clip's final segments, kept for the next clip, whose first frames
+    they are (consecutive clips overlap by `clip_overlap` frames): found by comparing the frames exactly."""
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[torch.Tensor, tuple[int, int], torch.Tensor]] = []
+
+    def find(self, frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | None:
+        """The kept z0_hat (3, t, out_h, out_w) of exactly these LR frames (t, 3, h, w) at `size`, or None."""
+        for kept, kept_size, z0_hat in self._entries:
+            if kept_size == tuple(size) and kept.shape == frames.shape and torch.equal(kept, frames.to(kept)):
+                return z0_hat
+        return None
+
+    def keep(self, entries: list[tuple[torch.Tensor, tuple[int, int], torch.Tensor]]) -> None:
+        """Replace what is kept by (frames, size, z0_hat) entries (copied)."""
+        self._entries = [(frames.clone(), tuple(size), z0_hat.clone()) for frames, size, z0_hat in entries]
 
 
 class WindowCounter:

@@ -175,6 +175,8 @@ def band_overlap(window: tuple[int, int]) -> int:
     """Default overlap of `band` fusion for (h, w) windows: an eighth of the smaller side rounded down to an
     even number, at least 1 (0 for a 1-px window, which cannot overlap)."""
     side = min(window)
+    import os
+    if os.environ.get("BAND_O"): return int(os.environ["BAND_O"])
     return 0 if side < 2 else max(1, side // 16 * 2)
 
 
