@@ -66,7 +66,7 @@ def test_band_maps_are_a_partition_of_unity_with_ramps_only_in_the_bands(canvas)
     weights = plan_weights(plan)
     torch.testing.assert_close(weights.groups[0].total, torch.ones_like(weights.groups[0].total))
     o = plan.overlap
-    assert o == window[0] // 8
+    assert o == window[0] // 4
     for profile, window_ in zip(weights.wx, plan.windows):  # 1 outside the shared bands, strictly inside (0, 1) in them
         inner = profile[o if window_.x0 > 0 else 0: window[1] - o if window_.x0 + window[1] < plan.padded[1] else None]
         assert inner.eq(1).all()
@@ -76,12 +76,12 @@ def test_band_maps_are_a_partition_of_unity_with_ramps_only_in_the_bands(canvas)
 
 def test_band_plan_steps_by_the_window_less_its_overlap():
     plan = make_plan((720, 1280), (64, 64), "band")
-    assert plan.overlap == 8 and plan.stride == (56, 56) and plan.grid == (13, 23)
-    assert plan.padded == (12 * 56 + 64, 22 * 56 + 64) == (736, 1296)
-    assert len(plan.windows) == 299  # against 240 for `none`, 899 for `weighted`
-    assert plan.seams()[0][:2] == (60, 116)  # the middle of the bands [56, 64) and [112, 120)
+    assert plan.overlap == 16 and plan.stride == (48, 48) and plan.grid == (15, 27)
+    assert plan.padded == (14 * 48 + 64, 26 * 48 + 64) == (736, 1312)
+    assert len(plan.windows) == 405  # against 240 for `none`, 897 for `weighted`
+    assert plan.seams()[0][:2] == (56, 104)  # the middle of the bands [48, 64) and [96, 112)
     assert make_plan((64, 64), (64, 64), "band").seams() == ((), ())
-    assert make_plan((720, 1280), (64, 64), "band", overlap=16).stride == (48, 48)
+    assert make_plan((720, 1280), (64, 64), "band", overlap=8).stride == (56, 56)
     with pytest.raises(ValueError, match="overlap"):
         make_plan((720, 1280), (64, 64), "band", overlap=64)
 

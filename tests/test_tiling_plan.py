@@ -14,8 +14,8 @@ SIZES = [(1, 1), (17, 33), (16, 16), (48, 32), (31, 45), (1080, 1920)]
 def expected_count(canvas, window, fusion):
     """Windows in a plan, from the formulas in the plan module's docstring."""
     (H, W), (h, w) = canvas, window
-    if fusion == "band":  # overlap o = h / 8: stride h - o
-        o = h // 8
+    if fusion == "band":  # overlap o = h / 4: stride h - o
+        o = h // 4
         return max(1, math.ceil((H - o) / (h - o))) * max(1, math.ceil((W - o) / (w - o)))
     rows, cols = math.ceil(H / h), math.ceil(W / w)
     if fusion in ("weighted", "average"):

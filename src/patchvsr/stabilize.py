@@ -8,22 +8,19 @@ estimated between consecutive upsampled INPUT frames only (the model's output pl
 larger than FLOW_SIDE px are reduced for it) and chained to reach further neighbours, so its cost does not grow
 with the radius; occluded pixels are left out by the forward-backward check (a chain stops where every pixel
 was occluded once), and the average stays inside one clip, so clips remain independent units of work (resume,
-Ray). Each neighbour's detail is warped once, at full size, on the detail's device.
+Ray). Each neighbour's detail is warped once, at full size, on the CPU (OpenCV).
 """
 
 from __future__ import annotations
 
-import functools
-
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 
 from patchvsr.flow import chain, pair_flows
 
-FLOW_SIDE = 1024  # longest side the flow is estimated at; larger frames are reduced (area) for it
+FLOW_SIDE = 512  # longest side the flow is estimated at; larger frames are reduced (area) for it
 MIN_FLOW_SIDE = 16  # DIS needs a few 8-px patches: smaller frames are left unfiltered
 
 
@@ -43,23 +40,24 @@ def stabilize_detail(detail: torch.Tensor, frames: np.ndarray, radius: int) -> t
     """Average each frame's detail over the frames at most `radius` away, aligned by flow, equal weights.
 
     detail: (T, 3, H, W) float; frames: (T, H, W, 3) uint8, the frames the flow is estimated on.
-    Returns a (T, 3, H, W) float32 tensor on detail's device; radius 0, T = 1 or frames smaller than
-    MIN_FLOW_SIDE return detail unchanged.
+    Returns a (T, 3, H, W) float32 tensor on detail's device (the warps run on the CPU, with OpenCV);
+    radius 0, T = 1 or frames smaller than MIN_FLOW_SIDE return detail unchanged.
     """
     count, _, height, width = detail.shape
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
     if radius == 0 or count == 1 or min(height, width) < MIN_FLOW_SIDE:
         return detail
-    detail = detail.float()
+    source = np.ascontiguousarray(rearrange(detail.float().cpu(), "t c h w -> t h w c").numpy())  # (T, H, W, 3)
     small = _flow_frames(frames)
     ahead, back = [], []  # ahead[k]: (flow on k into k + 1, valid); back[k]: (flow on k + 1 into k, valid)
     for k in range(count - 1):
         on_next, on_this = pair_flows(small[k], small[k + 1])
         ahead.append(on_this)
         back.append(on_next)
-    total = detail.clone()
-    weight = torch.ones((count, 1, height, width), device=detail.device)
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    total = torch.from_numpy(source.copy())  # torch for the sums: multi-threaded, in place
+    weight = torch.ones((count, height, width, 1))
     for i in range(count):
         for step in (1, -1):
             path = None  # (flow on frame i into frame j, valid), one link longer per neighbour
@@ -70,10 +68,10 @@ def stabilize_detail(detail: torch.Tensor, frames: np.ndarray, radius: int) -> t
                 path = link if path is None else chain(path, link)
                 if not path[1].any():
                     break
-                warped, mask = _warp(detail[j], *path, (height, width))
-                total[i] += warped * mask
-                weight[i] += mask
-    return total.div_(weight)
+                warped, mask = (torch.from_numpy(a) for a in _warp(source[j], *path, (grid_x, grid_y)))
+                total[i].addcmul_(warped, mask)
+                weight[i].add_(mask)
+    return rearrange(total.div_(weight), "t h w c -> t c h w").to(detail.device)
 
 
 def _flow_frames(frames: np.ndarray) -> list[np.ndarray]:
@@ -86,30 +84,20 @@ def _flow_frames(frames: np.ndarray) -> list[np.ndarray]:
     return [cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames]
 
 
-def _warp(image: torch.Tensor, flow: np.ndarray, valid: np.ndarray,
-          size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """image (C, H, W) sampled (bilinear, edges replicated) where `flow` points, and the validity mask
-    (1, H, W). flow (h, w, 2) in pixels of an (h, w) frame and valid (h, w) bool are resized to (H, W)."""
-    height, width = size
-    device = image.device
-    # the flow in grid_sample's [-1, 1] units of the full frame (x, y), resized as it is
-    units = torch.tensor([2.0 / max(width - 1, 1) * width / flow.shape[1],
-                          2.0 / max(height - 1, 1) * height / flow.shape[0]], device=device)
-    flow_t = rearrange(torch.from_numpy(flow).to(device) * units, "h w two -> 1 two h w")
+def _warp(image: np.ndarray, flow: np.ndarray, valid: np.ndarray,
+          grid: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """image (H, W, C) float32 sampled (bilinear, edges replicated) where `flow` points, and the validity
+    mask (H, W, 1) float32. flow (h, w, 2) in pixels of an (h, w) frame and valid (h, w) bool are resized to
+    (H, W); grid: the (H, W) pixel coordinates (x, y) of the image."""
+    grid_x, grid_y = grid
+    height, width = grid_x.shape
+    mask = valid.astype(np.float32)
     if flow.shape[:2] != (height, width):
-        flow_t = F.interpolate(flow_t, size=size, mode="bilinear", align_corners=False)
-    grid = rearrange(flow_t, "1 two h w -> 1 h w two") + _identity_grid(height, width, device)
-    warped = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
-    mask = torch.from_numpy(valid.astype(np.float32)).to(device)[None, None]
-    if valid.shape != (height, width):
-        mask = F.interpolate(mask, size=size, mode="nearest")
-    return warped, mask[0]
-
-
-@functools.lru_cache(maxsize=4)
-def _identity_grid(height: int, width: int, device: torch.device) -> torch.Tensor:
-    """(1, H, W, 2) grid_sample grid (x, y in [-1, 1], align_corners=True) that samples every pixel in place."""
-    ys = torch.linspace(-1.0, 1.0, height, device=device) if height > 1 else torch.full((1,), -1.0, device=device)
-    xs = torch.linspace(-1.0, 1.0, width, device=device) if width > 1 else torch.full((1,), -1.0, device=device)
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack((grid_x, grid_y), dim=-1)[None]
+        scale_x, scale_y = width / flow.shape[1], height / flow.shape[0]
+        flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+        flow[..., 0] *= scale_x
+        flow[..., 1] *= scale_y
+        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    warped = cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    return warped, mask[..., None]

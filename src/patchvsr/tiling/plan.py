@@ -7,9 +7,9 @@ canvas is extended by mirror (reflect) padding, which is defined for any amount 
 (a 1-px canvas pads by repetition). The padding is dropped again after fusion.
 
 Per fusion mode (see `FUSION_MODES`):
-- `band` (the one-step default): primary windows overlapping their neighbours by a narrow band of o pixels
-  (`band_overlap`: an eighth of the window), blended across the band with complementary smooth ramps: about
-  (h / (h - o))^2 windows per canvas area, 1.3x `none` at o = h / 8.
+- `band` (the one-step default): primary windows overlapping their neighbours by a band of o pixels
+  (`band_overlap`: a quarter of the window), blended across the band with complementary smooth ramps: about
+  (h / (h - o))^2 windows per canvas area, 1.8x `none` at o = h / 4 (`weighted`: about 4x).
 - `weighted`, `average`: primary windows plus *auxiliary* windows shifted by half a window and centred on
   every vertical seam (`vseam`), every horizontal seam (`hseam`) and every seam crossing (`cross`): a 50 %
   overlapping grid of (2R - 1) x (2K - 1) windows, all used at every step (the paper's joint modulation).
@@ -172,12 +172,10 @@ class WindowPlan:
 
 
 def band_overlap(window: tuple[int, int]) -> int:
-    """Default overlap of `band` fusion for (h, w) windows: an eighth of the smaller side rounded down to an
+    """Default overlap of `band` fusion for (h, w) windows: a quarter of the smaller side rounded down to an
     even number, at least 1 (0 for a 1-px window, which cannot overlap)."""
     side = min(window)
-    import os
-    if os.environ.get("BAND_O"): return int(os.environ["BAND_O"])
-    return 0 if side < 2 else max(1, side // 16 * 2)
+    return 0 if side < 2 else max(1, side // 8 * 2)
 
 
 def make_plan(canvas: tuple[int, int], window: tuple[int, int], fusion: str = "weighted",
