@@ -196,3 +196,26 @@ def test_quick_bench_end_to_end(tmp_path, capsys):
                                                       "time_vs_pixels.png"]
     table = capsys.readouterr().out
     assert "| 64×64 | 0.00 | ≈" in table and "full-frame / weighted at 48x48" in table
+
+
+def test_speed_table_times_every_method_end_to_end(monkeypatch, tmp_path):
+    from patchvsr.eval import speed
+
+    monkeypatch.setenv("PATCHVSR_CACHE", str(tmp_path / "empty-cache"))  # no Real-ESRGAN weights here
+    monkeypatch.setattr(speed, "METHODS", (("default", "bicubic", {}), ("lanczos", "lanczos", {}),
+                                           ("realesrgan-animevideov3", "realesrgan-animevideov3", {})))
+    monkeypatch.setattr(speed, "PEERS", ("lanczos", "realesrgan-animevideov3"))
+    monkeypatch.setattr(speed, "SLOW", {"lanczos"})
+    result = speed.run_speed(speed.SpeedConfig(frames=6), log=lambda line: None)
+    default, lanczos, skipped = result["rows"]
+    assert (default["frames"], default["width"], default["height"]) == (6, 1280, 720)
+    assert lanczos["frames"] == speed.SLOW_FRAMES  # the slow peer runs on the first frames only
+    assert default["seconds"] > 0 and default["output_mpix_per_s"] == pytest.approx(
+        6 * 1280 * 720 / 1e6 / default["seconds"], rel=0.01)
+    assert "skipped" in skipped and "realesrgan" in skipped["skipped"]
+    assert result["ratios"] == {"default / lanczos": round(default["output_mpix_per_s"]
+                                                          / lanczos["output_mpix_per_s"], 3)}
+    table = speed.markdown_table(result)
+    assert result["machine"]["cpu_capability"] in table and "skipped" in table
+    with pytest.raises(ValueError, match="--frames"):
+        speed.SpeedConfig(frames=2)

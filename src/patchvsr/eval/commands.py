@@ -57,7 +57,12 @@ def _add_bench_parser(subparsers) -> None:
                         "384x384 512x512 960x540 1280x720 2048x1080 3840x2160)")
     parser.add_argument("--modes", help="comma-separated among weighted, average, none, shifted, full "
                                         "(default weighted,none,shifted,full)")
-    parser.add_argument("--frames", type=int, metavar="T", help="frames per clip (default: the model's)")
+    parser.add_argument("--speed", action="store_true",
+                        help="instead: end-to-end output Mpix/s of `patchvsr upscale` for the default model, its "
+                             "settings, bicubic, lanczos and both Real-ESRGAN peers on one 320x180 video, x4")
+    parser.add_argument("--input", type=Path, metavar="VIDEO", help="with --speed: time this video instead")
+    parser.add_argument("--frames", type=int, metavar="T", help="frames per clip (default: the model's); with "
+                                                                 "--speed: frames of the test video (default 32)")
     parser.add_argument("--steps", type=int, help="sampling steps per clip (default 2)")
     parser.add_argument("--dtype", choices=("auto", "bf16", "fp16", "fp32"),
                         help="compute dtype (default auto: bf16 where the device runs it natively, else fp32)")
@@ -74,7 +79,30 @@ def _add_bench_parser(subparsers) -> None:
     parser.set_defaults(func=run_bench_command)
 
 
+def run_speed_command(args: argparse.Namespace) -> int:
+    from patchvsr.eval.evaluate import json_ready
+    from patchvsr.eval.speed import SpeedConfig, markdown_table, run_speed
+
+    if args.input is not None and not args.input.is_file():
+        raise InputError(f"--input {args.input}: no such file")
+    try:
+        config = SpeedConfig(**{key: value for key, value in {"frames": args.frames, "input": args.input,
+                                                               "device": args.device}.items()
+                                if value is not None})
+    except ValueError as err:
+        raise OptionError(str(err)) from None
+    _check_writable(args.json)
+    result = json_ready(run_speed(config, _CliReporter().log))
+    _write_json(args.json, result)
+    print(markdown_table(result))
+    return 0
+
+
 def run_bench_command(args: argparse.Namespace) -> int:
+    if args.speed:
+        return run_speed_command(args)
+    if args.input is not None:
+        raise OptionError("--input is for --speed")
     from patchvsr.eval.bench import BenchConfig, run_bench
     from patchvsr.eval.bench_plots import markdown_tables, write_bench_plots
     from patchvsr.eval.evaluate import json_ready

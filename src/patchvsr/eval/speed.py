@@ -1,0 +1,170 @@
+"""`patchvsr bench --speed`: end-to-end output Mpix/s of the default, its settings and the peers, in one run.
+
+Every method upscales the same video with `patchvsr.api.upscale_video` into an `.mp4` (H.264, the default
+output), one after another in this process, so all run with the same threads on the same machine state:
+
+    test video (bigbuckbunny's first frames, antialiased down to 320x180, lossless; or --input)
+        ─► for each method: upscale_video(video, out.mp4, scale) ─► its stats: seconds, output Mpix/s
+    ratios: the default's Mpix/s over each peer's
+
+`seconds` is the whole call: probing, loading the model, decoding, the model, the temporal filter and
+encoding (what a user waits for). Real-ESRGAN x4plus is about 40x slower than the rest and runs on the first
+`SLOW_FRAMES` frames only (its row says how many); peers whose weights are not fetched are listed as skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+# (label, --model, model options): the default, each setting it is made of, then the classical and learned peers
+METHODS = (
+    ("default", "tiny", {}),
+    ("fusion weighted (the paper's)", "tiny", {"fusion": "weighted"}),
+    ("fusion none (seams)", "tiny", {"fusion": "none"}),
+    ("temporal radius 0", "tiny", {"temporal_radius": 0}),
+    ("dtype fp32", "tiny", {"dtype": "fp32"}),
+    ("bicubic", "bicubic", {}),
+    ("lanczos", "lanczos", {}),
+    ("realesrgan-animevideov3", "realesrgan-animevideov3", {}),
+    ("realesrgan-x4plus", "realesrgan-x4plus", {}),
+)
+PEERS = ("realesrgan-animevideov3", "realesrgan-x4plus")
+SLOW = {"realesrgan-x4plus"}
+SLOW_FRAMES = 4
+LR_SIZE = (320, 180)  # (width, height) of the test video: x4 gives 1280x720
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeedConfig:
+    """frames: frames of the test video; scale: upscaling factor; input: a video to time instead of the test
+    video; device: as `patchvsr upscale --device`."""
+
+    frames: int = 32
+    scale: float = 4.0
+    input: Path | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frames, int) or self.frames < SLOW_FRAMES:
+            raise ValueError(f"--frames must be an integer >= {SLOW_FRAMES} for --speed, got {self.frames!r}")
+
+
+def machine() -> dict:
+    """The CPU and PyTorch build the figures belong to."""
+    import torch
+
+    model = platform.processor() or "unknown"
+    try:
+        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines()
+        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), model)
+    except OSError:
+        pass
+    return {"cpu": model, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def test_video(folder: Path, frames: int) -> Path:
+    """bigbuckbunny's first `frames` frames, antialiased (area) down to LR_SIZE, as lossless FFV1 in `folder`."""
+    import av
+    import cv2
+
+    from patchvsr.datasets import sample_video
+
+    path = folder / "speed_input.mkv"
+    with av.open(str(sample_video("bigbuckbunny"))) as source, av.open(str(path), "w") as target:
+        stream = target.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = *LR_SIZE, "yuv444p"
+        for index, frame in enumerate(source.decode(video=0)):
+            if index == frames:
+                break
+            small = cv2.resize(frame.to_ndarray(format="rgb24"), LR_SIZE, interpolation=cv2.INTER_AREA)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24")):
+                target.mux(packet)
+        for packet in stream.encode():
+            target.mux(packet)
+    return path
+
+
+def first_frames(video: Path, frames: int, folder: Path) -> Path:
+    """The first `frames` frames of `video`, as lossless FFV1 in `folder` (for the slow peer)."""
+    import av
+
+    path = folder / f"first_{frames}.mkv"
+    with av.open(str(video)) as source, av.open(str(path), "w") as target:
+        stream = target.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = source.streams.video[0].width, \
+            source.streams.video[0].height, "yuv444p"
+        for index, frame in enumerate(source.decode(video=0)):
+            if index == frames:
+                break
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"),
+                                                                   format="rgb24")):
+                target.mux(packet)
+        for packet in stream.encode():
+            target.mux(packet)
+    return path
+
+
+def run_speed(config: SpeedConfig, log: Callable[[str], None] = print) -> dict:
+    """Time every METHODS row on one video; returns {"machine", "input", "rows", "ratios"}."""
+    from patchvsr.api import upscale_video
+    from patchvsr.errors import PatchVSRError
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="patchvsr-speed-") as tmp:
+        folder = Path(tmp)
+        video = config.input or test_video(folder, config.frames)
+        slow_video = first_frames(video, SLOW_FRAMES, folder)
+        for label, model, options in METHODS:
+            source = slow_video if model in SLOW else video
+            if options == {"dtype": "fp32"} and rows and rows[0].get("dtype") == "fp32":
+                rows.append({"method": label, "model": model, "options": options,
+                             "skipped": "the default computes in fp32 on this machine"})
+                continue
+            started = time.perf_counter()
+            try:
+                stats = upscale_video(source, folder / "out.mp4", scale=config.scale, model=model,
+                                      device=config.device, overwrite=True, **options)
+            except PatchVSRError as err:  # e.g. Real-ESRGAN weights not fetched
+                rows.append({"method": label, "model": model, "options": options, "skipped": str(err)})
+                log(f"{label}: skipped ({err})")
+                continue
+            row = {"method": label, "model": model, "options": options, "frames": stats["frames_this_run"],
+                   "width": stats["width"], "height": stats["height"], "seconds": stats["seconds"],
+                   "wall_seconds": round(time.perf_counter() - started, 3),
+                   "output_mpix_per_s": stats["output_mpix_per_s"],
+                   **{key: stats[key] for key in ("fusion", "dtype", "temporal_radius") if key in stats}}
+            rows.append(row)
+            log(f"{label}: {row['frames']} frames {row['width']}x{row['height']} in {row['seconds']:.1f} s, "
+                f"{row['output_mpix_per_s']:.3f} output Mpix/s")
+    speed = {row["method"]: row["output_mpix_per_s"] for row in rows if "skipped" not in row}
+    ratios = {f"default / {peer}": round(speed["default"] / speed[peer], 3) for peer in PEERS
+              if peer in speed and "default" in speed}
+    return {"machine": machine(), "input": str(config.input or f"bigbuckbunny {config.frames} frames at "
+                                              f"{LR_SIZE[0]}x{LR_SIZE[1]}"),
+            "scale": config.scale, "rows": rows, "ratios": ratios}
+
+
+def markdown_table(result: dict) -> str:
+    """The rows as a markdown table, with the machine named above it and the ratios below."""
+    info = result["machine"]
+    lines = [f"CPU: {info['cpu']}, PyTorch CPU capability {info['cpu_capability']}, {info['threads']} threads; "
+             f"input: {result['input']}, x{result['scale']:g}", "",
+             "| method | frames | output | dtype | seconds | output Mpix/s |", "|---|---:|---|---|---:|---:|"]
+    for row in result["rows"]:
+        if "skipped" in row:
+            lines.append(f"| {row['method']} | | | | skipped: {row['skipped']} | |")
+            continue
+        lines.append(f"| {row['method']} | {row['frames']} | {row['width']}x{row['height']} | "
+                     f"{row.get('dtype', '')} | {row['seconds']:.1f} | {row['output_mpix_per_s']:.3f} |")
+    lines += [""] + [f"- {name}: {value:.2f}x" for name, value in result["ratios"].items()]
+    return "\n".join(lines)
