@@ -20,7 +20,7 @@ from einops import rearrange
 
 from patchvsr.flow import chain, pair_flows
 
-FLOW_SIDE = 512  # longest side the flow is estimated at; larger frames are reduced (area) for it
+FLOW_SIDE = 768  # longest side the flow is estimated at; larger frames are reduced (area) for it
 MIN_FLOW_SIDE = 16  # DIS needs a few 8-px patches: smaller frames are left unfiltered
 
 

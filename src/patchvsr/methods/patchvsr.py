@@ -223,9 +223,8 @@ class PatchVSRUpscaler:
         start = start_latent(self.options, up, clip_index)     # residual space: t0 < 1 starts from V_up itself
         batch, timesteps = batch_size(self.options, self.device), self.options.timesteps()
         parts = [slice(first, first + self.segment_frames) for first in range(0, up.shape[1], self.segment_frames)]
-        reused = {k: self._previous.find(clip[part], size) for k, part in enumerate(parts)} \
-            if self.reuses_segments else {}
-        reused = {k: z for k, z in reused.items() if z is not None}
+        found = {k: self._previous.find(clip[part], size) for k, part in enumerate(parts) if self.reuses_segments}
+        reused = {k: z0 for k, z0 in found.items() if z0 is not None}  # segments the previous clip computed
         counter = WindowCounter(self.window_evaluations(plan, up.shape[1] - len(reused) * self.segment_frames),
                                 progress)
         z0_hat = torch.empty_like(up)
