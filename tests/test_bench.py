@@ -69,7 +69,8 @@ def _fake_child(calls: list[int]):
         if n == 300**2:
             return {"error": "process died (exit code -9; out of memory?)"}
         return {"seconds": 1e-9 * n * n, "cpu_seconds": 2e-9 * n * n, "runs": 1, "peak_rss_mb": 600.0 + n / 1e3,
-                "base_rss_mb": 600.0, "peak_gpu_mb": None, "windows_per_clip": 1, "frames": 4}
+                "base_rss_mb": 600.0, "peak_gpu_mb": None, "windows_per_clip": 1, "frames": 4,
+                "seam_score": 1.0, "seam_vs_bicubic": 1.0}
 
     return run
 
@@ -173,14 +174,16 @@ def test_quick_bench_end_to_end(tmp_path, capsys):
     assert set(data) == {"model", "settings", "rows", "fits", "ratios", "rss_vs_length"}
     assert "random weights" in data["model"] and data["settings"]["steps"] == 2
     rows = {(r["mode"], r["width"]): r for r in data["rows"]}
-    assert len(rows) == 12 and all(tuple(r) == ROW_FIELDS for r in data["rows"])
-    windows = {"weighted": (9, 25), "none": (4, 9), "shifted": (6.5, 12.5), "full": (1, 1)}  # 16-px windows
+    assert len(rows) == 15 and all(tuple(r) == ROW_FIELDS for r in data["rows"])
+    windows = {"band": (9, 16), "weighted": (9, 25), "none": (4, 9), "shifted": (6.5, 12.5), "full": (1, 1)}  # 16 px
     for mode, counts in windows.items():
         small, medium, large = rows[(mode, 32)], rows[(mode, 48)], rows[(mode, 64)]
         assert (small["windows_per_clip"], medium["windows_per_clip"]) == counts
         for measured in (small, medium):
             assert not measured["estimated"] and measured["reason"] is None and measured["runs"] >= 1
             assert measured["seconds"] > 0 and measured["peak_rss_mb"] > 50 and measured["frames"] == 2
+            assert (measured["seam_vs_bicubic"] is None) == (mode == "full")  # one window: no seam to score
+            assert mode == "full" or measured["seam_score"] > 0
         assert large["estimated"] and "time cap" in large["reason"] and large["runs"] == 0
         exponent = math.log(medium["seconds"] / small["seconds"]) / math.log(48**2 / 32**2)
         expected = medium["seconds"] * (64**2 / 48**2) ** exponent            # the two-point power law
@@ -195,7 +198,7 @@ def test_quick_bench_end_to_end(tmp_path, capsys):
     assert sorted(p.name for p in plots.iterdir()) == ["memory_vs_pixels.png", "rss_vs_length.png",
                                                       "time_vs_pixels.png"]
     table = capsys.readouterr().out
-    assert "| 64×64 | 0.00 | ≈" in table and "full-frame / weighted at 48x48" in table
+    assert "| 64×64 | 0.00 | ≈" in table and "band seam / bicubic's" in table and "full-frame / weighted at 48x48" in table
 
 
 def test_speed_table_times_every_method_end_to_end(monkeypatch, tmp_path):

@@ -34,17 +34,17 @@ import numpy as np
 from patchvsr.errors import OptionError
 from patchvsr.tiling.plan import FUSION_MODES
 
-PATCH_MODES = FUSION_MODES          # weighted, average, none, shifted: the PatchVSR upscaler's fusions
+PATCH_MODES = FUSION_MODES          # band, weighted, average, none, shifted: the PatchVSR upscaler's fusions
 MODES = (*PATCH_MODES, "full")      # full: the same model on one window covering the whole frame
 
 # (width, height): 256² up to 2K DCI and 4K UHD; roughly doubling pixels per step.
 DEFAULT_SIZES = ((256, 256), (384, 384), (512, 512), (960, 540), (1280, 720), (2048, 1080), (3840, 2160))
 QUICK_SIZES = ((32, 32), (48, 48), (64, 64))
-DEFAULT_MODES = ("weighted", "none", "shifted", "full")
+DEFAULT_MODES = ("band", "weighted", "none", "shifted", "full")
 FIT_POINTS = 3      # exponents are fitted over this many of the largest measured sizes
 MIN_MEASURED = 2    # the smallest sizes of every mode are always measured (a fit needs two points)
 ROW_FIELDS = ("mode", "width", "height", "pixels", "windows_per_clip", "frames", "seconds", "cpu_seconds",
-              "peak_rss_mb", "clip_mb", "peak_gpu_mb", "runs", "estimated", "reason")
+              "peak_rss_mb", "clip_mb", "peak_gpu_mb", "seam_score", "seam_vs_bicubic", "runs", "estimated", "reason")
 CLOCKS = {"wall": "seconds", "cpu": "cpu_seconds"}  # --clock -> the row field that fits and caps use
 
 
@@ -258,7 +258,8 @@ def bench_mode(mode: str, config: BenchConfig, device: str, memory_cap_mb: float
             result = run_child(context, measure_in_child, spec, timeout)
             reason = result.get("error")
             if reason is None:
-                row.update({k: result[k] for k in ("windows_per_clip", "frames", "runs", "seconds", "cpu_seconds")},
+                row.update({k: result[k] for k in ("windows_per_clip", "frames", "runs", "seconds", "cpu_seconds",
+                                                   "seam_score", "seam_vs_bicubic")},
                            estimated=False, peak_rss_mb=result["peak_rss_mb"],
                            clip_mb=result["peak_rss_mb"] - result["base_rss_mb"], peak_gpu_mb=result["peak_gpu_mb"])
         row["reason"] = stop = reason

@@ -109,6 +109,13 @@ def markdown_tables(result: dict) -> str:
         cells = [_cell(by_key.get((m, w, h)), key, 2) for m in modes]
         cells += [_cell(by_key.get((m, w, h)), "peak_rss_mb", 0) for m in modes]
         lines.append(f"| {w}×{h} | {w * h / 1e6:.2f} | " + " | ".join(cells) + " |")
+    seams = [m for m in modes if any(by_key.get((m, w, h), {}).get("seam_score") is not None for w, h in sizes)]
+    if seams:  # measured rows only; the synthetic clip's bicubic upscale (no seams) scored on the same lines
+        lines += ["", "| output | " + " | ".join(f"{m} seam / bicubic's" for m in seams) + " |",
+                  "|---|" + "---:|" * len(seams)]
+        for w, h in sizes:
+            cells = [_number(by_key.get((m, w, h), {}).get("seam_vs_bicubic")) for m in seams]
+            lines.append(f"| {w}×{h} | " + " | ".join(cells) + " |")
     lines += ["", "| mode | time exponent (fit range) | exponent, all measured sizes | memory exponent |",
               "|---|---|---:|---:|"]
     for mode, fit in result["fits"].items():

@@ -33,6 +33,7 @@ from patchvsr.memory import PeakMemory
 from patchvsr.methods.patchvsr import DTYPES, SHIPPED, PatchVSRUpscaler, SamplerOptions, load_upscaler, start_latent
 from patchvsr.models import PatchVSRModel, full_frame_conditions
 from patchvsr.sampling import sample_euler
+from patchvsr.tiling.seams import seam_score
 
 RANDOM_PRESETS = ("tiny", "test")
 
@@ -120,9 +121,9 @@ def lr_clip(size: tuple[int, int], scale: int, frames: int) -> torch.Tensor:
 
 
 def time_clips(upscaler: PatchVSRUpscaler, clip: torch.Tensor, size: tuple[int, int],
-               budget_s: float, max_runs: int = 5) -> tuple[float, float, int]:
-    """Median wall seconds and median process CPU seconds of one `upscale_clip` call, and how many calls
-    they are the median of.
+               budget_s: float, max_runs: int = 5) -> tuple[float, float, int, torch.Tensor]:
+    """Median wall seconds and median process CPU seconds of one `upscale_clip` call, how many calls
+    they are the median of, and the last call's output frames.
 
     Calls repeat until `budget_s` wall seconds or `max_runs` calls are spent; the first call is a warm-up and
     is dropped whenever a second one fits (a call longer than the budget is reported alone: start-up costs
@@ -132,12 +133,23 @@ def time_clips(upscaler: PatchVSRUpscaler, clip: torch.Tensor, size: tuple[int, 
     wall: list[float] = []
     cpu: list[float] = []
     while not wall or (sum(wall) < budget_s and len(wall) < max_runs):
+        upscaler.forget_previous_clip()  # the same clip again would take its segments from the last call
         start, start_cpu = time.perf_counter(), time.process_time()
-        upscaler.upscale_clip(clip, size, clip_index=0)
+        out = upscaler.upscale_clip(clip, size, clip_index=0)
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     first = 1 if len(wall) > 1 else 0
-    return statistics.median(wall[first:]), statistics.median(cpu[first:]), len(wall) - first
+    return statistics.median(wall[first:]), statistics.median(cpu[first:]), len(wall) - first, out
+
+
+def seam_scores(frames: torch.Tensor, clip: torch.Tensor, plan) -> tuple[float | None, float | None]:
+    """Seam score of output frames (T, 3, H, W) for `plan` (None: no windows), raw and over the score of the
+    bicubic upscale of the same LR clip on the same lines (which has no seams)."""
+    if plan is None:
+        return None, None
+    bicubic = F.interpolate(clip, size=frames.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+    raw = seam_score(frames.transpose(0, 1), plan)
+    return raw, raw / seam_score(bicubic.transpose(0, 1), plan)
 
 
 def measure(spec: dict) -> dict:
@@ -155,8 +167,10 @@ def measure(spec: dict) -> dict:
     base_mb = psutil.Process().memory_info().rss / 2**20
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    seconds, cpu_seconds, runs = time_clips(upscaler, clip, size, spec["budget_s"])
+    seconds, cpu_seconds, runs, out = time_clips(upscaler, clip, size, spec["budget_s"])
+    seam, seam_vs_bicubic = seam_scores(out.cpu(), clip, upscaler.window_plan(size))
     return {
+        "seam_score": seam, "seam_vs_bicubic": seam_vs_bicubic,
         "seconds": seconds, "cpu_seconds": cpu_seconds, "runs": runs, "peak_rss_mb": memory.peak_mb(),
         "base_rss_mb": base_mb,
         "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,

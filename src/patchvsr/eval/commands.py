@@ -44,7 +44,7 @@ def _add_bench_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench", help="efficiency study: patch-wise vs full-frame time and memory against output size",
         description="Time one clip and measure its peak memory (each in a fresh process) at output sizes from "
-                    "256x256 to 4K for patch-wise (weighted, none, shifted) and full-frame inference of the same "
+                    "256x256 to 4K for patch-wise (band, weighted, none, shifted) and full-frame inference of the same "
                     "model; fit growth exponents; estimate (and mark) sizes beyond the time or memory cap; "
                     "measure peak RSS of `patchvsr upscale` on a 5 s and a 60 s video.")
     parser.add_argument("--json", type=Path, required=True, metavar="OUT.json", help="where to write the results")
@@ -55,8 +55,8 @@ def _add_bench_parser(subparsers) -> None:
                                         "(default: tiny; with --quick: test)")
     parser.add_argument("--sizes", nargs="+", type=_size, metavar="WxH", help="output sizes (default 256x256 "
                         "384x384 512x512 960x540 1280x720 2048x1080 3840x2160)")
-    parser.add_argument("--modes", help="comma-separated among weighted, average, none, shifted, full "
-                                        "(default weighted,none,shifted,full)")
+    parser.add_argument("--modes", help="comma-separated among band, weighted, average, none, shifted, full "
+                                        "(default band,weighted,none,shifted,full)")
     parser.add_argument("--speed", action="store_true",
                         help="instead: end-to-end output Mpix/s of `patchvsr upscale` for the default model, its "
                              "settings, bicubic, lanczos and both Real-ESRGAN peers on one 320x180 video, x4")

@@ -176,6 +176,10 @@ class PatchVSRUpscaler:
     def describe(self) -> dict:
         return sampler_stats(self._last_plan, self.options, self.dtype)
 
+    def forget_previous_clip(self) -> None:
+        """Drop the segments kept for the next clip (a benchmark that repeats one clip times it afresh)."""
+        self._previous.keep([])
+
     def window_evaluations(self, plan: WindowPlan, frames: int) -> float:
         """Windows the model evaluates for a clip of `frames` frames: segments x steps x windows per step."""
         return -(-frames // self.segment_frames) * self.options.steps * plan.windows_per_step
