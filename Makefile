@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test data train ship bench eval clean
+.PHONY: demo test data train ship bench speed eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,11 @@ eval: $(STAMP)
 # Efficiency study of docs/RESULTS.md (patch-wise vs full-frame cost).
 bench: $(STAMP)
 	$(VENV)/bin/patchvsr bench --json docs/bench/bench.json --plots docs/bench --threads 1 --clock cpu
+
+# End-to-end speed of the default, its settings and the peers on one 320x180 video x4 (docs/RESULTS.md).
+speed: $(STAMP)
+	$(PY) -m patchvsr.eval.realesrgan fetch
+	$(VENV)/bin/patchvsr bench --speed --json docs/bench/speed.json
 
 clean:
 	rm -rf $(VENV) demo out

@@ -165,6 +165,6 @@ def markdown_table(result: dict) -> str:
             lines.append(f"| {row['method']} | | | | skipped: {row['skipped']} | |")
             continue
         lines.append(f"| {row['method']} | {row['frames']} | {row['width']}x{row['height']} | "
-                     f"{row.get('dtype', '')} | {row['seconds']:.1f} | {row['output_mpix_per_s']:.3f} |")
+                     f"{row.get('dtype') or ''} | {row['seconds']:.1f} | {row['output_mpix_per_s']:.3f} |")
     lines += [""] + [f"- {name}: {value:.2f}x" for name, value in result["ratios"].items()]
     return "\n".join(lines)
