@@ -19,7 +19,7 @@ import platform
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -74,40 +74,43 @@ def machine() -> dict:
 
 def test_video(folder: Path, frames: int) -> Path:
     """bigbuckbunny's first `frames` frames, antialiased (area) down to LR_SIZE, as lossless FFV1 in `folder`."""
-    import av
     import cv2
 
     from patchvsr.datasets import sample_video
 
-    path = folder / "speed_input.mkv"
-    with av.open(str(sample_video("bigbuckbunny"))) as source, av.open(str(path), "w") as target:
-        stream = target.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = *LR_SIZE, "yuv444p"
-        for index, frame in enumerate(source.decode(video=0)):
-            if index == frames:
-                break
-            small = cv2.resize(frame.to_ndarray(format="rgb24"), LR_SIZE, interpolation=cv2.INTER_AREA)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24")):
-                target.mux(packet)
-        for packet in stream.encode():
-            target.mux(packet)
-    return path
+    small = (cv2.resize(frame, LR_SIZE, interpolation=cv2.INTER_AREA)
+             for frame in _rgb_frames(sample_video("bigbuckbunny"), frames))
+    return _write_lossless(folder / "speed_input.mkv", small)
 
 
 def first_frames(video: Path, frames: int, folder: Path) -> Path:
     """The first `frames` frames of `video`, as lossless FFV1 in `folder` (for the slow peer)."""
+    return _write_lossless(folder / f"first_{frames}.mkv", _rgb_frames(video, frames))
+
+
+def _rgb_frames(video: Path, count: int) -> Iterator[np.ndarray]:
+    """The first `count` frames of `video` as (H, W, 3) uint8 RGB."""
     import av
 
-    path = folder / f"first_{frames}.mkv"
-    with av.open(str(video)) as source, av.open(str(path), "w") as target:
-        stream = target.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = source.streams.video[0].width, \
-            source.streams.video[0].height, "yuv444p"
+    with av.open(str(video)) as source:
         for index, frame in enumerate(source.decode(video=0)):
-            if index == frames:
-                break
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"),
-                                                                   format="rgb24")):
+            if index == count:
+                return
+            yield frame.to_ndarray(format="rgb24")
+
+
+def _write_lossless(path: Path, frames: Iterable[np.ndarray]) -> Path:
+    """Write (H, W, 3) uint8 RGB frames as FFV1 yuv444p at 25 fps into `path` (.mkv)."""
+    import av
+
+    with av.open(str(path), "w") as target:
+        stream = None
+        for rgb in frames:
+            if stream is None:
+                stream = target.add_stream("ffv1", rate=25)
+                stream.height, stream.width = rgb.shape[:2]
+                stream.pix_fmt = "yuv444p"
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
                 target.mux(packet)
         for packet in stream.encode():
             target.mux(packet)
