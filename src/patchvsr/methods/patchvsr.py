@@ -50,9 +50,9 @@ DEFAULT_BATCH = {"cpu": 16, "cuda": 256}
 class SamplerOptions:
     """Inference options (None in the CLI means these defaults).
 
-    steps: Euler steps (1 = fidelity mode); fusion: "auto" or one of FUSION_MODES (see `fusion_mode`); seed: base seed, per-clip generators
-    derive from (seed, clip index); window: window side in output pixels (default: the model's native size;
-    a multiple of its token patch); clip_frames: frames per clip (default: DEFAULT_CLIP_FRAMES rounded up to a
+    steps: Euler steps (1 = fidelity mode); fusion: "auto" or one of FUSION_MODES (see `fusion_mode`);
+    seed: base seed, per-clip generators derive from (seed, clip index); window: window side in output pixels
+    (default: the model's native size; a multiple of its token patch); clip_frames: frames per clip (default: DEFAULT_CLIP_FRAMES rounded up to a
     multiple of the model's native length);
     batch: windows per model call (default: the device's DEFAULT_BATCH, see `batch_size`); t0: start time in
     (0, 1] (t0 < 1 starts from the noised V_up);
@@ -214,7 +214,7 @@ class PatchVSRUpscaler:
     def video_window_evaluations(self, plan: WindowPlan, frames: int) -> float:
         """Windows the model evaluates for a whole video of `frames` frames, clip by clip."""
         clips = count_clips(frames, self.clip_frames, self.clip_overlap)
-        shared = (clips - 1) * self.clip_overlap if self.reuses_segments else 0
+        shared = max(clips - 1, 0) * self.clip_overlap if self.reuses_segments else 0
         return self.window_evaluations(plan, clips * self.clip_frames - shared)
 
     @torch.no_grad()
