@@ -52,8 +52,8 @@ class SamplerOptions:
 
     steps: Euler steps (1 = fidelity mode); fusion: "auto" or one of FUSION_MODES (see `fusion_mode`);
     seed: base seed, per-clip generators derive from (seed, clip index); window: window side in output pixels
-    (default: the model's native size; a multiple of its token patch); clip_frames: frames per clip (default: DEFAULT_CLIP_FRAMES rounded up to a
-    multiple of the model's native length);
+    (default: the model's native size; a multiple of its token patch); clip_frames: frames per clip
+    (default: DEFAULT_CLIP_FRAMES rounded up to a multiple of the model's native length);
     batch: windows per model call (default: the device's DEFAULT_BATCH, see `batch_size`); t0: start time in
     (0, 1] (t0 < 1 starts from the noised V_up);
     dtype: compute dtype of the network: "auto" (bf16 autocast where the device runs bf16 natively, else
