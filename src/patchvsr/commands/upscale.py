@@ -7,7 +7,6 @@ import functools
 from fractions import Fraction
 
 from patchvsr.devices import DEVICE_HELP, device_arg
-from patchvsr.errors import OptionError
 
 # (flag, type, help) of the options only diffusion models take; passed on as model_options when given
 MODEL_FLAGS = (

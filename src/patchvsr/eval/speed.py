@@ -61,13 +61,15 @@ def machine() -> dict:
     """The CPU and PyTorch build the figures belong to."""
     import torch
 
+    from patchvsr.devices import cpu_capability
+
     model = platform.processor() or "unknown"
     try:
         lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines()
         model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), model)
     except OSError:
         pass
-    return {"cpu": model, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    return {"cpu": model, "cpu_capability": cpu_capability(),
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
