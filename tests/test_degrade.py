@@ -118,4 +118,4 @@ def test_config_rejects_bad_values():
 
 def test_degraded_fields_are_documented():
     assert set(Degraded.__dataclass_fields__) == {"hr", "lr_up", "cond", "global_frame", "position_mask",
-                                                 "scale", "crop_box", "noise_level"}
+                                                 "scale", "crop_box", "noise_level", "degradation"}

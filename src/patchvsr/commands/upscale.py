@@ -23,6 +23,8 @@ MODEL_FLAGS = (
                      "with AMX or AVX512-BF16; else fp32), fp32, bf16, fp16"),
     ("--temporal-radius", int, "average the added detail over N motion-aligned neighbour frames on each side "
                                "within a clip (0 = off; default 8)"),
+    ("--degradation", str, "models trained on real-world inputs: how degraded the input is, auto (default: "
+                           "estimated from the picture) or 0-1 (0 = clean, about 0.7 = H.264 CRF 30)"),
 )
 
 

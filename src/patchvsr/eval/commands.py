@@ -35,6 +35,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--device", default="auto", type=device_arg, help=DEVICE_HELP)
     parser.add_argument("--niqe-every", type=int, default=1, metavar="N",
                         help="compute NIQE on every Nth frame only (default: 1, every frame)")
+    parser.add_argument("--lr-crf", type=int, metavar="CRF",
+                        help="write the LR as H.264 at this CRF (libx264, preset medium, 4:2:0) and evaluate every "
+                             "method on the decoded frames, as a real compressed file (e.g. 30; default: lossless LR)")
     parser.set_defaults(func=run)
     _add_bench_parser(subparsers)
 
@@ -155,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     try:
         config = EvalConfig(scale=args.scale, frames=args.frames, crop=args.crop, methods=methods,
-                            device=args.device, niqe_every=args.niqe_every)
+                            device=args.device, niqe_every=args.niqe_every, lr_crf=args.lr_crf)
     except ValueError as err:
         raise OptionError(str(err)) from None
     _check_writable(args.json)

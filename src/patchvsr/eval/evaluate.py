@@ -3,8 +3,13 @@
 For each reference video and method, frames stream through (never a whole video in memory):
 
     reference frame (H, W, 3) uint8 ─► centre crop (--crop), then trim to multiples of K
-        ─► LR: antialiased bicubic / K, rounded to uint8 ─► api.upscale_stream (the `upscale` clip loop)
+        ─► LR: antialiased bicubic / K, rounded to uint8 [─► H.264 at --lr-crf] ─► api.upscale_stream
         ─► HR frame ─► PSNR-Y, SSIM-Y (border K), warp error (flow of the reference), NIQE, seam score
+
+With `lr_crf`, the LR frames of the evaluated span are first written as one H.264 stream (libx264, that CRF,
+preset medium, yuv420p, 25 fps) and decoded again, as a real compressed file would arrive; every method gets
+the same decoded frames, so a gain over bicubic is over bicubic of the same input. The LR is small (the
+span's LR frames are held in memory while encoding); the reference is streamed twice.
 
 Methods with windows expose `window_plan(size: (out_h, out_w)) -> WindowPlan`; their `seam_score` is
 `patchvsr.tiling.seams.seam_score` averaged over frames (1.0 = invisible seams), and `seam_vs_reference`
@@ -37,8 +42,9 @@ from patchvsr.eval.niqe import niqe, niqe_supported
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
 from patchvsr.memory import PeakMemory
+from patchvsr.train import realistic
 
-ROW_FIELDS = ("video", "method", "scale", "frames", "psnr_y", "ssim_y", "warp_error", "seam_score",
+ROW_FIELDS = ("video", "method", "scale", "lr_crf", "frames", "psnr_y", "ssim_y", "warp_error", "seam_score",
               "seam_vs_reference", "niqe",
               "seconds", "output_mpix_per_s", "peak_rss_mb")
 CROP_SIDES = (64, 192)  # the crop grid shows a square of min(H, W) / 3 HR pixels, clamped to this range
@@ -47,7 +53,8 @@ CROP_SIDES = (64, 192)  # the crop grid shows a square of min(H, W) / 3 HR pixel
 @dataclass(frozen=True)
 class EvalConfig:
     """What to evaluate. scale: integer K >= 2; frames: first N frames (None: all); crop: (w, h) centre crop
-    of the reference; methods: names for get_upscaler or Real-ESRGAN peers; device: auto | cpu | cuda."""
+    of the reference; methods: names for get_upscaler or Real-ESRGAN peers; device: auto | cpu | cuda;
+    lr_crf: write the LR as H.264 at this CRF (0-51) and evaluate on the decoded frames (None: lossless LR)."""
 
     scale: int
     frames: int | None = None
@@ -55,8 +62,11 @@ class EvalConfig:
     methods: tuple[str, ...] = ("bicubic", "lanczos")
     device: str = "auto"
     niqe_every: int = 1
+    lr_crf: int | None = None
 
     def __post_init__(self):
+        if self.lr_crf is not None and (not isinstance(self.lr_crf, int) or not 0 <= self.lr_crf <= 51):
+            raise ValueError(f"lr_crf must be an integer in [0, 51], got {self.lr_crf!r}")
         if not isinstance(self.scale, int) or self.scale < 2:
             raise ValueError(f"scale must be an integer >= 2, got {self.scale!r}")
         if self.frames is not None and self.frames < 1:
@@ -153,7 +163,7 @@ class _TimedSource:
 
     def __init__(self, pairs: Iterator[tuple[np.ndarray, np.ndarray]]):
         self.pairs = pairs
-        self.pending: deque[np.ndarray] = deque()  # reference frames whose HR frame has not come out yet
+        self.pending: deque[tuple[np.ndarray, np.ndarray]] = deque()  # (reference, LR) not yet upscaled
         self.seconds = 0.0
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -165,7 +175,7 @@ class _TimedSource:
                 return
             finally:
                 self.seconds += time.perf_counter() - start
-            self.pending.append(ref)
+            self.pending.append((ref, lr))
             yield lr
 
 
@@ -222,12 +232,29 @@ class FrameScores:
 
 
 def reference_pairs(info: VideoInfo, config: EvalConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(reference (H, W, 3) uint8, LR (H/K, W/K, 3) uint8) per frame, streamed from the video."""
+    """(reference (H, W, 3) uint8, LR (H/K, W/K, 3) uint8) per frame, streamed from the video (with
+    `config.lr_crf`, the LR frames are those of the H.264-compressed LR stream, see the module docstring)."""
+    if config.lr_crf is None:
+        for ref in _references(info, config):
+            yield ref, downscale(ref, config.scale)
+        return
+    lr = np.stack([downscale(ref, config.scale) for ref in _references(info, config)])
+    compressed = h264_round_trip(lr, config.lr_crf)
+    yield from zip(_references(info, config), compressed)
+
+
+def _references(info: VideoInfo, config: EvalConfig) -> Iterator[np.ndarray]:
     for frame in read_frames(info):
         if config.frames is not None and frame.index >= config.frames:
             return
-        ref = crop_reference(frame.rgb, config)
-        yield ref, downscale(ref, config.scale)
+        yield crop_reference(frame.rgb, config)
+
+
+def h264_round_trip(frames: np.ndarray, crf: int, preset: str = "medium") -> np.ndarray:
+    """(T, h, w, 3) uint8 RGB through libx264 (yuv420p, `crf`, `preset`, one thread) and back: same shape."""
+    clip = rearrange(torch.from_numpy(frames), "t h w c -> t c h w").float() / 255.0
+    decoded = realistic.h264(clip, crf, preset=preset)
+    return rearrange(torch.round(decoded * 255.0).to(torch.uint8), "t c h w -> t h w c").numpy()
 
 
 def _warm_up(upscaler, lr: np.ndarray, size: tuple[int, int], calls: int = 2) -> None:
@@ -260,17 +287,17 @@ def evaluate_method(info: VideoInfo, name: str, config: EvalConfig, grid_index: 
     total = min(info.frames, config.frames or info.frames)
 
     with reporter.progress(f"{video} {name}") as progress:
-        def on_frame(index: int, ref: np.ndarray, out: np.ndarray) -> None:
+        def on_frame(index: int, ref: np.ndarray, lr: np.ndarray, out: np.ndarray) -> None:
             scores.add(ref, out)
             if index == grid_index:
-                crops.append(_grid_crop(video, ref, out, config.scale, result, first_pass))
+                crops.append(_grid_crop(video, ref, lr, out, config.scale, result, first_pass))
             progress(index + 1, total)
 
         seconds = _stream(upscaler, _chain(first, pairs), size, on_frame)
     if first_pass:
         result.reference[video] = {"niqe": _mean(scores.reference_niqe), "warp_error": _mean(scores.reference_warp)}
     summary = scores.summary()
-    row = {"video": video, "method": name, "scale": config.scale, **summary, "seconds": round(seconds, 4),
+    row = {"video": video, "method": name, "scale": config.scale, "lr_crf": config.lr_crf, **summary, "seconds": round(seconds, 4),
            "output_mpix_per_s": round(summary["frames"] * size[0] * size[1] / 1e6 / seconds, 4),
            "peak_rss_mb": round(memory.peak_mb(), 1)}
     reporter.log(f"{video} x{config.scale} {name}: {row['frames']} frames, PSNR-Y {_fmt(row['psnr_y'])} dB, "
@@ -279,8 +306,8 @@ def evaluate_method(info: VideoInfo, name: str, config: EvalConfig, grid_index: 
 
 
 def _stream(upscaler, pairs: Iterator[tuple[np.ndarray, np.ndarray]], size: tuple[int, int],
-            on_frame: Callable[[int, np.ndarray, np.ndarray], None]) -> float:
-    """Run the `upscale` clip loop over the LR frames, calling on_frame(index, ref, out) per HR frame.
+            on_frame: Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]) -> float:
+    """Run the `upscale` clip loop over the LR frames, calling on_frame(index, ref, lr, out) per HR frame.
 
     Returns the seconds spent inside the clip loop, minus the time the LR source took to produce frames.
     """
@@ -295,7 +322,7 @@ def _stream(upscaler, pairs: Iterator[tuple[np.ndarray, np.ndarray]], size: tupl
         busy += time.perf_counter() - start
         if out is None:
             return max(busy - source.seconds, 1e-9)
-        on_frame(index, source.pending.popleft(), out)
+        on_frame(index, *source.pending.popleft(), out)
         index += 1
 
 
@@ -304,12 +331,13 @@ def _chain(first, rest):
     yield from rest
 
 
-def _grid_crop(video: str, ref: np.ndarray, out: np.ndarray, k: int, result: EvalResult, first_pass: bool):
+def _grid_crop(video: str, ref: np.ndarray, lr: np.ndarray, out: np.ndarray, k: int, result: EvalResult,
+               first_pass: bool):
     """The method's crop at the grid frame; on the first pass also pick the box and keep reference/LR crops."""
     if first_pass:
         side = int(np.clip(min(ref.shape[:2]) // 3, *CROP_SIDES))
         top, left, side = detail_box(ref, side, k)
-        lr = downscale(ref, k)[top // k:(top + side) // k, left // k:(left + side) // k]
+        lr = lr[top // k:(top + side) // k, left // k:(left + side) // k]
         result.reference_crops[video] = (ref[top:top + side, left:left + side].copy(), lr.copy(), (top, left, side))
     top, left, side = result.reference_crops[video][2]
     return out[top:top + side, left:left + side].copy()

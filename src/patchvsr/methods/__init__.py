@@ -25,7 +25,7 @@ DEFAULT_MODEL = "tiny"
 # Options that only models with windows and sampling steps understand (CLI spelling: --clip-frames etc.),
 # with the type their value has.
 MODEL_OPTION_TYPES = {"steps": int, "fusion": str, "seed": int, "window": int, "clip_frames": int, "batch": int,
-                      "t0": float, "dtype": str, "temporal_radius": int}
+                      "t0": float, "dtype": str, "temporal_radius": int, "degradation": str}
 MODEL_OPTIONS = tuple(MODEL_OPTION_TYPES)
 
 

@@ -59,7 +59,10 @@ class SamplerOptions:
     dtype: compute dtype of the network: "auto" (bf16 autocast where the device runs bf16 natively, else
     fp32; `patchvsr.devices.compute_dtype`), "fp32", "bf16" or "fp16";
     temporal_radius: average the added detail over this many motion-compensated neighbours on each side
-    within the clip (`patchvsr.stabilize`; 0 = off).
+    within the clip (`patchvsr.stabilize`; 0 = off);
+    degradation: for models conditioned on the input's degradation strength, "auto" (estimated from each
+    window) or a strength in [0, 1] as a string or number (0: a clean downscale; about 0.7: H.264 CRF 30);
+    other models ignore it.
     """
 
     steps: int = 1
@@ -71,8 +74,10 @@ class SamplerOptions:
     t0: float = 1.0
     dtype: str = "auto"
     temporal_radius: int = 8
+    degradation: str | float = "auto"
 
     def __post_init__(self) -> None:
+        self.degradation_strength  # noqa: B018 - validates the value (OptionError)
         if not isinstance(self.steps, int) or not 1 <= self.steps <= 1000:
             raise OptionError(f"--steps must be an integer in [1, 1000], got {self.steps!r}")
         if self.fusion not in FUSION_CHOICES:
@@ -88,6 +93,19 @@ class SamplerOptions:
             raise OptionError(f"--temporal-radius must be an integer >= 0, got {self.temporal_radius!r}")
         if self.dtype != "auto" and self.dtype not in DTYPES:
             raise OptionError(f"--dtype must be one of auto, {', '.join(DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def degradation_strength(self) -> float | None:
+        """The strength to condition on, or None to estimate it per window ("auto")."""
+        if self.degradation == "auto":
+            return None
+        try:
+            value = float(self.degradation)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not 0.0 <= value <= 1.0:
+            raise OptionError(f"--degradation must be auto or a number in [0, 1], got {self.degradation!r}")
+        return value
 
     @property
     def fusion_mode(self) -> str:
@@ -259,7 +277,8 @@ class PatchVSRUpscaler:
 
         def denoise(windows: torch.Tensor, t: float, batch: WindowBatch) -> torch.Tensor:
             cond = WindowConditions.build(plan.crop(up, batch.indices), guide, batch.masks, batch.scale,
-                                          batch.crop_boxes, noise_level=0.0, keys=batch.indices)
+                                          batch.crop_boxes, noise_level=0.0, keys=batch.indices,
+                                          degradation=self.options.degradation_strength)
             with torch.autocast(self.device.type, DTYPES[dtype], enabled=dtype != "fp32"):
                 velocity = self.model.velocity(windows, t, cond).float()
             if counter is not None:

@@ -18,7 +18,8 @@ from torch import nn
 
 from patchvsr.models.dit import BaseInjection, VideoDiT
 from patchvsr.models.layers import (
-    FrameConv, HeadNorm, TransformerBlock, init_linear_xavier, patchify, sincos_3d, split_heads, token_grid, zero_init,
+    HeadNorm, TransformerBlock, init_linear_xavier, patchify, sincos_3d, split_heads, stem_conv, token_grid,
+    zero_init,
 )
 
 
@@ -94,9 +95,10 @@ class PatchBranch(nn.Module):
         super().__init__()
         spec = base.spec
         self.patch, self.patch_t, self.dim = spec.patch_size, spec.patch_size_t, spec.hidden_size
-        self.stem = FrameConv(spec.in_channels, spec.stem_channels, 3)
+        self.grid_patch = spec.grid_patch
+        self.stem = stem_conv(spec.in_channels, spec.stem_channels, spec.stem_stride)
         self.stem_act = nn.SiLU()
-        self.patch_embed = nn.Linear(spec.stem_channels * self.patch_t * self.patch**2, self.dim)
+        self.patch_embed = nn.Linear(spec.stem_channels * self.patch_t * self.grid_patch**2, self.dim)
         self.blocks = nn.ModuleList(
             TransformerBlock(self.dim, spec.num_heads, spec.mlp_ratio) for _ in range(depth)
         )
@@ -110,13 +112,13 @@ class PatchBranch(nn.Module):
             block.mlp.load_state_dict(source.mlp.state_dict())
 
     def stem_features(self, lr_up: torch.Tensor) -> torch.Tensor:
-        """lr_up: (N, C, T, h, w) in [-1, 1] -> (N, S, T, h, w) full-resolution features."""
+        """lr_up: (N, C, T, h, w) in [-1, 1] -> (N, S, T, h / r, w / r) features on the base stem's grid."""
         return self.stem_act(self.stem(lr_up))
 
     def forward(self, lr_up: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """lr_up: (N, C, T, h, w) in [-1, 1] -> `depth` x (N, L, D), the output of every block."""
         grid = token_grid(lr_up.shape, self.patch, self.patch_t)
-        tokens = self.patch_embed(patchify(self.stem_features(lr_up), self.patch, self.patch_t))
+        tokens = self.patch_embed(patchify(self.stem_features(lr_up), self.grid_patch, self.patch_t))
         tokens = tokens + sincos_3d(self.dim, grid, tokens.device, tokens.dtype)
         states = []
         for block in self.blocks:
@@ -182,8 +184,8 @@ class PatchVSRAdapter(nn.Module):
         # base block i reads patch-branch block i·patch_depth // depth (evenly spread, ControlNet-SD3 style)
         self.sources = [i * patch_depth // spec.depth for i in range(spec.depth)]
         self.residual_proj = nn.ModuleList(nn.Linear(spec.hidden_size, spec.hidden_size) for _ in range(spec.depth))
-        # the LR window also enters at full resolution: added to the base stem's pre-activation (ControlNet hint)
-        self.stem_proj = FrameConv(spec.in_channels, spec.stem_channels, 3)
+        # the LR window also enters on the stem's grid: added to the base stem's pre-activation (ControlNet hint)
+        self.stem_proj = stem_conv(spec.in_channels, spec.stem_channels, spec.stem_stride)
         self.global_branch = GlobalBranch(base, global_depth) if use_global_branch else None
         self.global_kv = nn.ModuleList(
             GlobalKeyValue(spec.hidden_size, spec.num_heads) for _ in range(spec.depth)

@@ -1,4 +1,5 @@
-"""Per-window conditions of the PatchVSR adapter and their embedding (scale, crop box, noise-augmentation level).
+"""Per-window conditions of the PatchVSR adapter and their embedding (scale, crop box, noise-augmentation level and,
+for models trained on real-world degradations, the degradation strength, given or estimated from the window).
 
 `WindowConditions` is what the glue code builds from the tiling engine's window batch; everything in it depends
 only on the LR clip and the window, never on the sampling time t, so the branch features computed from it are
@@ -15,9 +16,10 @@ from diffusers.models.embeddings import Timesteps
 from einops import rearrange
 from torch import nn
 
-from patchvsr.models.layers import zero_init
+from patchvsr.models.layers import SpaceToDepth, zero_init
 
-# Scalars fed to the condition embedder, in this order: log2 scale, crop x0, y0, x1, y1, noise level.
+# Scalars fed to the condition embedder, in this order: log2 scale, crop x0, y0, x1, y1, noise level, and the
+# degradation strength where the model has that condition.
 N_CONDITION_SCALARS = 6
 
 
@@ -31,7 +33,9 @@ class WindowConditions:
         position mask M_i in {0, 1} as last channel; None only for a model without global branch;
     scale: (N,) upscaling factor k > 0; crop_box: (N, 4) window box (x0, y0, x1, y1) in [0, 1] relative to the
         whole frame; noise_level: (N,) in [0, 1], the rectified-flow time of the condition's noise augmentation;
-    keys: N hashable cache keys (window indices in the plan), or None to compute branch features afresh.
+    keys: N hashable cache keys (window indices in the plan), or None to compute branch features afresh;
+    degradation: (N,) in [0, 1], how far the LR input is from a clean downscale (`patchvsr.train.realistic`'s
+        strength), or None: a model with that condition estimates it from lr_up; other models ignore it.
     """
 
     lr_up: torch.Tensor
@@ -40,6 +44,7 @@ class WindowConditions:
     crop_box: torch.Tensor
     noise_level: torch.Tensor
     keys: tuple[Hashable, ...] | None = None
+    degradation: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.lr_up.ndim != 5:
@@ -53,6 +58,8 @@ class WindowConditions:
         for name, shape in (("scale", (n,)), ("crop_box", (n, 4)), ("noise_level", (n,))):
             if tuple(getattr(self, name).shape) != shape:
                 raise ValueError(f"{name} must have shape {shape}, got {tuple(getattr(self, name).shape)}")
+        if self.degradation is not None and tuple(self.degradation.shape) != (n,):
+            raise ValueError(f"degradation must have shape ({n},), got {tuple(self.degradation.shape)}")
         if self.keys is not None and len(self.keys) != n:
             raise ValueError(f"keys must hold {n} entries, got {len(self.keys)}")
 
@@ -66,10 +73,12 @@ class WindowConditions:
         crop_box: torch.Tensor,
         noise_level: float | torch.Tensor,
         keys: Sequence[Hashable] | None = None,
+        degradation: float | torch.Tensor | None = None,
     ) -> "WindowConditions":
         """From the tiling engine's pieces: lr_up (N, C, T, h, w); global_frame (C, T, gh, gw) shared by the clip
         (or None without global branch); masks (N, 1, gh, gw) in {0, 1}, the same for every frame; scale and
-        noise_level scalars or (N,); crop_box (N, 4) (x0, y0, x1, y1) in [0, 1]."""
+        noise_level scalars or (N,); crop_box (N, 4) (x0, y0, x1, y1) in [0, 1]; degradation a scalar, (N,) or
+        None (estimated by the model)."""
         n, _, frames = lr_up.shape[:3]
         global_input = None
         if global_frame is not None:
@@ -81,7 +90,7 @@ class WindowConditions:
             return torch.as_tensor(value, dtype=lr_up.dtype, device=lr_up.device).reshape(-1).expand(n)
 
         return cls(lr_up, global_input, per_window(scale), crop_box.to(lr_up), per_window(noise_level),
-                   None if keys is None else tuple(keys))
+                   None if keys is None else tuple(keys), None if degradation is None else per_window(degradation))
 
     def __len__(self) -> int:
         return self.lr_up.shape[0]
@@ -96,6 +105,7 @@ class WindowConditions:
             crop_box=self.crop_box[index],
             noise_level=self.noise_level[index],
             keys=None if self.keys is None else tuple(self.keys[i] for i in rows),
+            degradation=None if self.degradation is None else self.degradation[index],
         )
 
 
@@ -117,29 +127,69 @@ def full_frame_conditions(lr_up: torch.Tensor, scale: float, noise_level: float 
     )
 
 
+class DegradationEstimator(nn.Module):
+    """Estimates the degradation strength of LR windows: lr_up (N, C, T, h, w) in [-1, 1], scale (N,) -> (N,) in
+    [0, 1].
+
+    Three stride-2 convolutions over each frame (after a 2x pixel unshuffle, so the first one sees 4x4 pixels
+    of the upsampled input), averaged over the window and its frames; a linear layer of those features and
+    log2 k gives the strength (through a sigmoid). About 0.6 kMAC per window pixel.
+    """
+
+    def __init__(self, channels: int, width: int = 32):
+        super().__init__()
+        self.unshuffle = SpaceToDepth(2)
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels * 4, width // 2, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(width // 2, width, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.SiLU(),
+        )
+        self.out = nn.Linear(width + 1, 1)
+
+    def forward(self, lr_up: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        frames = lr_up.shape[2]
+        x = rearrange(self.unshuffle(lr_up), "n c t h w -> (n t) c h w")
+        pooled = rearrange(self.convs(x.to(self.convs[0].weight.dtype)).mean(dim=(2, 3)), "(n t) c -> n t c",
+                           t=frames).mean(dim=1)                                       # (N, width)
+        log_scale = torch.log2(scale.to(pooled.dtype))[:, None]
+        return torch.sigmoid(self.out(torch.cat([pooled, log_scale], dim=1)))[:, 0].float()
+
+
 class ConditionEmbedder(nn.Module):
-    """Embeds (scale k, crop box, noise level) into the timestep-embedding space: -> (N, D), zero at init.
+    """Embeds (scale k, crop box, noise level[, degradation strength]) into the timestep-embedding space:
+    -> (N, D), zero at init.
 
     Each scalar gets a sinusoidal embedding (k as 250·log2 k, the others times 1000, so the useful range spans
     the usual 0-1000 timestep range), then a two-layer MLP whose output layer starts at zero. With
-    `use_position=False` the crop box is replaced by a constant, so the output does not depend on it.
+    `use_position=False` the crop box is replaced by a constant, so the output does not depend on it. With
+    `use_degradation=True` the degradation strength is a seventh scalar, and `estimator` (a
+    `DegradationEstimator`) supplies it where the caller does not.
     """
 
-    def __init__(self, dim: int, freq_dim: int = 64, use_position: bool = True):
+    def __init__(self, dim: int, freq_dim: int = 64, use_position: bool = True, use_degradation: bool = False,
+                 in_channels: int = 3):
         super().__init__()
         self.use_position = use_position
         self.freq_dim = freq_dim
+        self.scalars = N_CONDITION_SCALARS + int(use_degradation)
         self.proj = Timesteps(freq_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.mlp = nn.Sequential(
-            nn.Linear(N_CONDITION_SCALARS * freq_dim, dim), nn.SiLU(), zero_init(nn.Linear(dim, dim))
+            nn.Linear(self.scalars * freq_dim, dim), nn.SiLU(), zero_init(nn.Linear(dim, dim))
         )
+        self.estimator = DegradationEstimator(in_channels) if use_degradation else None
 
-    def forward(self, scale: torch.Tensor, crop_box: torch.Tensor, noise_level: torch.Tensor) -> torch.Tensor:
-        """scale: (N,) > 0; crop_box: (N, 4) in [0, 1]; noise_level: (N,) in [0, 1]. Returns (N, D)."""
+    def forward(self, scale: torch.Tensor, crop_box: torch.Tensor, noise_level: torch.Tensor,
+                degradation: torch.Tensor | None = None) -> torch.Tensor:
+        """scale: (N,) > 0; crop_box: (N, 4) in [0, 1]; noise_level: (N,) in [0, 1]; degradation: (N,) in
+        [0, 1], required with `use_degradation` (ignored without). Returns (N, D)."""
         if not self.use_position:
             crop_box = torch.zeros_like(crop_box)
         log_scale = 250.0 * torch.log2(scale.float())[:, None]
-        values = torch.cat([log_scale, 1000.0 * crop_box.float(), 1000.0 * noise_level.float()[:, None]], dim=1)
-        freqs = self.proj(rearrange(values, "n k -> (n k)"))                           # (N·6, freq_dim)
-        freqs = rearrange(freqs, "(n k) f -> n (k f)", k=N_CONDITION_SCALARS)          # (N, 6·freq_dim)
+        columns = [log_scale, 1000.0 * crop_box.float(), 1000.0 * noise_level.float()[:, None]]
+        if self.estimator is not None:
+            if degradation is None:
+                raise ValueError("this embedder conditions on the degradation strength: pass it (or estimate it)")
+            columns.append(1000.0 * degradation.float()[:, None])
+        freqs = self.proj(rearrange(torch.cat(columns, dim=1), "n k -> (n k)"))        # (N·k, freq_dim)
+        freqs = rearrange(freqs, "(n k) f -> n (k f)", k=self.scalars)                 # (N, k·freq_dim)
         return self.mlp(freqs.to(self.mlp[0].weight.dtype))

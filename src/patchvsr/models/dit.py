@@ -1,5 +1,6 @@
 """The base video DiT: full 3-D self-attention over the tokens of one window, adaLN-Zero timestep conditioning,
-a text cross-attention whose context is a learned fixed prompt, conv stem and head at full resolution.
+a text cross-attention whose context is a learned fixed prompt, a conv stem and head at full resolution or
+(`stem_stride` > 1) on the grid of pixel-unshuffled frames, where most of an efficient SR network's work belongs.
 
 `VideoDiT` is a diffusers `ModelMixin` + `ConfigMixin`, so `save_pretrained` / `from_pretrained` write and read
 `config.json` + `diffusion_pytorch_model.safetensors`. It works on pixels (`in_channels=3`) or on VAE latents.
@@ -19,16 +20,20 @@ from einops import rearrange
 from torch import nn
 
 from patchvsr.models.layers import (
-    Attention, CrossAttention, FrameConv, Mlp, init_linear_xavier, modulate, patchify, sincos_3d, token_grid,
-    unpatchify, zero_init,
+    Attention, CrossAttention, Mlp, init_linear_xavier, last_conv, modulate, output_head, patchify, sincos_3d,
+    stem_conv, token_grid, unpatchify, zero_init,
 )
 
-# Presets are plain dicts of VideoDiT arguments. "tiny" is the shipped CPU model; "test" is for unit tests.
+# Presets are plain dicts of VideoDiT arguments. "tiny" is the first shipped CPU model (stem and head at full
+# resolution); "lite" works on the 4x pixel-unshuffled grid (the LR grid at x4); "test" is for unit tests.
 DIT_PRESETS: dict[str, dict] = {
     "test": dict(hidden_size=32, depth=2, num_heads=2, mlp_ratio=2.0, patch_size=4, patch_size_t=1,
                  stem_channels=8, context_dim=32, prompt_length=2, freq_dim=32, sample_size=16, num_frames=2),
     "tiny": dict(hidden_size=192, depth=6, num_heads=3, mlp_ratio=4.0, patch_size=8, patch_size_t=1,
                  stem_channels=32, context_dim=64, prompt_length=4, freq_dim=256, sample_size=64, num_frames=4),
+    "lite": dict(hidden_size=128, depth=4, num_heads=2, mlp_ratio=2.0, patch_size=8, patch_size_t=1,
+                 stem_channels=48, context_dim=64, prompt_length=4, freq_dim=256, sample_size=64, num_frames=4,
+                 stem_stride=4, head_blocks=2),
     "small": dict(hidden_size=384, depth=12, num_heads=6, mlp_ratio=4.0, patch_size=8, patch_size_t=2,
                   stem_channels=64, context_dim=384, prompt_length=8, freq_dim=256, sample_size=128, num_frames=8),
 }
@@ -52,10 +57,13 @@ class DiTSpec:
     freq_dim: int
     sample_size: int
     num_frames: int
+    stem_stride: int = 1
+    head_blocks: int = 0
 
     def __post_init__(self):
         for name in ("in_channels", "hidden_size", "depth", "num_heads", "patch_size", "patch_size_t",
-                     "stem_channels", "context_dim", "prompt_length", "freq_dim", "sample_size", "num_frames"):
+                     "stem_channels", "context_dim", "prompt_length", "freq_dim", "sample_size", "num_frames",
+                     "stem_stride"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -64,11 +72,20 @@ class DiTSpec:
         if self.hidden_size % 16 or self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of 16 and of num_heads "
                              f"{self.num_heads}")
+        if not isinstance(self.head_blocks, int) or self.head_blocks < 0:
+            raise ValueError(f"head_blocks must be a non-negative integer, got {self.head_blocks!r}")
+        if self.patch_size % self.stem_stride:
+            raise ValueError(f"patch_size {self.patch_size} must be a multiple of stem_stride {self.stem_stride}")
         if not self.mlp_ratio > 0:
             raise ValueError(f"mlp_ratio must be positive, got {self.mlp_ratio!r}")
         if self.sample_size % self.patch_size or self.num_frames % self.patch_size_t:
             raise ValueError(f"sample window {self.num_frames}x{self.sample_size}px is not a multiple of the token "
                              f"patch {self.patch_size_t}x{self.patch_size}")
+
+    @property
+    def grid_patch(self) -> int:
+        """Side of a token patch on the stem's grid (patch_size / stem_stride)."""
+        return self.patch_size // self.stem_stride
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +93,7 @@ class BaseInjection:
     """What an adapter adds to one base forward pass (every field optional; B windows, L tokens, `depth` blocks).
 
     cond: (B, D) added to the timestep embedding;
-    stem: (B, S, T, H, W) added to the full-resolution stem convolution's output (before its activation);
+    stem: (B, S, T, H / r, W / r) added to the stem convolution's output (before its activation), r = stem_stride;
     residuals: `depth` x (B, L, D) added to each block's output;
     global_kv: `depth` x (K_g, V_g), each (B, heads, Lg, D / heads), attended with the queries of each block's
         text cross-attention.
@@ -147,13 +164,16 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         freq_dim: int = 256,
         sample_size: int = 64,
         num_frames: int = 4,
+        stem_stride: int = 1,
+        head_blocks: int = 0,
     ):
         super().__init__()
         spec = DiTSpec(in_channels, out_channels, hidden_size, depth, num_heads, mlp_ratio, patch_size,
-                       patch_size_t, stem_channels, context_dim, prompt_length, freq_dim, sample_size, num_frames)
+                       patch_size_t, stem_channels, context_dim, prompt_length, freq_dim, sample_size, num_frames,
+                       stem_stride, head_blocks)
         self.spec = spec
-        token_dim = stem_channels * patch_size_t * patch_size * patch_size
-        self.stem = FrameConv(in_channels, stem_channels, 3)
+        token_dim = stem_channels * patch_size_t * spec.grid_patch**2
+        self.stem = stem_conv(in_channels, stem_channels, stem_stride)
         self.stem_act = nn.SiLU()
         self.patch_embed = nn.Linear(token_dim, hidden_size)
         self.time_proj = Timesteps(freq_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
@@ -164,15 +184,14 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.final_norm = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
         self.final_proj = nn.Linear(hidden_size, token_dim)
-        self.head = nn.Sequential(FrameConv(stem_channels, stem_channels, 3), nn.SiLU(),
-                                  FrameConv(stem_channels, out_channels or in_channels, 3))
+        self.head = output_head(stem_channels, out_channels or in_channels, stem_stride, head_blocks)
         self._init_weights()
 
     def _init_weights(self) -> None:
         init_linear_xavier(self)
         zero_init(self.time_modulation)
         zero_init(self.final_modulation)
-        zero_init(self.head[-1])
+        zero_init(last_conv(self.head))
 
     @classmethod
     def from_preset(cls, name: str, seed: int = 0, **overrides) -> "VideoDiT":
@@ -192,15 +211,15 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         return self.time_embed(self.time_proj(t * 1000).to(dtype))
 
     def tokens_in(self, feats: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        """feats: (B, S, T, H, W) stem features -> (B, L, D) tokens with the 3-D position embedding added."""
-        tokens = self.patch_embed(patchify(feats, self.spec.patch_size, self.spec.patch_size_t))
+        """feats: (B, S, T, h, w) stem features -> (B, L, D) tokens with the 3-D position embedding added."""
+        tokens = self.patch_embed(patchify(feats, self.spec.grid_patch, self.spec.patch_size_t))
         return tokens + sincos_3d(self.spec.hidden_size, grid, tokens.device, tokens.dtype)
 
     def tokens_out(self, tokens: torch.Tensor, c: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        """tokens: (B, L, D), c: (B, D) -> (B, S, T, H, W) features at full resolution (adaLN final layer)."""
+        """tokens: (B, L, D), c: (B, D) -> (B, S, T, h, w) features on the stem's grid (adaLN final layer)."""
         shift, scale = self.final_modulation(c)[:, None].chunk(2, dim=-1)
         tokens = self.final_proj(modulate(self.final_norm(tokens), shift, scale))
-        return unpatchify(tokens, grid, self.spec.patch_size, self.spec.patch_size_t)
+        return unpatchify(tokens, grid, self.spec.grid_patch, self.spec.patch_size_t)
 
     def text_context(self, context: torch.Tensor | None, batch: int, use_prompt: bool = True) -> torch.Tensor:
         """context: (B, Lc, context_dim) from a text encoder, or None for the learned fixed prompt. With
@@ -227,7 +246,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         c = self.embed_time(t, self.patch_embed.weight.dtype)                       # (B, D)
         if inject.cond is not None:
             c = c + inject.cond
-        feats = self.stem(x)                                                         # (B, S, T, H, W)
+        feats = self.stem(x)                                                         # (B, S, T, h, w)
         if inject.stem is not None:
             feats = feats + inject.stem
         feats = self.stem_act(feats)
@@ -239,5 +258,5 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
             tokens = block(tokens, c6, context, global_kv)                           # (B, L, D)
             if inject.residuals is not None:
                 tokens = tokens + inject.residuals[index]
-        feats = feats + self.tokens_out(tokens, c, grid)                             # (B, S, T, H, W)
+        feats = feats + self.tokens_out(tokens, c, grid)                             # (B, S, T, h, w)
         return self.head(feats).to(x.dtype).contiguous()                             # (B, C_out, T, H, W)

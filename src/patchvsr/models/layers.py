@@ -96,6 +96,63 @@ class FrameConv(nn.Conv2d):
         return rearrange(y.contiguous(memory_format=torch.channels_last), "(b t) c h w -> b c t h w", t=frames)
 
 
+class SpaceToDepth(nn.Module):
+    """Pixel unshuffle of every frame: (B, C, T, H, W) -> (B, C·r², T, H / r, W / r), channels in (c r r) order."""
+
+    def __init__(self, factor: int):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.factor
+        return rearrange(x, "b c t (h r1) (w r2) -> b (c r1 r2) t h w", r1=r, r2=r)
+
+
+class DepthToSpace(SpaceToDepth):
+    """Pixel shuffle of every frame, the inverse of `SpaceToDepth`: (B, C·r², T, h, w) -> (B, C, T, h·r, w·r)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.factor
+        return rearrange(x, "b (c r1 r2) t h w -> b c t (h r1) (w r2)", r1=r, r2=r)
+
+
+def stem_conv(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """The 3x3 input convolution of a video, at full resolution (stride 1: a plain `FrameConv`) or on the
+    `stride`-times smaller grid of its pixel-unshuffled frames: (B, C, T, H, W) -> (B, out, T, H / s, W / s)."""
+    if stride == 1:
+        return FrameConv(in_channels, out_channels, 3)
+    return nn.Sequential(SpaceToDepth(stride), FrameConv(in_channels * stride * stride, out_channels, 3))
+
+
+class ResidualConvBlock(nn.Module):
+    """conv 3x3, SiLU, conv 3x3, plus the input (EDSR's block without normalisation): (B, C, T, H, W) -> same."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = FrameConv(channels, channels, 3)
+        self.act = nn.SiLU()
+        self.conv2 = FrameConv(channels, channels, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
+def output_head(channels: int, out_channels: int, stride: int, blocks: int) -> nn.Sequential:
+    """Features on the stem's grid (B, channels, T, h, w) -> (B, out_channels, T, h·stride, w·stride): `blocks`
+    residual conv blocks, conv, SiLU, conv, then (stride > 1) a pixel shuffle. The last conv is the module's
+    last layer with parameters (`last_conv`), zero-initialised by the model."""
+    layers: list[nn.Module] = [ResidualConvBlock(channels) for _ in range(blocks)]
+    layers += [FrameConv(channels, channels, 3), nn.SiLU(), FrameConv(channels, out_channels * stride * stride, 3)]
+    if stride > 1:
+        layers.append(DepthToSpace(stride))
+    return nn.Sequential(*layers)
+
+
+def last_conv(module: nn.Sequential) -> nn.Module:
+    """The last layer of `module` that has parameters."""
+    return next(layer for layer in reversed(module) if any(True for _ in layer.parameters()))
+
+
 class HeadNorm(nn.RMSNorm):
     """RMSNorm over the last axis whose weight follows the input's dtype (keeps the fused kernel under bf16
     autocast, where the input is bf16 and the weight float32)."""

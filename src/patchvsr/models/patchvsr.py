@@ -32,6 +32,8 @@ class PatchVSRConfig:
     use_position=False: the crop box and the position mask M_i no longer reach the model (scale and noise do);
     use_fixed_prompt=False: the text cross-attention reads a null prompt (one all-zero token) instead of the
         learned fixed prompt, as a text-to-video model given an empty caption.
+    use_degradation=True adds a condition: the degradation strength of the LR input (given, or estimated from
+        each window by the embedder's `DegradationEstimator`), for models trained on real-world degradations.
     """
 
     patch_depth: int = 2
@@ -43,6 +45,7 @@ class PatchVSRConfig:
     use_lora: bool = True
     use_position: bool = True
     use_fixed_prompt: bool = True
+    use_degradation: bool = False
 
     def __post_init__(self):
         for name in ("patch_depth", "global_depth", "lora_rank", "cond_freq_dim"):
@@ -53,7 +56,7 @@ class PatchVSRConfig:
             raise ValueError(f"cond_freq_dim must be even, got {self.cond_freq_dim}")
         if not self.lora_alpha > 0:
             raise ValueError(f"lora_alpha must be positive, got {self.lora_alpha!r}")
-        for name in ("use_global_branch", "use_lora", "use_position", "use_fixed_prompt"):
+        for name in ("use_global_branch", "use_lora", "use_position", "use_fixed_prompt", "use_degradation"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
@@ -63,6 +66,8 @@ PRESETS: dict[str, dict[str, dict]] = {
     "test": {"base": DIT_PRESETS["test"], "adapter": dict(patch_depth=1, global_depth=1, lora_rank=2,
                                                            lora_alpha=2.0, cond_freq_dim=16)},
     "tiny": {"base": DIT_PRESETS["tiny"], "adapter": dict(patch_depth=2, global_depth=2, lora_rank=8)},
+    "lite": {"base": DIT_PRESETS["lite"], "adapter": dict(patch_depth=2, global_depth=2, lora_rank=8,
+                                                           use_degradation=True)},
     "small": {"base": DIT_PRESETS["small"], "adapter": dict(patch_depth=4, global_depth=2, lora_rank=16,
                                                              lora_alpha=16.0)},
 }
@@ -78,7 +83,8 @@ class PatchVSRModel(nn.Module):
         self.config = config
         self.adapter = PatchVSRAdapter(base, config.patch_depth, config.global_depth, config.use_global_branch,
                                        config.use_position)
-        self.embedder = ConditionEmbedder(base.spec.hidden_size, config.cond_freq_dim, config.use_position)
+        self.embedder = ConditionEmbedder(base.spec.hidden_size, config.cond_freq_dim, config.use_position,
+                                          config.use_degradation, base.spec.in_channels)
         if config.use_lora and not lora_merged:
             lora.add_lora(base, config.lora_rank, config.lora_alpha)
         self.base = base
@@ -152,9 +158,17 @@ class PatchVSRModel(nn.Module):
             raise ValueError(f"cond.lr_up has shape {tuple(cond.lr_up.shape)}, z has {tuple(z.shape)}")
         t = torch.as_tensor(t, dtype=z.dtype, device=z.device).reshape(-1).expand(z.shape[0])
         features = self.branch_features(cond)
-        cond_emb = self.embedder(cond.scale, cond.crop_box, cond.noise_level)
+        cond_emb = self.embedder(cond.scale, cond.crop_box, cond.noise_level, self.degradation(cond))
         injection = self.adapter.injection(features, cond.lr_up, cond_emb)
         return self.base(z, t, injection=injection, use_prompt=self.config.use_fixed_prompt)
+
+    def degradation(self, cond: WindowConditions) -> torch.Tensor | None:
+        """The degradation strength (N,) the model conditions on: `cond.degradation`, else the estimate from
+        each window; None for a model without that condition."""
+        estimator = self.embedder.estimator
+        if estimator is None or cond.degradation is not None:
+            return None if estimator is None else cond.degradation
+        return estimator(cond.lr_up, cond.scale)
 
     # ----- training and LoRA --------------------------------------------------------------------------------
     def trainable_parameters(self) -> list[nn.Parameter]:

@@ -19,6 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--out", type=Path, default=Path("data"), help="output folder (default: data)")
     data.add_argument("--clips", type=int, default=2048, help="training clips (default: 2048)")
     data.add_argument("--val-clips", type=int, default=64, help="validation clips (default: 64)")
+    data.add_argument("--collection", choices=("v1", "v2"), default="v2",
+                      help="source collection: v1 = the wallpaper packages of the first tiny model; v2 (default) "
+                           "adds OpenCV's sample photos and footage and Stellarium's panoramas")
     data.add_argument("--frames", type=int, default=8, help="frames per clip (default: 8)")
     data.add_argument("--size", type=int, default=192, help="clip side in pixels (default: 192)")
     data.add_argument("--seed", type=int, default=0)
@@ -39,7 +42,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (this session)")
     train.add_argument("--steps", type=int, default=None, help="stop at this total step count")
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
-    train.add_argument("--preset", default="tiny", help="model and optimisation preset (test, tiny, small)")
+    train.add_argument("--preset", default="tiny", help="model and optimisation preset (test, tiny, lite, small)")
     train.add_argument("--device", default="auto", type=device_arg, help=DEVICE_HELP)
     train.add_argument("--base", default=None, help="adapter stage: the stage-1 model folder (OUT/model)")
     train.add_argument("--init", default=None,
@@ -111,14 +114,17 @@ def run_data(args: argparse.Namespace) -> int:
 
     try:
         clip_config = dataclasses.replace(data.DataConfig().clip, frames=args.frames, size=args.size)
-        config = data.DataConfig(clips=args.clips, val_clips=args.val_clips, seed=args.seed, clip=clip_config)
+        config = data.DataConfig(clips=args.clips, val_clips=args.val_clips, seed=args.seed, clip=clip_config,
+                                 collection=args.collection)
     except ValueError as err:
         raise OptionError(str(err)) from None
     manifest = data.prepare_data(args.out, config, raw_dir=args.raw,
                                  log=lambda line: print(line, file=sys.stderr, flush=True))
     clip_bytes = sum(path.stat().st_size for path in (args.out / "clips").glob("*.npy"))
-    used = sum(1 for photo in manifest["photos"] if photo["weight"] > 0)
+    used = sum(1 for photo in manifest["photos"] if photo["weight"] > 0 and photo.get("kind") != "footage")
+    footage = sum(1 for photo in manifest["photos"] if photo.get("kind") == "footage")
     print(f"{len(manifest['clips']['train'])} train + {len(manifest['clips']['val'])} val clips of "
-          f"{args.frames}x{args.size}x{args.size} from {used}/{len(manifest['photos'])} photos, "
+          f"{args.frames}x{args.size}x{args.size} from {used}/{len(manifest['photos']) - footage} photos "
+          f"and {footage} videos, "
           f"{clip_bytes / 1e6:.0f} MB in {args.out / 'clips'}, prepared in {manifest['seconds']:.0f} s")
     return 0

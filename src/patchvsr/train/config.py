@@ -19,6 +19,7 @@ PRECISIONS = ("bf16", "fp32")
 TRAIN_PRESETS: dict[str, dict] = {
     "test": dict(batch=2, lr=1e-3, warmup_steps=0, val_clips=2, val_every=50, log_every=1, ema=0.0),
     "tiny": dict(batch=8, lr=3e-4, warmup_steps=200, val_clips=32, val_every=250, log_every=10, ema=0.999),
+    "lite": dict(batch=16, lr=6e-4, warmup_steps=100, val_clips=32, val_every=250, log_every=10, ema=0.999),
     "small": dict(batch=16, lr=2e-4, warmup_steps=500, val_clips=64, val_every=500, log_every=10, ema=0.999),
 }
 

@@ -48,6 +48,8 @@ class DataConfig:
     holdout: float = 0.1
     probe_draws: int = 16
     skimage_images: bool = True
+    collection: str = "v2"
+    footage_share: float = 0.08  # share of training clips cut from real footage (where the collection has some)
     clip: motion.ClipConfig = field(default_factory=lambda: motion.ClipConfig(min_energy=0.015))
 
     def __post_init__(self) -> None:
@@ -56,6 +58,10 @@ class DataConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.holdout < 1.0:
             raise ValueError(f"holdout must lie in (0, 1), got {self.holdout}")
+        if self.collection not in sources.COLLECTIONS:
+            raise ValueError(f"collection must be one of {sorted(sources.COLLECTIONS)}, got {self.collection!r}")
+        if not 0.0 <= self.footage_share < 1.0:
+            raise ValueError(f"footage_share must lie in [0, 1), got {self.footage_share}")
 
 
 def _hash_bucket(key: str) -> float:
@@ -108,6 +114,20 @@ def _textured_share(photo: np.ndarray, generator: torch.Generator, config: DataC
     return float(np.mean(np.array(energies) >= clip_config.min_energy)) if energies else 0.0
 
 
+def footage_records(videos: list[str], records: list[dict], share: float) -> list[dict]:
+    """Training records of real footage: together they get `share` of the training clips' weight."""
+    if not videos or share <= 0.0:
+        return []
+    photo_weight = sum(r["weight"] for r in records if r["split"] == "train")
+    weight = photo_weight * share / (1.0 - share) / len(videos)
+    out = []
+    for path in videos:
+        source = sources.PhotoSource(f"footage/{Path(path).stem}", path)
+        out.append({"key": source.key, "path": path, "kind": "footage", "sha256": sources.file_sha256(source),
+                    "weight": round(weight, 6), "split": "train"})
+    return out
+
+
 def assign_photos(records: list[dict], split: str, count: int, seed: int) -> list[int]:
     """Photo index of each clip of `split`, drawn from the photo weights with the clip's own generator."""
     weights = torch.tensor([r["weight"] if r["split"] == split else 0.0 for r in records], dtype=torch.float64)
@@ -125,10 +145,12 @@ def render_split(out_dir: Path, records: list[dict], photos: list[sources.PhotoS
     shards = _open_shards(out_dir / "clips", split, count, config.shard_size, clip_config)
     clip_records: list[dict] = [{} for _ in range(count)]
     for photo_index in sorted(set(assignment)):
-        photo = sources.load_photo(photos[photo_index])
+        footage = records[photo_index].get("kind") == "footage"
+        source = sources.load_video(photos[photo_index].path) if footage else sources.load_photo(photos[photo_index])
+        synthesize = motion.footage_clip if footage else motion.synthesize_clip
         for clip_index in (i for i, p in enumerate(assignment) if p == photo_index):
             generator = seeded_generator(config.seed, split, clip_index, "clip")
-            clip, record = motion.synthesize_clip(photo, generator, clip_config)
+            clip, record = synthesize(source, generator, clip_config)
             shard, offset = divmod(clip_index, config.shard_size)
             shards[shard][offset] = clip
             clip_records[clip_index] = {"index": clip_index, "shard": _shard_name(split, shard),
@@ -168,10 +190,12 @@ def prepare_data(out_dir: Path, config: DataConfig, raw_dir: Path | None = None,
     versions = {}
     if raw_dir is None:
         raw_dir = out_dir / "raw"
-        versions = sources.fetch_packages(raw_dir, out_dir / "debs")
+        versions = sources.fetch_packages(raw_dir, out_dir / "debs", config.collection)
     photos = sources.list_photos(raw_dir, include_skimage=config.skimage_images)
     records = survey_photos(photos, config, log)
     split_photos(records, config.holdout)
+    records += footage_records(sources.list_videos(raw_dir), records, config.footage_share)
+    photos += [sources.PhotoSource(r["key"], r["path"]) for r in records[len(photos):]]
     clips = {split: render_split(out_dir, records, photos, split, count, config, log)
              for split, count in (("train", config.clips), ("val", config.val_clips))}
     manifest = {"version": MANIFEST_VERSION, "config": _config_dict(config), "packages": versions,

@@ -6,7 +6,8 @@ Per sample, all random choices from the sample's own torch.Generator:
 2. (realistic share only) Gaussian blur of the HR canvas;
 3. antialiased downsampling by a random factor k in `scale_range`: bicubic for `bicubic_share` of samples
    (exactly how the evaluation makes its LR input), bilinear (the paper's) for the rest;
-4. (realistic share only) sensor noise and JPEG or H.264 compression; otherwise 8-bit quantisation;
+4. (realistic share only) sensor noise and JPEG or H.264 compression; otherwise 8-bit quantisation; the
+   degradation strength of the result (`realistic.strength`: 0 for a clean downscale) is a condition;
 5. bicubic upsampling back to the canvas size (`upsample_bicubic`, the upsampler inference uses);
 6. a random window crop, its normalised box, the global frame G and the window's position mask M
    (through `patchvsr.tiling.guidance`, so training sees exactly what inference builds);
@@ -69,7 +70,8 @@ class Degraded:
     global_frame: (B, 3, T, gs, gs) in [-1, 1], the whole upsampled LR canvas resized (clean);
     position_mask: (B, 1, gs, gs) in {0, 1}, the window's footprint on global_frame;
     scale: (B,) >= 1, the effective factor canvas / LR (mean of both axes);
-    crop_box: (B, 4) (x0, y0, x1, y1) in [0, 1] relative to the canvas; noise_level: (B,) in [0, 1].
+    crop_box: (B, 4) (x0, y0, x1, y1) in [0, 1] relative to the canvas; noise_level: (B,) in [0, 1];
+    degradation: (B,) in [0, 1], the LR's distance from the clean downscale (`realistic.strength`).
     """
 
     hr: torch.Tensor
@@ -80,6 +82,7 @@ class Degraded:
     scale: torch.Tensor
     crop_box: torch.Tensor
     noise_level: torch.Tensor
+    degradation: torch.Tensor
 
 
 def upsample_bicubic(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -127,18 +130,21 @@ def _canvas(clip: torch.Tensor, config: DegradeConfig, generator: torch.Generato
 
 
 def _low_resolution(canvas: torch.Tensor, config: DegradeConfig,
-                    generator: torch.Generator) -> tuple[torch.Tensor, float]:
-    """canvas (T, 3, H, W) in [0, 1] -> (LR (T, 3, h, w) in [0, 1] 8-bit levels, effective scale)."""
+                    generator: torch.Generator) -> tuple[torch.Tensor, float, float]:
+    """canvas (T, 3, H, W) in [0, 1] -> (LR (T, 3, h, w) in [0, 1] 8-bit levels, effective scale, degradation
+    strength)."""
     height, width = canvas.shape[-2:]
     low, high = config.scale_range
     factor = low + (high - low) * _rand(generator)
     size = (max(1, round(height / factor)), max(1, round(width / factor)))
     bicubic = _rand(generator) < config.bicubic_share
+    clean = quantize(downsample(canvas, size, bicubic))
+    strength = 0.0
+    lr = clean
     if _rand(generator) < config.realistic_share:
         lr = realistic.corrupt(downsample(realistic.blur(canvas, factor, generator), size, bicubic), generator)
-    else:
-        lr = quantize(downsample(canvas, size, bicubic))
-    return lr, (height / size[0] + width / size[1]) / 2.0
+        strength = realistic.strength(lr, clean)
+    return lr, (height / size[0] + width / size[1]) / 2.0, strength
 
 
 def _window_and_guidance(canvas_hw: tuple[int, int], config: DegradeConfig,
@@ -163,7 +169,7 @@ def degrade_clip(clip: torch.Tensor, config: DegradeConfig, generator: torch.Gen
     Returns the fields of `Degraded` without the batch axis (hr, lr_up, cond in [-1, 1] etc.).
     """
     canvas = _canvas(clip, config, generator)                                  # (T, 3, H, W)
-    lr, scale = _low_resolution(canvas, config, generator)                     # (T, 3, h, w)
+    lr, scale, strength = _low_resolution(canvas, config, generator)           # (T, 3, h, w)
     lr_up = upsample_bicubic(lr, tuple(canvas.shape[-2:]))                     # (T, 3, H, W)
     (y0, x0), box, mask = _window_and_guidance(tuple(canvas.shape[-2:]), config, generator)
     side = config.global_size or config.window
@@ -179,6 +185,7 @@ def degrade_clip(clip: torch.Tensor, config: DegradeConfig, generator: torch.Gen
         "global_frame": global_frame(_to_model(lr_up), (side, side)), "position_mask": mask,
         "scale": torch.tensor(scale, dtype=torch.float32), "crop_box": box,
         "noise_level": torch.tensor(level, dtype=torch.float32),
+        "degradation": torch.tensor(strength, dtype=torch.float32),
     }
 
 

@@ -71,7 +71,8 @@ def _to_device(batch: tuple[Degraded, torch.Tensor, torch.Tensor], device: torch
 def flow_loss(trainee: torch.nn.Module, batch, residual_std: float, autocast: Callable,
               temporal_weight: float = 0.0) -> torch.Tensor:
     """The rectified-flow loss of one batch (Degraded, t: (B,), noise: (B, 3, T, h, w)): scalar float32,
-    plus `temporal_weight` times the temporal-consistency term of the clean-estimate error (`temporal.py`)."""
+    plus `temporal_weight` times the temporal-consistency term of the clean-estimate error (`temporal.py`),
+    plus, for a model with a degradation estimator, its squared error on the batch's true strengths."""
     degraded, t, noise = batch
     z0 = (degraded.hr - degraded.lr_up) / residual_std                       # (B, 3, T, h, w), unit-ish std
     t_b = t.view(-1, 1, 1, 1, 1)
@@ -83,6 +84,10 @@ def flow_loss(trainee: torch.nn.Module, batch, residual_std: float, autocast: Ca
     if temporal_weight:
         error = t_b * (v - target)  # z0 - z0_hat: the clean estimate's error (sign does not matter)
         loss = loss + temporal_weight * temporal.temporal_error(error, *temporal.window_flows(degraded.hr))
+    if getattr(trainee, "module", trainee).estimates_degradation:
+        with autocast():
+            estimate = trainee(z_t, t, degraded, estimate=True).float()
+        loss = loss + F.mse_loss(estimate, degraded.degradation)
     return loss
 
 

@@ -249,3 +249,24 @@ def synthesize_clip(photo: np.ndarray, generator: torch.Generator,
 def fits(photo_hw: tuple[int, int], config: ClipConfig) -> bool:
     """Whether clips of `config.size` can be cut from a photo of this (H, W) without upscaling it."""
     return min(photo_hw) >= config.size * 1.6
+
+
+def footage_clip(frames: np.ndarray, generator: torch.Generator,
+                 config: ClipConfig) -> tuple[np.ndarray, dict]:
+    """One clip cut from real footage: `config.frames` consecutive frames (played forwards or backwards) of a
+    random `config.size`-px square, mirrored for half the clips. frames: (N, H, W, 3) uint8, N >= frames,
+    min(H, W) >= size. Returns (clip (frames, size, size, 3) uint8, record of the cut)."""
+    count, height, width = frames.shape[:3]
+    if count < config.frames or min(height, width) < config.size:
+        raise ValueError(f"footage of {count} frames of {width}x{height} is too small for {config.frames}-frame "
+                         f"{config.size}-px clips")
+    start = int(torch.randint(0, count - config.frames + 1, (), generator=generator))
+    y0 = int(torch.randint(0, height - config.size + 1, (), generator=generator))
+    x0 = int(torch.randint(0, width - config.size + 1, (), generator=generator))
+    backwards, flip = _chance(generator, 0.5), _chance(generator, 0.5)
+    clip = frames[start:start + config.frames, y0:y0 + config.size, x0:x0 + config.size]
+    clip = clip[::-1] if backwards else clip
+    clip = np.ascontiguousarray(clip[:, :, ::-1] if flip else clip)
+    record = {"energy": round(gradient_energy(clip[0]), 5),
+              "footage": {"start": start, "y0": y0, "x0": x0, "backwards": backwards, "flip": flip}}
+    return clip, record

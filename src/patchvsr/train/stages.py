@@ -100,7 +100,8 @@ def conditions(batch: Degraded) -> WindowConditions:
     frames = batch.global_frame.shape[2]
     mask = repeat(batch.position_mask, "b one h w -> b one t h w", t=frames)
     return WindowConditions(lr_up=batch.cond, global_input=torch.cat([batch.global_frame, mask], dim=1),
-                            scale=batch.scale, crop_box=batch.crop_box, noise_level=batch.noise_level)
+                            scale=batch.scale, crop_box=batch.crop_box, noise_level=batch.noise_level,
+                            degradation=batch.degradation)
 
 
 class Trainee(nn.Module):
@@ -111,8 +112,20 @@ class Trainee(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor, batch: Degraded) -> torch.Tensor:
-        """z: (B, 3, T, h, w) noisy scaled residual z_t; t: (B,) in [0, 1]. Returns v, same shape as z."""
+    @property
+    def estimates_degradation(self) -> bool:
+        """Whether the model has a degradation estimator (trained beside the velocity, see `forward`)."""
+        return isinstance(self.model, PatchVSRModel) and self.model.embedder.estimator is not None
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, batch: Degraded, estimate: bool = False) -> torch.Tensor:
+        """z: (B, 3, T, h, w) noisy scaled residual z_t; t: (B,) in [0, 1]. Returns v, same shape as z.
+
+        estimate=True: instead, the degradation estimator's output (B,) from the clean-augmentation LR window
+        (`batch.lr_up`, corrupted but without the noise augmentation), which it is trained to match with
+        `batch.degradation`; the velocity always conditions on the true strength (teacher forcing).
+        """
+        if estimate:
+            return self.model.embedder.estimator(batch.lr_up, batch.scale)
         if isinstance(self.model, PatchVSRModel):
             return self.model.velocity(z, t, conditions(batch))
         return self.model(z, t)
