@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test data train ship bench speed eval clean
+.PHONY: demo test data data-v1 train train-lite ship bench speed eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# Training data (photos from Debian packages + scikit-image, synthetic camera motion): ~2 GB in data/.
+# Training data of the next model (collection v2: photos from Debian packages + scikit-image with synthetic
+# camera motion, and clips of real footage): 6144 + 64 clips, 5.5 GB in data/, about 14 minutes on one core.
 data: $(STAMP)
-	$(VENV)/bin/patchvsr data --out data
+	$(VENV)/bin/patchvsr data --out data --clips 6144
+
+# Training data of the first tiny model (collection v1, the wallpaper packages only): ~2 GB in data_v1/.
+data-v1: $(STAMP)
+	$(VENV)/bin/patchvsr data --out data_v1 --collection v1
 
 # Training of the embedded model, as shipped: stage 1 (base), stage 2 (adapter + LoRA; its last 2000 steps with a
 # linear learning-rate decay to 0), then a stage-2 fine-tune from that model with the temporal-consistency loss
@@ -34,16 +39,31 @@ ADAPTER_DECAY ?= 2000
 TEMPORAL_STEPS ?= 2000
 TEMPORAL_DECAY ?= 1000
 train: $(STAMP)
-	test -f data/manifest.json || $(MAKE) data
-	$(VENV)/bin/patchvsr train base --data data --out runs/tiny_base --steps $(BASE_STEPS) --threads 1 \
+	test -f data_v1/manifest.json || $(MAKE) data-v1
+	$(VENV)/bin/patchvsr train base --data data_v1 --out runs/tiny_base --steps $(BASE_STEPS) --threads 1 \
 		--lr 5e-4 --checkpoint-minutes 5 $(RESUME)
-	$(VENV)/bin/patchvsr train adapter --data data --out runs/tiny_adapter --base runs/tiny_base/model \
+	$(VENV)/bin/patchvsr train adapter --data data_v1 --out runs/tiny_adapter --base runs/tiny_base/model \
 		--steps $(ADAPTER_STEPS) --decay-steps $(ADAPTER_DECAY) --threads 1 --lr 6e-4 --warmup-steps 50 \
 		--checkpoint-minutes 8 --val-every 150 $(RESUME)
-	$(VENV)/bin/patchvsr train adapter --data data --out runs/tiny_temporal --base runs/tiny_base/model \
+	$(VENV)/bin/patchvsr train adapter --data data_v1 --out runs/tiny_temporal --base runs/tiny_base/model \
 		--init runs/tiny_adapter/model --temporal-weight 1 --steps $(TEMPORAL_STEPS) \
 		--decay-steps $(TEMPORAL_DECAY) --threads 1 --lr 2e-4 --warmup-steps 20 --checkpoint-minutes 8 \
 		--val-every 250 $(RESUME)
+
+# The next embedded model, `lite` (stem and head on the LR grid, degradation-strength condition; see
+# docs/lite_model_notes.md), trained in resumable pieces: stage 1 once (990 steps, 12 minutes on one core),
+# then one piece of stage 2 per call, PIECE_MINUTES long. Each piece continues from training/lite/adapter (the
+# committed small state: float16 weights, bfloat16 moments, step and data position, the stage-1 base) and
+# writes it back, so the next piece may run on a fresh machine: `make train-lite && git add training/lite`.
+PIECE_MINUTES ?= 140
+train-lite: $(STAMP)
+	test -f data/manifest.json || $(MAKE) data
+	test -f training/lite/adapter/state.json || test -f runs/lite_base/model/config.json || \
+		$(VENV)/bin/patchvsr train base --data data --out runs/lite_base --preset lite --steps 990 --threads 1 \
+		--lr 1e-3 --checkpoint-minutes 4
+	$(VENV)/bin/patchvsr train adapter --data data --out runs/lite_adapter --preset lite \
+		--base runs/lite_base/model --realistic-share 0.5 --minutes $(PIECE_MINUTES) --threads 1 \
+		--checkpoint-minutes 8 --val-every 250 --carry training/lite/adapter
 
 # Copy the trained model into the package (float16, < 30 MB) as `--model tiny`, with the model card notes.
 ship: $(STAMP)

@@ -42,6 +42,9 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--minutes", type=float, default=None, help="stop after this many minutes (this session)")
     train.add_argument("--steps", type=int, default=None, help="stop at this total step count")
     train.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    train.add_argument("--carry", type=Path, default=None, metavar="DIR",
+                       help="the run's small state (float16 weights, step, data position; patchvsr.train.carry): "
+                            "continue from DIR when --out has no checkpoint, and write it there at the end")
     train.add_argument("--preset", default="tiny", help="model and optimisation preset (test, tiny, lite, small)")
     train.add_argument("--device", default="auto", type=device_arg, help=DEVICE_HELP)
     train.add_argument("--base", default=None, help="adapter stage: the stage-1 model folder (OUT/model)")
@@ -75,7 +78,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from patchvsr.train import config as train_config  # noqa: PLC0415 - keep `patchvsr --help` fast
-    from patchvsr.train import loop  # noqa: PLC0415
+    from patchvsr.train import carry, loop  # noqa: PLC0415
 
     ablations = {f"model__use_{name.replace('-', '_')}": False
                  for name in ("global-branch", "lora", "position", "fixed-prompt")
@@ -102,9 +105,18 @@ def run_train(args: argparse.Namespace) -> int:
         import torch  # noqa: PLC0415
 
         torch.set_num_threads(args.threads)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    checkpoint = args.out / "checkpoint"
+    resume = args.resume or (args.carry is not None and checkpoint.exists())
+    if args.carry is not None and not checkpoint.exists() and carry.has_carry(args.carry):
+        carry.unpack(args.carry, checkpoint)
+        log(f"continuing the run carried in {args.carry}")
+        resume = True
     summary = loop.train(config, args.data, args.out, minutes=args.minutes, steps=args.steps,
-                         resume=args.resume, device=args.device,
-                         log=lambda line: print(line, file=sys.stderr, flush=True))
+                         resume=resume, device=args.device, log=log)
+    if args.carry is not None:
+        carry.pack(checkpoint, args.carry)
+        log(f"carried the run's state to {args.carry}")
     print(" ".join(f"{key}={value}" for key, value in summary.items()))
     return 0
 
