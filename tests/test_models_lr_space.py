@@ -152,3 +152,35 @@ def test_sampler_degradation_option(value, strength):
 def test_sampler_degradation_option_rejects(value):
     with pytest.raises(OptionError, match="--degradation"):
         SamplerOptions(degradation=value)
+
+
+def test_train_head_makes_only_the_base_head_trainable_and_saves_it(tmp_path):
+    def head_trainable(model):
+        return {name.split(".", 1)[0] for name, p in model.base.named_parameters() if p.requires_grad
+                and "lora_" not in name}
+
+    base = VideoDiT.from_preset("test", stem_stride=2, head_blocks=1)
+    frozen = PatchVSRModel.from_base(base, PatchVSRConfig(lora_rank=2, lora_alpha=2.0, cond_freq_dim=16))
+    assert head_trainable(frozen) == set()
+    base = VideoDiT.from_preset("test", stem_stride=2, head_blocks=1)
+    model = PatchVSRModel.from_base(base, PatchVSRConfig(lora_rank=2, lora_alpha=2.0, cond_freq_dim=16,
+                                                         train_head=True))
+    assert head_trainable(model) == {"head"}
+    with torch.no_grad():
+        model.base.head[0].conv1.weight.add_(1.0)                # as if trained
+    model.save_pretrained(tmp_path / "m")
+    loaded = PatchVSRModel.from_pretrained(tmp_path / "m")
+    assert torch.equal(loaded.base.head[0].conv1.weight, model.base.head[0].conv1.weight)
+    assert head_trainable(loaded) == {"head"} and loaded.config.train_head
+
+
+def test_head_norm_under_bf16_matches_rms_norm_and_trains():
+    from patchvsr.models.layers import HeadNorm
+
+    norm = HeadNorm(8, eps=1e-6)
+    x = torch.randn(3, 5, 2, 8, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16).requires_grad_()
+    out = norm(x)
+    reference = torch.nn.functional.rms_norm(x.float(), (8,), norm.weight, 1e-6)
+    torch.testing.assert_close(out.float(), reference, rtol=1e-2, atol=1e-2)  # bf16 rounding
+    out.float().square().sum().backward()
+    assert x.grad is not None and norm.weight.grad is not None and torch.isfinite(x.grad.float()).all()

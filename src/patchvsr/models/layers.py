@@ -170,7 +170,7 @@ class HeadNorm(nn.RMSNorm):
         if x.device.type != "cpu" or x.dtype == torch.float32:
             return F.rms_norm(x, self.normalized_shape, weight, self.eps)
         norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
-        inverse_rms = norm.square_().div_(x.shape[-1]).add_(self.eps).rsqrt_()
+        inverse_rms = torch.rsqrt(norm.square() / x.shape[-1] + self.eps)      # (..., 1): small, out of place
         return x * inverse_rms.to(x.dtype) * weight
 
 

@@ -33,7 +33,10 @@ class PatchVSRConfig:
     use_fixed_prompt=False: the text cross-attention reads a null prompt (one all-zero token) instead of the
         learned fixed prompt, as a text-to-video model given an empty caption.
     use_degradation=True adds a condition: the degradation strength of the LR input (given, or estimated from
-        each window by the embedder's `DegradationEstimator`), for models trained on real-world degradations.
+        each window by the embedder's `DegradationEstimator`), for models trained on real-world degradations;
+    train_head=True also trains the base's convolutional output head (its decoder from tokens to pixels) in
+        stage 2: with the stem and head on the LR grid (`stem_stride` > 1) most of the network's pixel work is
+        there, and LoRA adapts only the transformer's linear layers.
     """
 
     patch_depth: int = 2
@@ -46,6 +49,7 @@ class PatchVSRConfig:
     use_position: bool = True
     use_fixed_prompt: bool = True
     use_degradation: bool = False
+    train_head: bool = False
 
     def __post_init__(self):
         for name in ("patch_depth", "global_depth", "lora_rank", "cond_freq_dim"):
@@ -56,7 +60,8 @@ class PatchVSRConfig:
             raise ValueError(f"cond_freq_dim must be even, got {self.cond_freq_dim}")
         if not self.lora_alpha > 0:
             raise ValueError(f"lora_alpha must be positive, got {self.lora_alpha!r}")
-        for name in ("use_global_branch", "use_lora", "use_position", "use_fixed_prompt", "use_degradation"):
+        for name in ("use_global_branch", "use_lora", "use_position", "use_fixed_prompt", "use_degradation",
+                     "train_head"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
@@ -67,7 +72,7 @@ PRESETS: dict[str, dict[str, dict]] = {
                                                            lora_alpha=2.0, cond_freq_dim=16)},
     "tiny": {"base": DIT_PRESETS["tiny"], "adapter": dict(patch_depth=2, global_depth=2, lora_rank=8)},
     "lite": {"base": DIT_PRESETS["lite"], "adapter": dict(patch_depth=2, global_depth=2, lora_rank=8,
-                                                           use_degradation=True)},
+                                                           use_degradation=True, train_head=True)},
     "small": {"base": DIT_PRESETS["small"], "adapter": dict(patch_depth=4, global_depth=2, lora_rank=16,
                                                              lora_alpha=16.0)},
 }
@@ -87,6 +92,7 @@ class PatchVSRModel(nn.Module):
                                           config.use_degradation, base.spec.in_channels)
         if config.use_lora and not lora_merged:
             lora.add_lora(base, config.lora_rank, config.lora_alpha)
+        base.head.requires_grad_(config.train_head)
         self.base = base
         self.lora_merged = lora_merged
         self.cache = BranchCache()
@@ -172,7 +178,8 @@ class PatchVSRModel(nn.Module):
 
     # ----- training and LoRA --------------------------------------------------------------------------------
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """Adapter + embedder + LoRA parameters (the base itself stays frozen)."""
+        """Adapter + embedder + LoRA parameters (+ the base's output head with `train_head`; the rest of the base
+        stays frozen)."""
         return [parameter for parameter in self.parameters() if parameter.requires_grad]
 
     def merge_lora(self) -> None:

@@ -79,7 +79,9 @@ def _load_init(model: PatchVSRModel, folder: Path) -> None:
     if trained.config != model.config or trained.lora_merged:
         raise InputError(f"{folder} is a model of another configuration than this run's (or has merged LoRA)")
     ours, theirs = lora.base_state_dict(model.base), lora.base_state_dict(trained.base)
-    if any(not torch.equal(value, theirs[name]) for name, value in ours.items()):
+    trained_head = model.config.train_head  # the head trained in stage 2 differs from the base's on purpose
+    if any(not torch.equal(value, theirs[name]) for name, value in ours.items()
+           if not (trained_head and name.startswith("head."))):
         raise InputError(f"{folder} was trained on another base than this run's --base")
     model.load_state_dict(trained.state_dict())
 
