@@ -1,6 +1,6 @@
 """patchvsr: patch-wise video super-resolution with a video diffusion transformer."""
 
-__version__ = "0.1.0"
+from patchvsr.version import __version__
 
 __all__ = ["__version__", "upscale_video", "upscale_stream"]
 

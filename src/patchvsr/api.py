@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from patchvsr import __version__
+from patchvsr.version import __version__
 from patchvsr.errors import OptionError, OutputError
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import NoReturn
 
-from patchvsr import __version__
+from patchvsr.version import __version__
 from patchvsr.errors import PatchVSRError
 
 # Subcommand modules, in the order `patchvsr --help` lists them.

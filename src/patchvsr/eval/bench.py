@@ -32,10 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from patchvsr.errors import OptionError
-from patchvsr.tiling.plan import FUSION_MODES
-
-PATCH_MODES = FUSION_MODES          # band, weighted, average, none, shifted: the PatchVSR upscaler's fusions
-MODES = (*PATCH_MODES, "full")      # full: the same model on one window covering the whole frame
+from patchvsr.eval.bench_worker import MODES, PATCH_MODES
 
 # (width, height): 256² up to 2K DCI and 4K UHD; roughly doubling pixels per step.
 DEFAULT_SIZES = ((256, 256), (384, 384), (512, 512), (960, 540), (1280, 720), (2048, 1080), (3840, 2160))

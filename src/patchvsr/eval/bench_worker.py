@@ -27,13 +27,16 @@ from einops import rearrange
 
 from patchvsr.devices import resolve_device
 from patchvsr.errors import InputError
-from patchvsr.eval.bench import MODES
 from patchvsr.io.synth import synthetic_frame
 from patchvsr.memory import PeakMemory
 from patchvsr.methods.patchvsr import DTYPES, SHIPPED, PatchVSRUpscaler, SamplerOptions, load_upscaler, start_latent
 from patchvsr.models import PatchVSRModel, full_frame_conditions
 from patchvsr.sampling import sample_euler
+from patchvsr.tiling.plan import FUSION_MODES
 from patchvsr.tiling.seams import seam_score
+
+PATCH_MODES = FUSION_MODES          # band, weighted, average, none, shifted: the PatchVSR upscaler's fusions
+MODES = (*PATCH_MODES, "full")      # full: the same model on one window covering the whole frame
 
 RANDOM_PRESETS = ("tiny", "test")
 
