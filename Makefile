@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test data data-v1 train train-lite ship bench speed eval clean
+.PHONY: demo test data data-v1 train train-lite ship bench speed eval eval-crf clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,14 @@ eval: $(STAMP)
 		--methods $(TINY_SETTINGS) --json docs/eval/tiny_settings.json
 	OMP_NUM_THREADS=1 $(VENV)/bin/patchvsr eval bigbuckbunny --crop 640x360 --scale 4 --frames 24 \
 		--methods $(TINY_SETTINGS) --json docs/eval/tiny_settings_bigbuckbunny.json
+
+# The compressed-input table: the LR written as H.264 CRF 30 (libx264 medium, 4:2:0), first 24 frames, with
+# crop grids in docs/eval/crf30. About 5 minutes on one core.
+eval-crf: $(STAMP)
+	$(PY) -m patchvsr.eval.realesrgan fetch
+	OMP_NUM_THREADS=1 $(VENV)/bin/patchvsr eval bigbuckbunny bikes carphone_pristine --scale 4 --frames 24 \
+		--lr-crf 30 --methods bicubic,tiny,realesrgan-animevideov3 --json docs/eval/eval_x4_crf30_24frames.json \
+		--plots docs/eval/crf30
 
 # Efficiency study of docs/RESULTS.md (patch-wise vs full-frame cost).
 bench: $(STAMP)
