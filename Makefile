@@ -73,7 +73,7 @@ ship: $(STAMP)
 # tiny model's sampling settings on 24 frames (bigbuckbunny: its 640x360 centre). About 40 minutes on 2 cores.
 TINY_SETTINGS := bicubic,lanczos,tiny,tiny:temporal_radius=0,tiny:clip_frames=4:temporal_radius=2,tiny:steps=4,tiny:steps=4:t0=0.5
 eval: $(STAMP)
-	$(PY) -m patchvsr.eval.realesrgan fetch
+	$(VENV)/bin/patchvsr fetch realesrgan
 	OMP_NUM_THREADS=1 $(VENV)/bin/patchvsr eval bigbuckbunny bikes carphone_pristine --scale 4 --frames 60 \
 		--methods bicubic,lanczos,realesrgan-animevideov3,tiny --json docs/eval/eval_x4.json --plots docs/eval
 	OMP_NUM_THREADS=1 $(VENV)/bin/patchvsr eval bikes carphone_pristine --scale 4 --frames 24 \
@@ -84,7 +84,7 @@ eval: $(STAMP)
 # The compressed-input table: the LR written as H.264 CRF 30 (libx264 medium, 4:2:0), first 24 frames, with
 # crop grids in docs/eval/crf30. About 5 minutes on one core.
 eval-crf: $(STAMP)
-	$(PY) -m patchvsr.eval.realesrgan fetch
+	$(VENV)/bin/patchvsr fetch realesrgan
 	OMP_NUM_THREADS=1 $(VENV)/bin/patchvsr eval bigbuckbunny bikes carphone_pristine --scale 4 --frames 24 \
 		--lr-crf 30 --methods bicubic,tiny,realesrgan-animevideov3 --json docs/eval/eval_x4_crf30_24frames.json \
 		--plots docs/eval/crf30
@@ -95,7 +95,7 @@ bench: $(STAMP)
 
 # End-to-end speed of the default, its settings and the peers on one 320x180 video x4 (docs/RESULTS.md).
 speed: $(STAMP)
-	$(PY) -m patchvsr.eval.realesrgan fetch
+	$(VENV)/bin/patchvsr fetch realesrgan
 	$(VENV)/bin/patchvsr bench --speed --json docs/bench/speed.json
 
 clean:

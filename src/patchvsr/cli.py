@@ -19,6 +19,7 @@ from patchvsr.errors import PatchVSRError
 SUBCOMMAND_MODULES = (
     "patchvsr.commands.upscale",
     "patchvsr.commands.batch",
+    "patchvsr.commands.fetch",
     "patchvsr.eval.commands",
     "patchvsr.train.commands",
     "patchvsr.backends.wan_commands",

@@ -40,8 +40,9 @@ def add_parser(subparsers) -> None:
     size.add_argument("--size", metavar="WxH",
                       help="output size; each axis is scaled on its own, so another aspect ratio stretches")
     parser.add_argument("--model", default=None, metavar="NAME",
-                        help="tiny (the embedded PatchVSR model, default), bicubic, lanczos, or a trained "
-                             "model's folder; $PATCHVSR_MODEL changes the default")
+                        help="tiny (the embedded PatchVSR model, default), bicubic, lanczos, "
+                             "realesrgan-animevideov3, realesrgan-x4plus (after `patchvsr fetch realesrgan`), or "
+                             "a trained model's folder; $PATCHVSR_MODEL changes the default")
     parser.add_argument("--crf", type=int, default=17, help="H.264 quality for .mp4, 0-51 (default 17)")
     parser.add_argument("--fps", type=Fraction, metavar="RATE",
                         help="frame rate of a PNG-folder input, e.g. 25 or 30000/1001 (default 25)")

@@ -55,7 +55,7 @@ def _shipped(model: str) -> Callable[..., Upscaler]:
 def _realesrgan(name: str) -> Callable[..., Upscaler]:
     def make(device: torch.device, **options) -> Upscaler:
         _reject_model_options(name, options)
-        from patchvsr.eval.realesrgan import RealESRGANUpscaler
+        from patchvsr.methods.realesrgan import RealESRGANUpscaler
 
         return RealESRGANUpscaler(name, device=device)
     return make
@@ -65,7 +65,7 @@ UPSCALERS: dict[str, Callable[..., Upscaler]] = {
     "bicubic": _classical(Bicubic),
     "lanczos": _classical(Lanczos),
     "tiny": _shipped("tiny"),
-    # Real-ESRGAN peers (weights fetched once by `python -m patchvsr.eval.realesrgan fetch`)
+    # Real-ESRGAN peers (weights fetched once by `patchvsr fetch realesrgan`)
     "realesrgan-animevideov3": _realesrgan("realesrgan-animevideov3"),
     "realesrgan-x4plus": _realesrgan("realesrgan-x4plus"),
 }

