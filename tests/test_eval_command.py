@@ -96,7 +96,7 @@ def test_missing_reference_is_an_input_error(tmp_path, capsys):
 
 def test_sample_videos_resolve_by_name(tmp_path):
     from patchvsr.errors import InputError
-    from patchvsr.eval.commands import resolve_video
+    from patchvsr.commands.evaluate import resolve_video
 
     assert resolve_video("bikes").name == "bikes.mp4" and resolve_video("bikes").is_file()
     with pytest.raises(InputError, match="unknown sample video"):

@@ -261,11 +261,17 @@ def test_temporal_filter_changes_only_the_added_detail(trained_like_model):
 
 
 def test_cli_model_flags_are_the_model_options():
-    from patchvsr.commands.upscale import MODEL_FLAGS
-    from patchvsr.methods import MODEL_OPTION_TYPES
+    """One list of model options: the sampler's fields, and flags of both `upscale` and `batch`."""
+    import dataclasses
 
-    flags = {flag[2:].replace("-", "_"): kind for flag, kind, _ in MODEL_FLAGS}
-    assert flags == MODEL_OPTION_TYPES
+    from patchvsr.cli import build_parser
+    from patchvsr.options import MODEL_OPTION_NAMES
+
+    assert [field.name for field in dataclasses.fields(SamplerOptions)] == list(MODEL_OPTION_NAMES)
+    parser = build_parser()
+    for command in (["upscale", "in.mp4", "-o", "out.mp4"], ["batch", "in.mp4", "-o", "out"]):
+        args = parser.parse_args([*command, "--clip-frames", "8", "--t0", "0.5", "--degradation", "0.3"])
+        assert (args.clip_frames, args.t0, args.degradation, args.steps, args.crf) == (8, 0.5, "0.3", None, 17)
 
 
 @pytest.mark.parametrize("steps, batch", [(1, 1), (2, 2)])

@@ -21,7 +21,8 @@ import torch
 
 from patchvsr.api import upscale_video, write_stats
 from patchvsr.errors import OptionError, OutputError, PatchVSRError
-from patchvsr.methods import MODEL_OPTIONS, get_upscaler
+from patchvsr.methods import get_upscaler
+from patchvsr.options import MODEL_OPTION_NAMES
 
 log = logging.getLogger("patchvsr")
 
@@ -92,7 +93,7 @@ def upscale_batch(inputs: list[str | Path], out_dir: str | Path, *, fmt: str = "
 
 def _load(options: dict):
     """The upscaler every input of the batch shares: loaded once (an unknown model fails the whole batch)."""
-    model_options = {name: options.get(name) for name in MODEL_OPTIONS}
+    model_options = {name: options.get(name) for name in MODEL_OPTION_NAMES}
     return get_upscaler(options.get("model"), device=options.get("device", "auto"), **model_options)
 
 

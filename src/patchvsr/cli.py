@@ -1,7 +1,7 @@
 """`patchvsr` command line: parses, calls the Python API, reports errors as one line.
 
-Each subcommand lives in the module that owns its feature and exposes `add_parser(subparsers)`, which
-registers its arguments and sets `func(args) -> int` as the parser default.
+Each subcommand is a module of `patchvsr.commands` that exposes `add_parser(subparsers)`, which registers its
+arguments and sets `func(args) -> int` as the parser default; SUBCOMMAND_MODULES is the one list of them.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ import os
 import sys
 from typing import NoReturn
 
-from patchvsr.version import __version__
 from patchvsr.errors import PatchVSRError
+from patchvsr.version import __version__
 
 # Subcommand modules, in the order `patchvsr --help` lists them.
 SUBCOMMAND_MODULES = (
     "patchvsr.commands.upscale",
     "patchvsr.commands.batch",
     "patchvsr.commands.fetch",
-    "patchvsr.eval.commands",
-    "patchvsr.train.commands",
-    "patchvsr.backends.wan_commands",
+    "patchvsr.commands.evaluate",
+    "patchvsr.commands.train",
+    "patchvsr.commands.wan",
 )
 
 

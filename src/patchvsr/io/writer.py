@@ -24,8 +24,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from patchvsr.options import DEFAULT_CRF
 
-DEFAULT_CRF = 17
 FRAME_NAME = "frame_{:06d}.png"  # frame numbers start at 1
 
 

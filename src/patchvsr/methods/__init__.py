@@ -17,16 +17,11 @@ from patchvsr.devices import resolve_device
 from patchvsr.errors import OptionError
 from patchvsr.methods.base import Upscaler
 from patchvsr.methods.classical import Bicubic, Lanczos
+from patchvsr.options import MODEL_OPTION_NAMES, MODEL_OPTION_TYPES
 
 # The model `patchvsr upscale` uses without --model: the trained model shipped in the package. The environment
 # variable PATCHVSR_MODEL replaces it (the test suite sets "bicubic" so that I/O tests stay fast).
 DEFAULT_MODEL = "tiny"
-
-# Options that only models with windows and sampling steps understand (CLI spelling: --clip-frames etc.),
-# with the type their value has.
-MODEL_OPTION_TYPES = {"steps": int, "fusion": str, "seed": int, "window": int, "clip_frames": int, "batch": int,
-                      "t0": float, "dtype": str, "temporal_radius": int, "degradation": str}
-MODEL_OPTIONS = tuple(MODEL_OPTION_TYPES)
 
 
 def _reject_model_options(name: str, options: dict) -> None:
@@ -79,12 +74,12 @@ def default_model() -> str:
 def get_upscaler(name: str | None = None, device: str | torch.device = "auto", **options) -> Upscaler:
     """The upscaler called `name` (a key of UPSCALERS or a model folder; None: `default_model()`) on `device`.
 
-    `options` are the model options of MODEL_OPTIONS; None means "the model's default".
+    `options` are the model options of MODEL_OPTION_NAMES; None means "the model's default".
     """
     name = name or default_model()
-    unknown = sorted(set(options) - set(MODEL_OPTIONS))
+    unknown = sorted(set(options) - set(MODEL_OPTION_NAMES))
     if unknown:
-        raise OptionError(f"unknown model option {unknown[0]!r}; known: {', '.join(MODEL_OPTIONS)}")
+        raise OptionError(f"unknown model option {unknown[0]!r}; known: {', '.join(MODEL_OPTION_NAMES)}")
     resolved = resolve_device(device)
     if name in UPSCALERS:
         return UPSCALERS[name](resolved, **options)
@@ -109,7 +104,7 @@ def parse_method(spec: str) -> tuple[str, dict]:
         key = key.strip().replace("-", "_")
         if not sep or key not in MODEL_OPTION_TYPES:
             raise OptionError(f"bad method option {pair!r} in {spec!r}: use NAME:OPTION=VALUE with OPTION one of "
-                              f"{', '.join(MODEL_OPTIONS)}")
+                              f"{', '.join(MODEL_OPTION_NAMES)}")
         try:
             options[key] = MODEL_OPTION_TYPES[key](value.strip())
         except ValueError:
