@@ -135,7 +135,7 @@ def test_full_frame_baseline_is_the_same_model_on_one_window():
     from patchvsr.eval.bench_worker import FullFrameUpscaler
     from patchvsr.methods.patchvsr import PatchVSRUpscaler, SamplerOptions
     from patchvsr.models import PatchVSRModel
-    from patchvsr.models.testing import perturb_
+    from model_helpers import perturb_
 
     model = perturb_(PatchVSRModel.from_preset("test"), seed=3)
     clip = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))

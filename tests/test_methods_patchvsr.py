@@ -15,7 +15,7 @@ from patchvsr.errors import InputError, OptionError
 from patchvsr.methods import get_upscaler, parse_method
 from patchvsr.methods.patchvsr import DEFAULT_BATCH, SHIPPED, SamplerOptions, batch_size, load_shipped, load_upscaler
 from patchvsr.models import PatchVSRModel
-from patchvsr.models.testing import perturb_
+from model_helpers import perturb_
 
 CPU = torch.device("cpu")
 

@@ -11,7 +11,7 @@ import torch
 
 from patchvsr.models import PatchVSRModel
 from patchvsr.models.lora import base_state_dict
-from patchvsr.models.testing import perturb_, random_conditions, random_noisy
+from model_helpers import perturb_, random_conditions, random_noisy
 
 N, T, H, W = 2, 2, 16, 16
 COND = random_conditions(3, N, T, (H, W), seed=21)

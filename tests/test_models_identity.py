@@ -8,7 +8,7 @@ import torch
 
 from patchvsr.models import PatchVSRModel, VideoDiT
 from patchvsr.models.lora import has_lora
-from patchvsr.models.testing import perturb_, random_conditions, random_noisy
+from model_helpers import perturb_, random_conditions, random_noisy
 
 N, T, H, W = 4, 2, 16, 16
 

@@ -9,7 +9,7 @@ from patchvsr.methods.patchvsr import SamplerOptions
 from patchvsr.models import PatchVSRConfig, PatchVSRModel, VideoDiT, WindowConditions
 from patchvsr.models.conditions import ConditionEmbedder, DegradationEstimator
 from patchvsr.models.layers import DepthToSpace, SpaceToDepth, last_conv, output_head
-from patchvsr.models.testing import perturb_, random_conditions, random_noisy
+from model_helpers import perturb_, random_conditions, random_noisy
 
 N, T, H, W = 2, 2, 16, 16      # "test" preset windows: 4x4 token patches, here on a 2x unshuffled grid
 

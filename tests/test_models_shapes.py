@@ -8,7 +8,7 @@ from patchvsr.models import (
     full_frame_conditions,
 )
 from patchvsr.models.layers import patchify, sincos_3d, unpatchify
-from patchvsr.models.testing import perturb_, random_conditions, random_noisy
+from model_helpers import perturb_, random_conditions, random_noisy
 
 N, T, H, W = 3, 2, 16, 16      # "test" preset: 2 heads, 2 layers, 16x16 windows, 4x4 token patches
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from patchvsr.models import PatchVSRModel, VideoDiT
-from patchvsr.models.testing import perturb_, random_conditions, random_noisy
+from model_helpers import perturb_, random_conditions, random_noisy
 
 N, T, H, W = 2, 2, 16, 16
 

@@ -18,7 +18,7 @@ from patchvsr.cli import main
 from patchvsr.errors import OptionError
 from patchvsr.io.synth import synthetic_frame
 from patchvsr.models import PatchVSRModel
-from patchvsr.models.testing import perturb_
+from model_helpers import perturb_
 from patchvsr.tiling.temporal import split_clips
 
 ray = pytest.importorskip("ray")

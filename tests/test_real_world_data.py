@@ -11,7 +11,7 @@ from PIL import Image
 
 from patchvsr.eval.evaluate import EvalConfig, h264_round_trip
 from patchvsr.models import PatchVSRConfig, PatchVSRModel, VideoDiT
-from patchvsr.models.testing import perturb_
+from model_helpers import perturb_
 from patchvsr.train import data, loop, motion, realistic, sources, stages
 from patchvsr.train.degrade import DegradeConfig, degrade, degrade_clip, quantize
 

@@ -14,7 +14,7 @@ from PIL import Image
 from patchvsr.cli import main
 from patchvsr.errors import InputError, OptionError
 from patchvsr.models import PatchVSRModel, VideoDiT
-from patchvsr.models.testing import perturb_
+from model_helpers import perturb_
 from patchvsr.train import data, loop, motion, stages, temporal
 from patchvsr.train.checkpoint import load_checkpoint
 from patchvsr.train.config import default_config

@@ -13,7 +13,7 @@ from safetensors import safe_open
 
 from patchvsr.api import upscale_video
 from patchvsr.backends.wan_model import WanPatchVSR
-from patchvsr.backends.wan_testing import random_prompt, tiny_wan, write_tiny_wan
+from wan_helpers import random_prompt, tiny_wan, write_tiny_wan
 from patchvsr.backends.wan_train import degradation, encode_prompt, training_step
 from patchvsr.backends.wan_upscaler import WanUpscaler, load_wan_upscaler, pad_to_multiple
 from patchvsr.backends.wan_vae import WanLatents
@@ -21,7 +21,7 @@ from patchvsr.cli import main
 from patchvsr.errors import InputError, OptionError
 from patchvsr.methods import get_upscaler
 from patchvsr.methods.patchvsr import SamplerOptions
-from patchvsr.models.testing import perturb_, random_conditions
+from model_helpers import perturb_, random_conditions
 from patchvsr.train import data, motion
 from patchvsr.train.degrade import degrade
 
