@@ -138,12 +138,13 @@ def _low_resolution(canvas: torch.Tensor, config: DegradeConfig,
     factor = low + (high - low) * _rand(generator)
     size = (max(1, round(height / factor)), max(1, round(width / factor)))
     bicubic = _rand(generator) < config.bicubic_share
-    clean = quantize(downsample(canvas, size, bicubic))
     strength = 0.0
-    lr = clean
     if _rand(generator) < config.realistic_share:
-        lr = realistic.corrupt(downsample(realistic.blur(canvas, factor, generator), size, bicubic), generator)
-        strength = realistic.strength(lr, clean)
+        small = downsample(realistic.blur(canvas, factor, generator), size, bicubic)
+        lr = realistic.corrupt(small, generator)
+        strength = realistic.strength(lr, quantize(small))   # noise and compression; blur is not visible as such
+    else:
+        lr = quantize(downsample(canvas, size, bicubic))
     return lr, (height / size[0] + width / size[1]) / 2.0, strength
 
 
