@@ -140,9 +140,9 @@ def test_task_lost_with_its_worker_is_retried(cluster, tmp_path, model_folder):
         layout = runner.layout(spec)
         got = list(runner.upscale_clips(frames, spec, layout, (12, 12), start_clip=0, per_task=2))
     assert (tmp_path / "crashed").exists()
-    assert [index for index, _ in got] == [index for index, _ in expected] == [0, 1, 2]
-    for (_, ours), (_, theirs) in zip(got, expected):
-        np.testing.assert_array_equal(ours, theirs)
+    assert [block.index for block in got] == [block.index for block in expected] == [0, 1, 2]
+    for ours, theirs in zip(got, expected):
+        np.testing.assert_array_equal(ours.frames, theirs.frames)
 
 
 def test_resumed_start_matches_the_single_process_resume(cluster, model_folder):
@@ -152,9 +152,9 @@ def test_resumed_start_matches_the_single_process_resume(cluster, model_folder):
     expected = list(upscale_clips(frames, spec.build(), (12, 12), start_clip=2))
     with RayRunner() as runner:
         got = list(runner.upscale_clips(frames, spec, runner.layout(spec), (12, 12), 2, per_task=1))
-    assert [index for index, _ in got] == [2, 3]
-    for (_, ours), (_, theirs) in zip(got, expected):
-        np.testing.assert_array_equal(ours, theirs)
+    assert [block.index for block in got] == [2, 3]
+    for ours, theirs in zip(got, expected):
+        np.testing.assert_array_equal(ours.frames, theirs.frames)
 
 
 def test_task_groups_carry_the_previous_clip_as_seed():

@@ -119,3 +119,22 @@ def test_gap_between_clips_is_refused():
     pairs = [(c, as_tensor(c.frames)) for c in (clips[0], clips[2])]
     with pytest.raises(ValueError, match="consecutive"):
         list(join_clips(pairs, 0))
+
+
+@pytest.mark.parametrize("start_clip", [0, 2])
+def test_timestamps_travel_with_the_frames_to_the_hr_blocks(start_clip):
+    """Each output frame comes back with its own input timestamp, once, in order (irregular, as VFR input
+    has), also when a resumed stream starts later and its first clip only seeds the cross-fade."""
+    from patchvsr.api import upscale_clips
+    from patchvsr.methods.classical import Bicubic
+    from patchvsr.tiling.temporal import TimedFrame
+
+    stamps = [3 * i + i * i for i in range(17)]
+    frames = [TimedFrame(pts, frame) for pts, frame in zip(stamps, stream(17))]
+    assert [clip.pts for clip in split_clips(frames, T, O)][0] == tuple(stamps[:T])
+    blocks = list(upscale_clips(frames, Bicubic(clip_frames=T, clip_overlap=O), (6, 8), start_clip=start_clip))
+    first = start_clip * (T - O)
+    assert [pts for block in blocks for pts in block.pts] == stamps[first:]
+    assert all(len(block.pts) == len(block.frames) for block in blocks)
+    assert [block.frames[0, 0, 0, 0] for block in blocks][0] == first       # frame i is filled with i
+    assert all(clip.pts is None for clip in split_clips(stream(7), T, O))   # plain frames carry none

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,6 @@ from patchvsr.progress import ProgressReporter, configure_logging
 
 CONTRACT_KEYS = {"frames", "width", "height", "fps", "seconds", "output_mpix_per_s", "peak_rss_mb",
                "windows_per_clip", "steps", "model", "fusion"}
-SCRIPTS = Path(__file__).parents[1] / "scripts"
 
 
 def test_stats_json(make_video, tmp_path, capsys):
@@ -126,14 +126,21 @@ def test_memory_does_not_grow_with_length():
     """Peak RSS of a 20x longer clip grows by less than 40 MB: holding its frames would add ~105 MB (114 more
     640x480 RGB frames). Each run's peak is its own (VmHWM reset at the start of upscale_video), so it varies
     by up to ~20 MB between runs (allocator and decoder threads); a ratio of peaks would hide or inflate that."""
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        import bench_io_memory
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    report = bench_io_memory.run(160, 120, frames=6, factor=20, scale=4, model="bicubic", kind="mkv")
-    assert report["long"]["frames"] == 120
-    assert report["long"]["peak_rss_mb"] - report["short"]["peak_rss_mb"] < 40, report
+    from patchvsr.eval.bench_rss import upscale_command
+    from patchvsr.io.synth import write_test_video
+
+    peaks = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, frames in (("short", 6), ("long", 120)):
+            stem = Path(folder) / name
+            src = write_test_video(stem.with_suffix(".mkv"), size=(160, 120), frames=frames)
+            command = upscale_command(src, stem.with_name(name + "_out.mkv"), stem.with_suffix(".json"),
+                                      "bicubic", 4, "cpu")
+            subprocess.run(command, check=True)
+            stats = json.loads(stem.with_suffix(".json").read_text())
+            assert stats["frames"] == frames
+            peaks[name] = stats["peak_rss_mb"]
+    assert peaks["long"] - peaks["short"] < 40, peaks
 
 
 def test_progress_lines_show_whole_frames_for_reports_inside_a_clip(capsys, monkeypatch):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -19,27 +18,30 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from patchvsr.version import __version__
 from patchvsr.errors import OptionError, OutputError
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
-from patchvsr.io.run import ClipProgress, OutputRun, Progress
+from patchvsr.io.run import ClipProgress, HRBlock, OutputRun, Progress
 from patchvsr.io.target import check_output, output_kind, output_size
-from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
+from patchvsr.io.writer import OutputSpec
 from patchvsr.memory import PeakMemory, trim
 from patchvsr.methods import get_upscaler
 from patchvsr.methods.base import Upscaler
-from patchvsr.tiling.temporal import Clip, clip_step, join_clips, split_clips
+from patchvsr.options import DEFAULT_CRF
+from patchvsr.tiling.temporal import Clip, TimedFrame, clip_step, join_clips, split_clips
+from patchvsr.version import __version__
 
 log = logging.getLogger("patchvsr")
 
 
-def upscale_clips(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple[int, int],
-                  start_clip: int = 0, within_clip: ClipProgress | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (clip index, HR frames (n, out_h, out_w, 3) uint8) for the stream's clips from `start_clip`.
+def upscale_clips(frames: Iterable[np.ndarray | TimedFrame], upscaler: Upscaler, size: tuple[int, int],
+                  start_clip: int = 0, within_clip: ClipProgress | None = None) -> Iterator[HRBlock]:
+    """Yield the HR block (clip index, frames (n, out_h, out_w, 3) uint8, their timestamps) of each of the
+    stream's clips from `start_clip`.
 
-    frames: (H, W, 3) uint8 RGB. With overlapping clips, resuming at clip k > 0 recomputes clip k - 1
-    (deterministic: seeds derive from the clip index) for the cross-fade and yields nothing for it.
+    frames: (H, W, 3) uint8 RGB, or `TimedFrame`s to get their timestamps back. With overlapping clips,
+    resuming at clip k > 0 recomputes clip k - 1 (deterministic: seeds derive from the clip index) for the
+    cross-fade and yields nothing for it.
     within_clip: told the fraction done of the clip being upscaled, by upscalers that report it.
     """
     overlap = upscaler.clip_overlap
@@ -49,14 +51,24 @@ def upscale_clips(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple[
 
 
 def upscale_and_join(clips: Iterable[Clip], upscaler: Upscaler, size: tuple[int, int], warmup: bool,
-                     within_clip: ClipProgress | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """Upscale consecutive clips and cross-fade their overlaps: (clip index, uint8 (n, out_h, out_w, 3)).
-    With `warmup` the first clip only seeds the cross-fade and yields nothing (nor reports progress)."""
-    outputs = ((clip, upscale_uint8_clip(upscaler, clip.frames, size, clip.index,
-                                         None if warmup and n == 0 else within_clip))
-               for n, clip in enumerate(clips))
-    for index, block in join_clips(outputs, upscaler.clip_overlap, warmup=warmup):
-        yield index, quantize(block)
+                     within_clip: ClipProgress | None = None) -> Iterator[HRBlock]:
+    """Upscale consecutive clips and cross-fade their overlaps: one HRBlock per clip (its first `step` frames,
+    all real ones for the last clip, with their timestamps). With `warmup` the first clip only seeds the
+    cross-fade and yields nothing (nor reports progress)."""
+    stamps: dict[int, tuple[int, ...] | None] = {}
+
+    def outputs() -> Iterator[tuple[Clip, torch.Tensor]]:
+        for n, clip in enumerate(clips):
+            stamps[clip.index] = clip.pts
+            yield clip, upscale_uint8_clip(upscaler, clip.frames, size, clip.index,
+                                           None if warmup and n == 0 else within_clip)
+
+    for index, block in join_clips(outputs(), upscaler.clip_overlap, warmup=warmup):
+        pts = stamps.pop(index)
+        for older in [key for key in stamps if key < index]:  # the warm-up clip's
+            del stamps[older]
+        yield HRBlock(index, quantize(block), None if pts is None else pts[:len(block)])
+        trim()  # what this clip freed goes back to the system: peak memory stays flat over long videos
         trim()  # what this clip freed goes back to the system: peak memory stays flat over long videos
 
 
@@ -67,7 +79,7 @@ def upscale_stream(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple
     size: (out_h, out_w). The first frame yielded is frame `start_clip · (clip_frames - clip_overlap)`.
     """
     done = 0
-    for _, block in upscale_clips(frames, upscaler, size, start_clip):
+    for _, block, _ in upscale_clips(frames, upscaler, size, start_clip):
         yield from block
         done += len(block)
         if progress is not None:
@@ -95,19 +107,46 @@ def upscale_uint8_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, 
     return out
 
 
+class LocalExecutor:
+    """Upscales the clips in this process. The executor interface `upscale_video` drives:
+    prepare(model, device, model_options) -> the method (or its stand-in: name, clip layout, describe());
+    log_start(info, size); clips(frames, size, start_clip, within_clip) -> HR blocks; stats() -> extra fields.
+    `patchvsr.distributed.RayExecutor` runs the clips on a Ray cluster instead."""
+
+    def __init__(self, upscaler: Upscaler | None = None):
+        self.upscaler = upscaler
+
+    def prepare(self, model: str | None, device: str, model_options: dict) -> Upscaler:
+        if self.upscaler is None:
+            self.upscaler = get_upscaler(model, device=device, **model_options)
+        return self.upscaler
+
+    def log_start(self, info: VideoInfo, size: tuple[int, int]) -> None:
+        log_expected_duration(info, size, self.upscaler)
+
+    def clips(self, frames: Iterable[TimedFrame], size: tuple[int, int], start_clip: int,
+              within_clip: ClipProgress) -> Iterator[HRBlock]:
+        return upscale_clips(frames, self.upscaler, size, start_clip, within_clip)
+
+    def stats(self) -> dict:
+        return {}
+
+
 def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = None,
                   size: tuple[int, int] | str | None = None, model: str | None = None, crf: int = DEFAULT_CRF,
                   stats: str | Path | None = None, resume: bool = False, overwrite: bool = False,
                   device: str = "auto", fps: Fraction | str | None = None, progress: Progress | None = None,
-                  upscaler: Upscaler | None = None, **model_options) -> dict:
+                  upscaler: Upscaler | None = None, executor=None, **model_options) -> dict:
     """Upscale `src` into `dst` (.mkv, .mp4 or a folder) and return the stats dict (also written to `stats`).
 
     scale: factor K > 1 for both axes (default 4); size: (width, height) or "WxH" instead, each axis
     scaled on its own. fps: frame rate of a PNG-folder input (default 25). model: a name or model folder
-    (None: the embedded "tiny" model, or $PATCHVSR_MODEL). model_options (steps, fusion, seed, window,
-    clip_frames, batch, t0, dtype, temporal_radius) go to the model; None means its default.
+    (None: the embedded "tiny" model, or $PATCHVSR_MODEL). model_options (`patchvsr.options.MODEL_OPTIONS`)
+    go to the model; None means its default.
     upscaler: the method already loaded from `model`, `device` and `model_options` (e.g. by `upscale_batch`,
     which loads it once for many videos); they are then only recorded for `--resume`.
+    executor: where the clips are upscaled (default: a `LocalExecutor`, in this process; see
+    `patchvsr.distributed.upscale_video_ray` for Ray).
     resume: continue an interrupted run of the same input and options; overwrite: replace an existing
     output (and discard an interrupted run). Raises PatchVSRError subclasses for bad input, options or
     output, and then leaves no output, temporary file or state behind.
@@ -115,25 +154,25 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     started = time.perf_counter()
     memory = PeakMemory()
     memory.reset()
+    executor = executor or LocalExecutor(upscaler)
     kind = output_kind(dst)
     src, dst = Path(src), Path(dst)
     info = probe(src, Fraction(fps) if fps is not None else None)
     width, height = output_size(info.width, info.height, scale, size)
     if not 0 <= crf <= 51:
         raise OptionError(f"--crf must be in [0, 51], got {crf}")
-    if upscaler is None:
-        upscaler = get_upscaler(model, device=device, **model_options)
+    method = executor.prepare(model, device, model_options)
     spec = OutputSpec(kind, width, height, info.fps, info.time_base, crf, info.rotation,
                       info.sample_aspect_ratio, info.color)
-    step = clip_step(upscaler.clip_frames, upscaler.clip_overlap)
-    run = OutputRun(dst, spec, info, step, run_record(info, spec, upscaler, model_options))
+    step = clip_step(method.clip_frames, method.clip_overlap)
+    run = OutputRun(dst, spec, info, step, run_record(info, spec, method, model_options))
     # an interrupted run may have moved its output into place just before it was stopped
     check_output(src, dst, kind, overwrite or (resume and run.interrupted_run_exists()))
-    log_plan(info, spec, upscaler)
-    log_expected_duration(info, (height, width), upscaler)
+    log_plan(info, spec, method)
+    executor.log_start(info, (height, width))
 
-    def clips(start_clip: int, within_clip: ClipProgress) -> Iterator[tuple[int, np.ndarray]]:
-        return upscale_clips(_frames(info, run.timestamps), upscaler, (height, width), start_clip, within_clip)
+    def clips(start_clip: int, within_clip: ClipProgress) -> Iterator[HRBlock]:
+        return executor.clips(timed_frames(info), (height, width), start_clip, within_clip)
 
     written = run.execute(clips, resume=resume, overwrite=overwrite, progress=progress)
     seconds = time.perf_counter() - started
@@ -142,8 +181,9 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
         "seconds": round(seconds, 3),
         "output_mpix_per_s": round(written * width * height / 1e6 / seconds, 3),
         "peak_rss_mb": round(memory.peak_mb(), 1),
-        **upscaler.describe(), "model": upscaler.name,
+        **method.describe(), "model": method.name,
         "fps_exact": str(info.fps), "frames_this_run": written, "input": str(src), "output": str(dst),
+        **executor.stats(),
     }
     if stats is not None:
         write_stats(Path(stats), result)
@@ -173,11 +213,10 @@ def run_record(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler, model_opti
     }
 
 
-def _frames(info: VideoInfo, timestamps: deque) -> Iterator[np.ndarray]:
-    """The input's RGB frames, with (index, pts) of each queued for the writer."""
+def timed_frames(info: VideoInfo) -> Iterator[TimedFrame]:
+    """The input's RGB frames with their timestamps."""
     for frame in read_frames(info):
-        timestamps.append((frame.index, frame.pts))
-        yield frame.rgb
+        yield TimedFrame(frame.pts, frame.rgb)
 
 
 LONG_RUN_SECONDS = 3600

@@ -21,30 +21,23 @@ import dataclasses
 import functools
 import logging
 import math
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from patchvsr.api import log_plan, run_record, upscale_and_join, write_stats
+from patchvsr.api import upscale_and_join, upscale_video
 from patchvsr.errors import OptionError, PatchVSRError
-from patchvsr.io.probe import probe
-from patchvsr.io.reader import read_frames
-from patchvsr.io.run import OutputRun
-from patchvsr.io.target import check_output, output_kind, output_size
-from patchvsr.io.writer import DEFAULT_CRF, OutputSpec
-from patchvsr.memory import PeakMemory
+from patchvsr.io.run import HRBlock
 from patchvsr.methods import default_model
 from patchvsr.methods.base import Upscaler
-from patchvsr.tiling.temporal import Clip, clip_step, count_clips, split_clips
+from patchvsr.tiling.temporal import Clip, TimedFrame, count_clips, split_clips
 
 log = logging.getLogger("patchvsr")
 
-Blocks = list[tuple[int, np.ndarray]]  # (clip index, HR frames (n, out_h, out_w, 3) uint8) in clip order
+Blocks = list[HRBlock]  # the HR blocks of a task's clips, in clip order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,9 +177,9 @@ class RayRunner:
         clips = count_clips(max(frames, 1), layout.clip_frames, layout.clip_overlap)
         return max(1, min(8, math.ceil(clips / (2 * self.workers))))
 
-    def upscale_clips(self, frames: Iterable[np.ndarray], spec: UpscalerSpec, layout: RemoteLayout,
-                      size: tuple[int, int], start_clip: int, per_task: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Like `patchvsr.api.upscale_clips`, on the cluster: (clip index, HR uint8 frames) in clip order."""
+    def upscale_clips(self, frames: Iterable[TimedFrame], spec: UpscalerSpec, layout: RemoteLayout,
+                      size: tuple[int, int], start_clip: int, per_task: int) -> Iterator[HRBlock]:
+        """Like `patchvsr.api.upscale_clips`, on the cluster: the HR blocks in clip order."""
         task = _remote(upscale_task, self.options.max_retries, **self.task_resources(spec.device))
         in_flight = self.options.in_flight or 2 * self.workers
         warmup = start_clip > 0 and layout.clip_overlap > 0
@@ -228,77 +221,46 @@ def _with_seed(previous: Clip | None, group: list[Clip], overlapping: bool) -> t
     return ([previous] if seeded else []) + group, seeded
 
 
+class RayExecutor:
+    """The executor of `patchvsr.api.upscale_video` (see `LocalExecutor`) that runs the clips as Ray tasks."""
+
+    def __init__(self, runner: RayRunner):
+        self.runner = runner
+        self.clip_count = 0
+
+    def prepare(self, model: str | None, device: str, model_options: dict) -> RemoteLayout:
+        self.spec = UpscalerSpec.create(model, device, **model_options)
+        self.layout = self.runner.layout(self.spec)
+        return self.layout
+
+    def log_start(self, info, size: tuple[int, int]) -> None:
+        self.per_task = self.runner.clips_per_task(info.frames, self.layout)
+        log.info("ray: %d worker(s)%s, %d clip(s) per task", self.runner.workers,
+                 " (GPU)" if self.runner.gpus else "", self.per_task)
+
+    def clips(self, frames: Iterable[TimedFrame], size: tuple[int, int], start_clip: int,
+              within_clip) -> Iterator[HRBlock]:
+        for block in self.runner.upscale_clips(frames, self.spec, self.layout, size, start_clip, self.per_task):
+            self.clip_count += 1
+            yield block
+
+    def stats(self) -> dict:
+        return {"ray": {"workers": self.runner.workers, "gpus": self.runner.gpus, "clips_per_task": self.per_task,
+                        "clips": self.clip_count}}
+
+
 def upscale_video_ray(src: str | Path, dst: str | Path, *, ray: RayOptions | RayRunner | None = None,
-                      scale: float | None = None, size: tuple[int, int] | str | None = None,
-                      model: str | None = None, crf: int = DEFAULT_CRF, stats: str | Path | None = None,
-                      resume: bool = False, overwrite: bool = False, device: str = "auto",
-                      fps: Fraction | str | None = None, progress=None, **model_options) -> dict:
+                      **options) -> dict:
     """`patchvsr.api.upscale_video` with the clips upscaled by Ray tasks; same arguments, output and errors.
 
     ray: RayOptions (connects, and shuts down a Ray instance it started) or an entered RayRunner (reused,
-    e.g. across a batch). The stats dict gains `"ray": {"workers", "gpus", "clips_per_task", "clips"}`.
+    e.g. across a batch). The stats dict gains `"ray": {"workers", "gpus", "clips_per_task", "clips"}`; its
+    `peak_rss_mb` is the driver's (the workers report none).
     """
     if not isinstance(ray, RayRunner):
         with RayRunner(ray) as runner:
-            return upscale_video_ray(src, dst, ray=runner, scale=scale, size=size, model=model, crf=crf,
-                                     stats=stats, resume=resume, overwrite=overwrite, device=device, fps=fps,
-                                     progress=progress, **model_options)
-    started = time.perf_counter()
-    kind = output_kind(dst)
-    src, dst = Path(src), Path(dst)
-    info = probe(src, Fraction(fps) if fps is not None else None)
-    width, height = output_size(info.width, info.height, scale, size)
-    if not 0 <= crf <= 51:
-        raise OptionError(f"--crf must be in [0, 51], got {crf}")
-    spec = UpscalerSpec.create(model, device, **model_options)
-    layout = ray.layout(spec)
-    out = OutputSpec(kind, width, height, info.fps, info.time_base, crf, info.rotation, info.sample_aspect_ratio,
-                     info.color)
-    step = clip_step(layout.clip_frames, layout.clip_overlap)
-    run = OutputRun(dst, out, info, step, run_record(info, out, layout, model_options))
-    check_output(src, dst, kind, overwrite or (resume and run.interrupted_run_exists()))
-    log_plan(info, out, layout)
-    per_task = ray.clips_per_task(info.frames, layout)
-    log.info("ray: %d worker(s)%s, %d clip(s) per task", ray.workers, " (GPU)" if ray.gpus else "", per_task)
-    tasks = _TaskCounter()
-    run.timestamps = deque()  # the reader runs up to `in_flight` tasks ahead of the writer
-
-    def clips(start_clip: int, within_clip) -> Iterator[tuple[int, np.ndarray]]:  # clips finish on workers
-        frames = _frames(info, run.timestamps)
-        return tasks.count(ray.upscale_clips(frames, spec, layout, (height, width), start_clip, per_task))
-
-    written = run.execute(clips, resume=resume, overwrite=overwrite, progress=progress)
-    seconds = time.perf_counter() - started
-    result = {
-        "frames": run.frames_total, "width": width, "height": height, "fps": float(info.fps),
-        "seconds": round(seconds, 3), "output_mpix_per_s": round(written * width * height / 1e6 / seconds, 3),
-        "peak_rss_mb": round(PeakMemory().peak_mb(), 1),  # the driver's; the workers report none
-        **layout.describe(), "model": layout.name, "fps_exact": str(info.fps), "frames_this_run": written,
-        "input": str(src), "output": str(dst),
-        "ray": {"workers": ray.workers, "gpus": ray.gpus, "clips_per_task": per_task, "clips": tasks.clips},
-    }
-    if stats is not None:
-        write_stats(Path(stats), result)
-    return result
-
-
-class _TaskCounter:
-    """Counts the clips that pass through (for the stats)."""
-
-    def __init__(self):
-        self.clips = 0
-
-    def count(self, blocks: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
-        for item in blocks:
-            self.clips += 1
-            yield item
-
-
-def _frames(info, timestamps: deque) -> Iterator[np.ndarray]:
-    """The input's RGB frames, with (index, pts) of each queued for the writer."""
-    for frame in read_frames(info):
-        timestamps.append((frame.index, frame.pts))
-        yield frame.rgb
+            return upscale_video_ray(src, dst, ray=runner, **options)
+    return upscale_video(src, dst, executor=RayExecutor(ray), **options)
 
 
 def _import_ray():

@@ -297,7 +297,8 @@ def evaluate_method(info: VideoInfo, name: str, config: EvalConfig, grid_index: 
     if first_pass:
         result.reference[video] = {"niqe": _mean(scores.reference_niqe), "warp_error": _mean(scores.reference_warp)}
     summary = scores.summary()
-    row = {"video": video, "method": name, "scale": config.scale, "lr_crf": config.lr_crf, **summary, "seconds": round(seconds, 4),
+    row = {"video": video, "method": name, "scale": config.scale, "lr_crf": config.lr_crf, **summary,
+           "seconds": round(seconds, 4),
            "output_mpix_per_s": round(summary["frames"] * size[0] * size[1] / 1e6 / seconds, 4),
            "peak_rss_mb": round(memory.peak_mb(), 1)}
     reporter.log(f"{video} x{config.scale} {name}: {row['frames']} frames, PSNR-Y {_fmt(row['psnr_y'])} dB, "

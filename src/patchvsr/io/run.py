@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,8 +30,19 @@ log = logging.getLogger("patchvsr")
 
 SEGMENT_FRAMES = {"mp4": 48, "mkv": 24, "png": 1}
 ClipProgress = Callable[[float], None]  # fraction done of the clip being upscaled, in [0, 1]
-# (start clip, ClipProgress) -> (clip index, HR frames) from that clip on
-ClipSource = Callable[[int, ClipProgress], Iterator[tuple[int, np.ndarray]]]
+
+
+class HRBlock(NamedTuple):
+    """The final frames of one clip: clip index, (n, out_h, out_w, 3) uint8 RGB and their n timestamps (in the
+    output's time base; None for a stream read without timestamps)."""
+
+    index: int
+    frames: np.ndarray
+    pts: tuple[int, ...] | None
+
+
+# (start clip, ClipProgress) -> the HR blocks from that clip on
+ClipSource = Callable[[int, ClipProgress], Iterator[HRBlock]]
 Progress = Callable[[float, int | None], None]  # (frames done, fractional inside a clip; frames in total or None)
 
 
@@ -44,7 +55,7 @@ class OutputRun:
     """Writes the HR clip stream of one input into `dst`, resumably.
 
     record: everything that shapes the output (input identity, options, clip layout); a resume must
-    match it exactly. `timestamps` receives (frame index, pts) from the reader as frames are decoded.
+    match it exactly. The clip source's blocks carry each frame's timestamp.
     """
 
     def __init__(self, dst: Path, spec: OutputSpec, info: VideoInfo, step: int, record: dict):
@@ -52,8 +63,6 @@ class OutputRun:
         self.cps = clips_per_segment(spec.kind, step)
         self.record = {**record, "clips_per_segment": self.cps}
         self.state = PartialRun(dst)
-        # (index, pts) of decoded frames; the reader runs at most a clip and a frame ahead of the writer
-        self.timestamps: deque = deque(maxlen=4 * step + 64)
         self.frames_total = 0
 
     def interrupted_run_exists(self) -> bool:
@@ -110,13 +119,16 @@ class OutputRun:
         if progress is not None:
             progress(before, total)  # the total at once, before the first clip
         try:
-            for clip_index, block in clips(first_segment * self.cps, within_clip):
+            for clip_index, block, stamps in clips(first_segment * self.cps, within_clip):
                 if clip_index // self.cps != segment:
                     self._close_segment(writer, segment, before + written)
                     segment = clip_index // self.cps
                     writer = self._open_segment(segment, clip_index * self.step)
-                for rgb in block:
-                    writer.write(rgb, self._pts(writer.next_index))
+                if stamps is None or len(stamps) != len(block):
+                    raise RuntimeError(f"clip {clip_index}: {len(block)} frames came with "
+                                       f"{'no' if stamps is None else len(stamps)} timestamps")
+                for rgb, pts in zip(block, stamps):
+                    writer.write(rgb, pts)
                 written += len(block)
                 if progress is not None:
                     progress(before + written, total)
@@ -141,14 +153,6 @@ class OutputRun:
         writer.close()
         self.state.record["frames_done"] = frames_done
         self.state.segment_done(segment)
-
-    def _pts(self, index: int) -> int:
-        """Timestamp of output frame `index`, taken from the reader's queue."""
-        while self.timestamps and self.timestamps[0][0] < index:
-            self.timestamps.popleft()
-        if not self.timestamps or self.timestamps[0][0] != index:
-            raise RuntimeError(f"no timestamp for frame {index}: reader and clip loop out of step")
-        return self.timestamps.popleft()[1]
 
     def _assemble(self) -> Path:
         """The finished output inside the state folder (or `dst`, if it was moved there already)."""

@@ -6,6 +6,9 @@ Frames shared by two consecutive clips are cross-faded with a linear ramp: the j
 (j = 0..O-1) takes weight (j + 1) / (O + 1) from the newer clip and the rest from the older one, so a clip
 fades in over its overlap and identical clips join to the identical stream.
 
+Frames may carry their timestamps (`TimedFrame`): a clip keeps those of its real frames (`Clip.pts`), so the
+writer gets them with the upscaled frames and no side channel is needed.
+
 Both ends stream (generator in, generator out): at most one clip and the O held frames live in memory.
 Starting at clip k (resume) skips the stream's first k·step frames; the joiner can be told that the first
 clip it gets is a warm-up whose frames only seed the cross-fade (the previous clip recomputed on resume).
@@ -16,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -23,11 +27,19 @@ import torch
 _END = object()  # marks the end of the frame stream
 
 
+class TimedFrame(NamedTuple):
+    """A frame of the stream with its timestamp (in the output's time base)."""
+
+    pts: int
+    rgb: np.ndarray
+
+
 @dataclass(frozen=True)
 class Clip:
     """A run of T frames of the stream.
 
-    frames: (T, H, W, C) array; the frames after the first `real` ones repeat frame `real - 1`.
+    frames: (T, H, W, C) array; the frames after the first `real` ones repeat frame `real - 1`;
+    pts: the timestamps of the `real` frames when the stream's frames were `TimedFrame`s, else None.
     """
 
     index: int
@@ -35,6 +47,7 @@ class Clip:
     real: int
     last: bool
     frames: np.ndarray
+    pts: tuple[int, ...] | None = None
 
 
 def clip_step(clip_frames: int, overlap: int) -> int:
@@ -54,9 +67,9 @@ def count_clips(frames: int, clip_frames: int, overlap: int) -> int:
     return 1 + max(0, -(-(frames - clip_frames) // step))
 
 
-def split_clips(frames: Iterable[np.ndarray], clip_frames: int, overlap: int,
+def split_clips(frames: Iterable[np.ndarray | TimedFrame], clip_frames: int, overlap: int,
                 start_clip: int = 0) -> Iterator[Clip]:
-    """Yield the clips of a stream of (H, W, C) frames, beginning with clip `start_clip`.
+    """Yield the clips of a stream of (H, W, C) frames (or `TimedFrame`s), beginning with clip `start_clip`.
 
     Each clip's `frames` is a (clip_frames, H, W, C) stack; reading stays one frame ahead of the clip being
     filled, to know whether it is the last one.
@@ -76,8 +89,11 @@ def split_clips(frames: Iterable[np.ndarray], clip_frames: int, overlap: int,
         if len(buffer) < clip_frames and upcoming is not _END:
             continue
         real = len(buffer)
-        padded = buffer + [buffer[-1]] * (clip_frames - real)
-        yield Clip(index, index * step, real, upcoming is _END, np.stack(padded))
+        timed = isinstance(buffer[0], TimedFrame)
+        images = [frame.rgb for frame in buffer] if timed else buffer
+        padded = images + [images[-1]] * (clip_frames - real)
+        pts = tuple(frame.pts for frame in buffer) if timed else None
+        yield Clip(index, index * step, real, upcoming is _END, np.stack(padded), pts)
         index, buffer = index + 1, buffer[step:]
 
 
