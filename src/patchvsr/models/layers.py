@@ -162,8 +162,7 @@ class HeadNorm(nn.RMSNorm):
     and the weight float32).
 
     For bf16/fp16 on the CPU, `F.rms_norm` copies the whole input to float32 first; here one reduction
-    accumulates in float32 and the scaling stays in the input's dtype (about 4x faster on a 2M-element bf16
-    input, one thread).
+    accumulates in float32 and the scaling stays in the input's dtype (docs/lite_model_notes.md: the gain).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,7 @@ from einops import rearrange
 from PIL import Image
 
 # sigma in LR pixels. Mild and rare: an LR that is blurred cannot be told from a soft scene, so a model taught to
-# undo strong blur sharpens soft footage too (a first run with 70 % blurred at up to 1.0 px lost 1.4-2.5 dB on
-# bikes against bicubic where the clean-only tiny model gains 0.65).
+# undo strong blur sharpens soft footage too (docs/lite_model_notes.md, "A first run").
 BLUR_SHARE, BLUR_SIGMA = 0.3, (0.2, 0.6)
 NOISE_SHARE, NOISE_STD = 0.6, (1.0, 8.0)         # std in 8-bit levels
 GREY_NOISE_SHARE = 0.4
@@ -27,8 +26,8 @@ JPEG_SHARE, JPEG_QUALITY = 0.4, (30, 90)
 H264_SHARE, H264_CRF = 0.4, (20, 36)
 # The degradation strength: log2(1 + RMS distance in 8-bit levels of the degraded LR from the clean downscale of
 # the same (possibly blurred) canvas, i.e. of noise and compression, which can be seen in the LR) over
-# log2(1 + STRENGTH_FULL), capped at 1 (so 2 levels ~ 0.31, 10 ~ 0.69, 32 and more: 1). 4:2:0 chroma alone
-# costs a textured clip several levels: H.264 CRF 20-36 of 320x180 crops of scikit-image photos measure 6-15.
+# log2(1 + STRENGTH_FULL), capped at 1 (so 2 levels ~ 0.31, 10 ~ 0.69, 32 and more: 1; what H.264 and JPEG
+# measure: docs/lite_model_notes.md).
 STRENGTH_FULL = 32.0
 
 
