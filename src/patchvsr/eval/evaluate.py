@@ -252,9 +252,7 @@ def _references(info: VideoInfo, config: EvalConfig) -> Iterator[np.ndarray]:
 
 def h264_round_trip(frames: np.ndarray, crf: int, preset: str = "medium") -> np.ndarray:
     """(T, h, w, 3) uint8 RGB through libx264 (yuv420p, `crf`, `preset`, one thread) and back: same shape."""
-    clip = rearrange(torch.from_numpy(frames), "t h w c -> t c h w").float() / 255.0
-    decoded = realistic.h264(clip, crf, preset=preset)
-    return rearrange(torch.round(decoded * 255.0).to(torch.uint8), "t c h w -> t h w c").numpy()
+    return realistic.h264_uint8(frames, crf, preset=preset)
 
 
 def _warm_up(upscaler, lr: np.ndarray, size: tuple[int, int], calls: int = 2) -> None:

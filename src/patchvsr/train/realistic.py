@@ -78,9 +78,14 @@ def jpeg(frames: torch.Tensor, quality: int) -> torch.Tensor:
 def h264(frames: torch.Tensor, crf: int, preset: str = "veryfast") -> torch.Tensor:
     """The clip through libx264 (yuv420p, constant rate factor `crf`, `preset`, one thread) and back.
 
-    (T, 3, h, w) in [0, 1] -> same; odd sizes are padded by edge replication for the encoder and cropped.
+    (T, 3, h, w) in [0, 1] -> same, on the 256 levels of 8-bit video (see `h264_uint8`).
     """
-    pixels = _to_uint8(frames)
+    return _from_uint8(h264_uint8(_to_uint8(frames), crf, preset))
+
+
+def h264_uint8(pixels: np.ndarray, crf: int, preset: str = "veryfast") -> np.ndarray:
+    """(T, h, w, 3) uint8 RGB through libx264 (yuv420p, `crf`, `preset`, one thread) and back: same shape.
+    Odd sizes are padded by edge replication for the encoder and cropped."""
     height, width = pixels.shape[1:3]
     padded = np.pad(pixels, ((0, 0), (0, max(16, height + height % 2) - height),
                              (0, max(16, width + width % 2) - width), (0, 0)), mode="edge")
@@ -95,7 +100,7 @@ def h264(frames: torch.Tensor, crf: int, preset: str = "veryfast") -> torch.Tens
     buffer.seek(0)
     with av.open(buffer, mode="r") as container:
         decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-    return _from_uint8(np.stack(decoded)[:, :height, :width])
+    return np.ascontiguousarray(np.stack(decoded)[:, :height, :width])
 
 
 def strength(lr: torch.Tensor, clean: torch.Tensor) -> float:
