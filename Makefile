@@ -51,19 +51,26 @@ train: $(STAMP)
 		--val-every 250 $(RESUME)
 
 # The next embedded model, `lite` (stem and head on the LR grid, degradation-strength condition; see
-# docs/lite_model_notes.md), trained in resumable pieces: stage 1 once (990 steps, 12 minutes on one core),
-# then one piece of stage 2 per call, PIECE_MINUTES long. Each piece continues from training/lite/adapter (the
-# committed small state: float16 weights, bfloat16 moments, step and data position, the stage-1 base) and
+# docs/lite_model_notes.md), trained in resumable pieces. The chain: stage 1 (990 steps, 12 minutes on one core);
+# stage 2 (3317 steps at --realistic-share 0.5, about an hour); then the fine-tune from it with soft sources and
+# without LR-only blur, one piece of PIECE_MINUTES per call. Each piece continues from training/lite/finetune
+# (the committed small state: float16 weights, bfloat16 moments, step and data position, the stage-1 base) and
 # writes it back, so the next piece may run on a fresh machine: `make train-lite && git add training/lite`.
 PIECE_MINUTES ?= 140
+LITE_FINETUNE := training/lite/finetune
 train-lite: $(STAMP)
 	test -f data/manifest.json || $(MAKE) data
-	test -f training/lite/adapter/state.json || test -f runs/lite_base/model/config.json || \
+	test -f $(LITE_FINETUNE)/state.json || test -f runs/lite_base/model/config.json || \
 		$(VENV)/bin/patchvsr train base --data data --out runs/lite_base --preset lite --steps 990 --threads 1 \
 		--lr 1e-3 --checkpoint-minutes 4
-	$(VENV)/bin/patchvsr train adapter --data data --out runs/lite_adapter --preset lite \
-		--base runs/lite_base/model --realistic-share 0.5 --minutes $(PIECE_MINUTES) --threads 1 \
-		--checkpoint-minutes 8 --val-every 250 --carry training/lite/adapter
+	test -f $(LITE_FINETUNE)/state.json || test -f runs/lite_adapter/model/config.json || \
+		$(VENV)/bin/patchvsr train adapter --data data --out runs/lite_adapter --preset lite \
+		--base runs/lite_base/model --realistic-share 0.5 --steps 3317 --threads 1 --checkpoint-minutes 8 \
+		--val-every 250 --carry training/lite/adapter
+	$(VENV)/bin/patchvsr train adapter --data data --out runs/lite_finetune --preset lite \
+		--base runs/lite_base/model --init runs/lite_adapter/model --realistic-share 0.5 --soft-share 0.25 \
+		--lr-blur-share 0 --minutes $(PIECE_MINUTES) --threads 1 --checkpoint-minutes 8 --val-every 250 \
+		--carry $(LITE_FINETUNE)
 
 # Copy the trained model into the package (float16, < 30 MB) as `--model tiny`, with the model card notes.
 ship: $(STAMP)

@@ -87,6 +87,18 @@ def test_estimator_range_and_shape():
     assert ((out > 0) & (out < 1)).all()
 
 
+def test_estimator_statistics_see_noise_in_quiet_windows():
+    generator = torch.Generator().manual_seed(0)
+    smooth = torch.full((2, 3, 2, 32, 32), 0.2)
+    noisy = smooth + 0.03 * torch.randn(smooth.shape, generator=generator)
+    estimator = DegradationEstimator(3)
+    quiet, loud = estimator.statistics(smooth), estimator.statistics(noisy)
+    assert quiet.shape == (2, 27)
+    assert (loud > quiet + 1.0).all()  # each quantile, channel and level: e^3.5 times the energy or more
+    with pytest.raises(ValueError, match="RGB"):
+        DegradationEstimator(4)
+
+
 def test_embedder_with_degradation_needs_a_strength_and_depends_on_it():
     embedder = perturb_(ConditionEmbedder(32, 16, use_degradation=True), seed=0)
     args = (torch.full((2,), 4.0), torch.tensor([[0.0, 0.0, 0.5, 0.5]] * 2), torch.zeros(2))

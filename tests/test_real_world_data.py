@@ -56,6 +56,18 @@ def test_degraded_samples_carry_their_strength():
     assert 0.0 < float(real["degradation"]) <= 1.0 and real["degradation"].dtype == torch.float32
 
 
+def test_soft_sources_blur_the_target_too():
+    clip = torch.rand(3, 3, 40, 40, generator=torch.Generator().manual_seed(0))      # white noise: any crop
+    config = DegradeConfig(window=16, frames=2, scale_range=(2.0, 2.0))
+    sharp, soft = (degrade_clip(clip, DegradeConfig(**{**config.__dict__, "soft_share": share}),
+                                torch.Generator().manual_seed(0)) for share in (0.0, 1.0))
+    detail = lambda x: float((x[..., 1:] - x[..., :-1]).abs().mean())  # noqa: E731
+    assert detail(soft["hr"]) < 0.8 * detail(sharp["hr"])
+    assert detail(soft["lr_up"]) < detail(sharp["lr_up"])
+    with pytest.raises(ValueError, match="soft_share"):
+        DegradeConfig(soft_share=1.5)
+
+
 def test_photo_folders_of_the_v2_packages(tmp_path):
     kept = ["usr/share/doc/opencv-doc/examples/data/fruits.png", "usr/share/stellarium/landscapes/a/p.png",
             "usr/share/backgrounds/gnome/x.png"]

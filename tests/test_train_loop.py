@@ -4,6 +4,7 @@ identical next-step loss, checkpoints hold no pickle, and the CLI rejects what i
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -187,12 +188,15 @@ def test_a_fine_tune_starts_from_the_init_model(data_dir, base_dir, tmp_path):
     model = loop.Trainer(config, data_dir, tmp_path / "fine", resume=False, **quiet).model
     expected = trained.state_dict()
     assert all(torch.equal(value, expected[name]) for name, value in model.state_dict().items())
+    loop.train(config, data_dir, tmp_path / "fine", steps=1, **quiet)
+    shutil.rmtree(tmp_path / "first")                   # a resumed fine-tune reads its checkpoint, not the init
+    assert loop.train(config, data_dir, tmp_path / "fine", steps=2, resume=True, **quiet)["steps"] == 2
     other_base = tmp_path / "other_base"
     perturb_(VideoDiT.from_preset("test"), seed=5, std=0.05).save_pretrained(str(other_base))
     with pytest.raises(InputError, match="another base"):
-        stages.build_model(config_for("adapter", other_base, model__init=str(tmp_path / "first" / "model")).model, 0)
+        stages.build_model(config_for("adapter", other_base, model__init=str(tmp_path / "fine" / "model")).model, 0)
     with pytest.raises(ValueError, match="adapter stage only"):
-        config_for("base", model__init=str(tmp_path / "first" / "model"))
+        config_for("base", model__init=str(tmp_path / "fine" / "model"))
 
 
 def test_a_run_carried_to_a_fresh_folder_continues_where_it_stopped(data_dir, base_dir, tmp_path, capsys):

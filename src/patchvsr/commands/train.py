@@ -67,6 +67,10 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="share of samples at t = 1 (fidelity mode; default 1.0 adapter, 0 base)")
     train.add_argument("--realistic-share", type=float, default=None,
                        help="share of samples with blur/noise/JPEG/H.264 (default 0)")
+    train.add_argument("--soft-share", type=float, default=None,
+                       help="share of samples from a soft source: the scene, HR target too, blurred (default 0)")
+    train.add_argument("--lr-blur-share", type=float, default=None,
+                       help="share of realistic samples whose LR only is blurred, taught to sharpen (default 0.3)")
     train.add_argument("--bicubic-share", type=float, default=None,
                        help="share of antialiased-bicubic (vs bilinear) downsampling (default 0.5)")
     train.add_argument("--clean-share", type=float, default=None,
@@ -94,6 +98,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = train_config.default_config(
             args.stage, args.preset, model__base=args.base, model__init=args.init, draw__t_one_share=args.t_one_share,
             degrade__realistic_share=args.realistic_share, degrade__bicubic_share=args.bicubic_share,
+            degrade__soft_share=args.soft_share, degrade__lr_blur_share=args.lr_blur_share,
             degrade__clean_share=args.clean_share, **ablations, **options, **decay)
     except ValueError as err:
         raise OptionError(str(err)) from None

@@ -225,18 +225,37 @@ class PatchVSRModel(nn.Module):
         (directory / "model_card.md").write_text(model_card(self, card))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "PatchVSRModel":
-        """Load a folder written by `save_pretrained`; OptionError naming the problem if it is not one."""
+    def from_pretrained(cls, directory: str | Path, fresh_estimator: bool = False) -> "PatchVSRModel":
+        """Load a folder written by `save_pretrained`; OptionError naming the problem if it is not one.
+
+        fresh_estimator: where the folder's degradation estimator is of an older design (other tensors), keep
+        a freshly initialised one instead of failing (to fine-tune such a model with a new estimator).
+        """
         directory = Path(directory)
         config = read_config(directory)
         base = VideoDiT.from_config(config["base"])
         base.load_state_dict(load_part(directory, "base"))
         model = cls(base, PatchVSRConfig(**config["adapter"]), lora_merged=config["lora_merged"])
         model.adapter.load_state_dict(load_part(directory, "adapter"))
-        model.embedder.load_state_dict(load_part(directory, "embedder"))
+        embedder = load_part(directory, "embedder")
+        if model.embedder.estimator is not None and not _same_shapes(
+                model.embedder.estimator.state_dict(), _part(embedder, "estimator.")):
+            if not fresh_estimator:
+                raise OptionError(f"model folder {directory} has a degradation estimator of an older design")
+            embedder = {**{k: v for k, v in embedder.items() if not k.startswith("estimator.")},
+                        **{f"estimator.{k}": v for k, v in model.embedder.estimator.state_dict().items()}}
+        model.embedder.load_state_dict(embedder)
         if lora.has_lora(model.base):
             lora.load_lora_state_dict(model.base, load_part(directory, "lora"))
         return model.eval()
+
+
+def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+
+
+def _same_shapes(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor]) -> bool:
+    return ours.keys() == theirs.keys() and all(ours[key].shape == theirs[key].shape for key in ours)
 
 
 def read_config(directory: Path) -> dict:

@@ -52,7 +52,7 @@ def pack(checkpoint_dir: Path, carry_dir: Path) -> None:
     """Write the carry folder of the checkpoint in `checkpoint_dir` (replacing an older one)."""
     checkpoint = load_checkpoint(checkpoint_dir)
     config = TrainConfig.from_json(checkpoint.state["config"])
-    names = [name for name, _ in stages.trainable(stages.build_model(config.model, config.seed))]
+    names = [name for name, _ in stages.trainable(stages.build_model(config.model, config.seed, load_init=False))]
     carry_dir = Path(carry_dir)
     tmp = carry_dir.with_name(carry_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -79,7 +79,7 @@ def unpack(carry_dir: Path, checkpoint_dir: Path) -> TrainConfig:
     config = TrainConfig.from_json(state["config"])
     if config.model.base is not None and not (Path(config.model.base) / "config.json").is_file():
         shutil.copytree(carry_dir / "base", config.model.base)
-    model = stages.build_model(config.model, config.seed)
+    model = stages.build_model(config.model, config.seed, load_init=False)
     trainable = _restore(load_file(str(carry_dir / "trainable.safetensors")))
     full = {**model.state_dict(), **trainable}
     if set(trainable) != {name for name, _ in stages.trainable(model)}:

@@ -2,8 +2,9 @@
 
 Per sample, all random choices from the sample's own torch.Generator:
 1. a random run of `frames` frames and a random canvas (a sub-rectangle of the HR clip, at least one window),
-   or, for stage 1 (`full_frame`), the whole clip resized to the window size;
-2. (realistic share only) Gaussian blur of the HR canvas;
+   or, for stage 1 (`full_frame`), the whole clip resized to the window size; for `soft_share` of samples a
+   soft source: the canvas (so the HR target too) blurred;
+2. (realistic share only) for `lr_blur_share` of those, Gaussian blur of the canvas on the way to the LR only;
 3. antialiased downsampling by a random factor k in `scale_range`: bicubic for `bicubic_share` of samples
    (exactly how the evaluation makes its LR input), bilinear (the paper's) for the rest;
 4. (realistic share only) sensor noise and JPEG or H.264 compression; otherwise 8-bit quantisation; the
@@ -43,6 +44,8 @@ class DegradeConfig:
     full_frame: bool = False
     global_size: int | None = None
     realistic_share: float = 0.0
+    lr_blur_share: float = 0.3  # of realistic samples: LR blurred before downsampling (the HR target is not)
+    soft_share: float = 0.0     # of all samples: a soft source, the canvas blurred before anything else
 
     def __post_init__(self) -> None:
         if self.window < 8 or self.frames < 1:
@@ -53,7 +56,7 @@ class DegradeConfig:
         low, high = self.noise_range
         if not 0.0 <= low <= high <= 1.0:
             raise ValueError(f"noise_range must satisfy 0 <= low <= high <= 1, got {self.noise_range}")
-        for name in ("bicubic_share", "clean_share", "realistic_share"):
+        for name in ("bicubic_share", "clean_share", "realistic_share", "lr_blur_share", "soft_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.global_size is not None and self.global_size < 1:
@@ -140,7 +143,7 @@ def _low_resolution(canvas: torch.Tensor, config: DegradeConfig,
     bicubic = _rand(generator) < config.bicubic_share
     strength = 0.0
     if _rand(generator) < config.realistic_share:
-        small = downsample(realistic.blur(canvas, factor, generator), size, bicubic)
+        small = downsample(realistic.blur(canvas, factor, config.lr_blur_share, generator), size, bicubic)
         lr = realistic.corrupt(small, generator)
         strength = realistic.strength(lr, quantize(small))   # noise and compression; blur is not visible as such
     else:
@@ -170,6 +173,8 @@ def degrade_clip(clip: torch.Tensor, config: DegradeConfig, generator: torch.Gen
     Returns the fields of `Degraded` without the batch axis (hr, lr_up, cond in [-1, 1] etc.).
     """
     canvas = _canvas(clip, config, generator)                                  # (T, 3, H, W)
+    if config.soft_share and _rand(generator) < config.soft_share:  # no draw at 0: older runs' streams stay
+        canvas = realistic.soften(canvas, generator)
     lr, scale, strength = _low_resolution(canvas, config, generator)           # (T, 3, h, w)
     lr_up = upsample_bicubic(lr, tuple(canvas.shape[-2:]))                     # (T, 3, H, W)
     (y0, x0), box, mask = _window_and_guidance(tuple(canvas.shape[-2:]), config, generator)

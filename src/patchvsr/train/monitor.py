@@ -14,7 +14,8 @@ from patchvsr.eval.metrics import psnr_y
 from patchvsr.sampling import add_noise, predict_z0, velocity_target
 from patchvsr.train.degrade import Degraded
 
-COLUMNS = ("step", "samples", "seconds", "lr", "loss", "val_loss", "val_psnr", "val_psnr_bicubic")
+COLUMNS = ("step", "samples", "seconds", "lr", "loss", "val_loss", "val_psnr", "val_psnr_bicubic", "val_psnr_soft",
+           "val_psnr_soft_bicubic")
 
 
 class TrainLog:
@@ -68,9 +69,12 @@ def plot_log(csv_path: Path, png_path: Path) -> None:
         left.plot(*zip(*val), "o-", label="val loss")
     left.set(xlabel="step", ylabel="flow-matching MSE", yscale="log", title="loss")
     left.legend()
-    gains = [(int(r["step"]), float(r["val_psnr"]) - float(r["val_psnr_bicubic"])) for r in rows if r["val_psnr"]]
-    if gains:
-        right.plot(*zip(*gains), "o-")
+    for name, label in (("val_psnr", "clips as they are"), ("val_psnr_soft", "soft sources")):
+        gains = [(int(r["step"]), float(r[name]) - float(r[f"{name}_bicubic"])) for r in rows if r.get(name)]
+        if gains:
+            right.plot(*zip(*gains), "o-", label=label)
+    if right.lines:
+        right.legend()
     right.axhline(0.0, color="grey", lw=0.8)
     right.set(xlabel="step", ylabel="dB", title="validation PSNR-Y gain over bicubic (1 step, z = 0)")
     figure.tight_layout()

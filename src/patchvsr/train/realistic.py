@@ -17,9 +17,12 @@ import torch.nn.functional as F
 from einops import rearrange
 from PIL import Image
 
-# sigma in LR pixels. Mild and rare: an LR that is blurred cannot be told from a soft scene, so a model taught to
-# undo strong blur sharpens soft footage too (docs/lite_model_notes.md, "A first run").
-BLUR_SHARE, BLUR_SIGMA = 0.3, (0.2, 0.6)
+# sigma in LR pixels; the share is DegradeConfig.lr_blur_share. Mild: an LR that is blurred cannot be told from a
+# soft scene, so a model taught to undo strong blur sharpens soft footage too (docs/lite_model_notes.md).
+BLUR_SIGMA = (0.2, 0.6)
+# A soft source (DegradeConfig.soft_share): the scene itself, HR target included, blurred by SOFT_SIGMA HR pixels,
+# as in footage that was upscaled, defocused or filtered before it reached the user.
+SOFT_SIGMA = (0.5, 1.5)
 NOISE_SHARE, NOISE_STD = 0.6, (1.0, 8.0)         # std in 8-bit levels
 GREY_NOISE_SHARE = 0.4
 JPEG_SHARE, JPEG_QUALITY = 0.4, (30, 90)
@@ -110,12 +113,17 @@ def strength(lr: torch.Tensor, clean: torch.Tensor) -> float:
     return min(1.0, math.log2(1.0 + rms) / math.log2(1.0 + STRENGTH_FULL))
 
 
-def blur(canvas: torch.Tensor, factor: float, generator: torch.Generator) -> torch.Tensor:
-    """Before downsampling by `factor`: for BLUR_SHARE of calls, a Gaussian blur of BLUR_SIGMA LR pixels.
+def blur(canvas: torch.Tensor, factor: float, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Before downsampling by `factor`: for `share` of calls, a Gaussian blur of BLUR_SIGMA LR pixels.
     canvas: (T, 3, H, W) in [0, 1] -> same."""
-    if _rand(generator) >= BLUR_SHARE:
+    if _rand(generator) >= share:
         return canvas
     return gaussian_blur(canvas, _rand(generator, *BLUR_SIGMA) * factor).clamp(0.0, 1.0)
+
+
+def soften(canvas: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A soft source: a Gaussian blur of SOFT_SIGMA px of the whole canvas (T, 3, H, W) in [0, 1] -> same."""
+    return gaussian_blur(canvas, _rand(generator, *SOFT_SIGMA)).clamp(0.0, 1.0)
 
 
 def corrupt(lr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

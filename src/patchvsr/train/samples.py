@@ -44,10 +44,11 @@ class FlowDraw:
 FIDELITY_DRAW = FlowDraw(t_one_share=1.0, zero_noise_share=1.0)
 
 
-def validation_degradation(config: DegradeConfig) -> DegradeConfig:
-    """The evaluation protocol inside training: x4 antialiased bicubic, 8-bit, no noise augmentation."""
+def validation_degradation(config: DegradeConfig, soft: bool = False) -> DegradeConfig:
+    """The evaluation protocol inside training: x4 antialiased bicubic, 8-bit, no noise augmentation; with
+    `soft`, of soft sources (every canvas blurred, `realistic.soften`), otherwise of the clips as they are."""
     return dataclasses.replace(config, scale_range=(4.0, 4.0), bicubic_share=1.0, clean_share=1.0,
-                               realistic_share=0.0)
+                               realistic_share=0.0, soft_share=1.0 if soft else 0.0)
 
 
 def draw_time_and_noise(shape: tuple[int, ...], draw: FlowDraw,

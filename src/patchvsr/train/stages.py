@@ -59,8 +59,10 @@ class ModelSpec:
             raise ValueError("--init (start from a trained model) applies to the adapter stage only")
 
 
-def build_model(spec: ModelSpec, seed: int) -> nn.Module:
-    """A freshly initialised training module: VideoDiT (base) or PatchVSRModel (adapter); weights from seed."""
+def build_model(spec: ModelSpec, seed: int, load_init: bool = True) -> nn.Module:
+    """A freshly initialised training module: VideoDiT (base) or PatchVSRModel (adapter); weights from seed,
+    then from the `init` folder if the spec names one and `load_init` (a resumed run takes its weights from
+    the checkpoint instead, so the folder need not exist any more)."""
     if spec.stage == "base":
         return VideoDiT.from_preset(spec.preset, seed=seed)
     ablations = {name: getattr(spec, name) for name in ABLATIONS}
@@ -68,14 +70,15 @@ def build_model(spec: ModelSpec, seed: int) -> nn.Module:
     if not (Path(spec.base) / "config.json").is_file():
         raise InputError(f"{spec.base} is not a stage-1 model folder (no config.json): train the base first")
     model = PatchVSRModel.from_base(VideoDiT.from_pretrained(spec.base), config, seed=seed + 1)
-    if spec.init is not None:
+    if spec.init is not None and load_init:
         _load_init(model, Path(spec.init))
     return model
 
 
 def _load_init(model: PatchVSRModel, folder: Path) -> None:
-    """Start `model` from the weights of a trained stage-2 folder of the same configuration and base."""
-    trained = PatchVSRModel.from_pretrained(folder)
+    """Start `model` from the weights of a trained stage-2 folder of the same configuration and base (a
+    degradation estimator of an older design in the folder is left out: this run trains its own)."""
+    trained = PatchVSRModel.from_pretrained(folder, fresh_estimator=True)
     if trained.config != model.config or trained.lora_merged:
         raise InputError(f"{folder} is a model of another configuration than this run's (or has merged LoRA)")
     ours, theirs = lora.base_state_dict(model.base), lora.base_state_dict(trained.base)
