@@ -271,7 +271,7 @@ def test_cli_model_flags_are_the_model_options():
     parser = build_parser()
     for command in (["upscale", "in.mp4", "-o", "out.mp4"], ["batch", "in.mp4", "-o", "out"]):
         args = parser.parse_args([*command, "--clip-frames", "8", "--t0", "0.5", "--degradation", "0.3"])
-        assert (args.clip_frames, args.t0, args.degradation, args.steps, args.crf) == (8, 0.5, "0.3", None, 17)
+        assert (args.clip_frames, args.t0, args.degradation, args.steps, args.crf) == (8, 0.5, "0.3", None, None)
 
 
 @pytest.mark.parametrize("steps, batch", [(1, 1), (2, 2)])

@@ -99,6 +99,8 @@ CASES = [
     ("out.mp4", "bicubic", 100, "frame", 60),      # mid-segment, H.264 segments of 48 frames
     ("out.mp4", "temporal", 110, "segment", 1),    # just after a segment: resume recomputes a warm-up clip
     ("out.mkv", "temporal", 60, "frame", 31),      # mid-segment, mid-clip, FFV1
+    ("out.mov", "bicubic", 60, "frame", 50),       # ProRes, segments in MOV (NUT does not take it)
+    ("out.webm", "bicubic", 60, "segment", 1),     # VP9, after a segment
     ("frames_out/", "temporal", 15, "frame", 7),    # PNG folder, one clip per segment
     ("out.mp4", "bicubic", 60, "remux", 30),       # during the final remux, with audio
     ("out.mkv", "bicubic", 30, "rename", 0),       # final file written, not moved into place

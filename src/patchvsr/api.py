@@ -19,6 +19,7 @@ import torch
 from einops import rearrange
 
 from patchvsr.errors import OptionError, OutputError
+from patchvsr.io.codecs import check_encoder, settings
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
 from patchvsr.io.run import ClipProgress, HRBlock, OutputRun, Progress
@@ -27,7 +28,6 @@ from patchvsr.io.writer import OutputSpec
 from patchvsr.memory import PeakMemory, trim
 from patchvsr.methods import get_upscaler
 from patchvsr.methods.base import Upscaler
-from patchvsr.options import DEFAULT_CRF
 from patchvsr.tiling.temporal import Clip, TimedFrame, clip_step, join_clips, split_clips
 from patchvsr.version import __version__
 
@@ -68,7 +68,6 @@ def upscale_and_join(clips: Iterable[Clip], upscaler: Upscaler, size: tuple[int,
         for older in [key for key in stamps if key < index]:  # the warm-up clip's
             del stamps[older]
         yield HRBlock(index, quantize(block), None if pts is None else pts[:len(block)])
-        trim()  # what this clip freed goes back to the system: peak memory stays flat over long videos
         trim()  # what this clip freed goes back to the system: peak memory stays flat over long videos
 
 
@@ -133,15 +132,19 @@ class LocalExecutor:
 
 
 def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = None,
-                  size: tuple[int, int] | str | None = None, model: str | None = None, crf: int = DEFAULT_CRF,
-                  stats: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-                  device: str = "auto", fps: Fraction | str | None = None, progress: Progress | None = None,
+                  size: tuple[int, int] | str | None = None, model: str | None = None,
+                  codec: str | None = None, crf: int | None = None, preset: str | None = None,
+                  pix_fmt: str | None = None, stats: str | Path | None = None, resume: bool = False,
+                  overwrite: bool = False, device: str = "auto", fps: Fraction | str | None = None, progress: Progress | None = None,
                   upscaler: Upscaler | None = None, executor=None, **model_options) -> dict:
-    """Upscale `src` into `dst` (.mkv, .mp4 or a folder) and return the stats dict (also written to `stats`).
+    """Upscale `src` into `dst` (.mkv, .mp4, .mov, .webm or a folder) and return the stats dict (also written
+    to `stats`).
 
     scale: factor K > 1 for both axes (default 4); size: (width, height) or "WxH" instead, each axis
     scaled on its own. fps: frame rate of a PNG-folder input (default 25). model: a name or model folder
-    (None: the embedded "tiny" model, or $PATCHVSR_MODEL). model_options (`patchvsr.options.MODEL_OPTIONS`)
+    (None: the embedded "tiny" model, or $PATCHVSR_MODEL). codec, crf, preset, pix_fmt: the video codec and its
+    settings (`patchvsr.io.codecs`; None: the container's default codec and the codec's defaults), checked by
+    encoding one frame before any work. model_options (`patchvsr.options.MODEL_OPTIONS`)
     go to the model; None means its default.
     upscaler: the method already loaded from `model`, `device` and `model_options` (e.g. by `upscale_batch`,
     which loads it once for many videos); they are then only recorded for `--resume`.
@@ -159,10 +162,9 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     src, dst = Path(src), Path(dst)
     info = probe(src, Fraction(fps) if fps is not None else None)
     width, height = output_size(info.width, info.height, scale, size)
-    if not 0 <= crf <= 51:
-        raise OptionError(f"--crf must be in [0, 51], got {crf}")
+    encoding = codec_settings(kind, width, height, info.fps, codec, crf, preset, pix_fmt)
     method = executor.prepare(model, device, model_options)
-    spec = OutputSpec(kind, width, height, info.fps, info.time_base, crf, info.rotation,
+    spec = OutputSpec(kind, width, height, info.fps, info.time_base, encoding, info.rotation,
                       info.sample_aspect_ratio, info.color)
     step = clip_step(method.clip_frames, method.clip_overlap)
     run = OutputRun(dst, spec, info, step, run_record(info, spec, method, model_options))
@@ -190,6 +192,20 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     return result
 
 
+def codec_settings(kind: str, width: int, height: int, fps: Fraction, codec: str | None, crf: int | None,
+                   preset: str | None, pix_fmt: str | None):
+    """The checked codec settings of a video output (None for a PNG folder, which takes none)."""
+    if kind == "png":
+        given = [flag for flag, value in (("--codec", codec), ("--crf", crf), ("--preset", preset),
+                                          ("--pix-fmt", pix_fmt)) if value is not None]
+        if given:
+            raise OptionError(f"{', '.join(given)}: a folder of PNG frames has no codec to set")
+        return None
+    chosen = settings(kind, width, height, codec, crf, preset, pix_fmt)
+    check_encoder(chosen, width, height, fps)
+    return chosen
+
+
 def write_stats(path: Path, stats: dict) -> None:
     """Write the stats JSON; an OutputError if it cannot be written (the video is already in place)."""
     try:
@@ -204,8 +220,9 @@ def run_record(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler, model_opti
     return {
         "input": {"path": str(info.path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                   "frames": info.frames},
-        "output": {"kind": spec.kind, "width": spec.width, "height": spec.height, "crf": spec.crf,
-                   "fps": str(spec.fps)},
+        "output": {"kind": spec.kind, "width": spec.width, "height": spec.height, "fps": str(spec.fps),
+                   **({} if spec.codec is None else {"codec": spec.codec.codec.name, "crf": spec.codec.crf,
+                                                     "preset": spec.codec.preset, "pix_fmt": spec.pix_fmt})},
         "model": upscaler.name,
         "model_options": {k: v for k, v in sorted(model_options.items()) if v is not None},
         "clip_layout": [upscaler.clip_frames, upscaler.clip_overlap],
@@ -246,15 +263,17 @@ def duration(seconds: float) -> str:
 
 def log_plan(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler) -> None:
     log.info("input  %s", info.describe())
-    codec = {"mkv": "FFV1 lossless", "mp4": f"H.264 crf {spec.crf} {spec.pix_fmt}", "png": "PNG frames"}
-    log.info("output %dx%d %s, model %s", spec.width, spec.height, codec[spec.kind], upscaler.name)
+    codec = "PNG frames" if spec.codec is None else spec.codec.describe()
+    log.info("output %dx%d %s, model %s", spec.width, spec.height, codec, upscaler.name)
     method = upscaler.describe()
     if method.get("dtype"):
         log.info("compute dtype %s: %s", method["dtype"], method["dtype_reason"])
     if info.vfr:
         log.info("variable frame rate: every frame is kept with its own timestamp")
-    if spec.kind == "mp4" and spec.pix_fmt == "yuv444p":
-        log.info("odd output size %dx%d: H.264 4:2:0 needs even sides, writing 4:4:4 (yuv444p) instead",
-                 spec.width, spec.height)
+    chosen = spec.codec
+    odd = spec.width % 2 or spec.height % 2
+    if odd and chosen and chosen.pix_fmt == chosen.codec.odd_pix_fmt != chosen.codec.pix_fmt:
+        log.info("odd output size %dx%d: %s 4:2:0 needs even sides, writing %s instead", spec.width,
+                 spec.height, chosen.codec.label, chosen.pix_fmt)
     if spec.kind == "png" and info.audio_streams:
         log.info("a PNG folder holds no audio: %d audio stream(s) not copied", info.audio_streams)

@@ -21,12 +21,11 @@ import torch
 
 from patchvsr.api import upscale_video, write_stats
 from patchvsr.errors import OptionError, OutputError, PatchVSRError
+from patchvsr.io.target import FORMATS
 from patchvsr.methods import get_upscaler
 from patchvsr.options import MODEL_OPTION_NAMES
 
 log = logging.getLogger("patchvsr")
-
-FORMATS = ("mp4", "mkv", "png")
 
 
 class BatchError(PatchVSRError):
@@ -57,7 +56,7 @@ def upscale_batch(inputs: list[str | Path], out_dir: str | Path, *, fmt: str = "
 
     ray: None for local runs, else RayOptions (see `patchvsr.distributed`); jobs: inputs processed at once
     (default 1 locally, 2 on Ray); options: keyword arguments of `patchvsr.api.upscale_video` (scale, size,
-    model, crf, resume, overwrite, device, fps, and the model options). Raises BatchError after the run if an
+    model, codec, crf, preset, pix_fmt, resume, overwrite, device, fps, and the model options). Raises BatchError after the run if an
     input failed; `stats` (JSON) is written in any case.
     """
     started = time.perf_counter()

@@ -6,8 +6,6 @@ MODEL_OPTIONS: the options only diffusion models take, as (name, type, help); th
 
 from __future__ import annotations
 
-DEFAULT_CRF = 17  # H.264 constant rate factor of .mp4 outputs: visually lossless
-
 MODEL_OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("steps", int, "sampling steps"),
     ("fusion", str, "how windows are joined: auto (default: band with one step, weighted with more), band "

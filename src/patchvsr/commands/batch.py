@@ -1,4 +1,5 @@
-"""`patchvsr batch INPUT... -o OUTDIR [--format mp4|mkv|png] [--ray [ADDRESS]] [...]`: many inputs, one folder.
+"""`patchvsr batch INPUT... -o OUTDIR [--format mp4|mkv|mov|webm|png] [--ray [ADDRESS]] [...]`: many inputs, one
+folder.
 
 Takes the options of `patchvsr upscale` (same meaning, applied to every input) and calls
 `patchvsr.batch.upscale_batch`.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from patchvsr.commands.common import model_options, upscale_options
+from patchvsr.commands.common import codec_options, model_options, upscale_options
+from patchvsr.io.target import FORMATS
 
 
 def add_parser(subparsers) -> None:
@@ -19,8 +21,9 @@ def add_parser(subparsers) -> None:
                     "skipped; the exit code is 2 if any failed.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders of numbered PNGs")
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created)")
-    parser.add_argument("--format", default="mp4", choices=("mp4", "mkv", "png"),
-                        help="mp4 = H.264, mkv = lossless FFV1, png = a folder of frames per input (default mp4)")
+    parser.add_argument("--format", default="mp4", choices=FORMATS,
+                        help="mp4 = H.264, mkv = lossless FFV1, mov = ProRes, webm = VP9 (--codec picks another), "
+                             "png = a folder of frames per input (default mp4)")
     parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                         help="run on a Ray cluster (default: RAY_ADDRESS, a local `ray start` cluster, else a "
                              "new local one); needs pip install 'patchvsr[ray]'")
@@ -39,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
 
         ray = RayOptions(address=args.ray or None)
     upscale_batch(args.inputs, args.output, fmt=args.format, ray=ray, jobs=args.jobs, stats=args.stats,
-                  scale=args.scale, size=args.size, model=args.model, crf=args.crf, fps=args.fps,
+                  scale=args.scale, size=args.size, model=args.model, fps=args.fps, **codec_options(args),
                   resume=args.resume, overwrite=args.overwrite, device=args.device, **model_options(args))
     return 0

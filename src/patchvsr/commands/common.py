@@ -6,7 +6,8 @@ import argparse
 from fractions import Fraction
 
 from patchvsr.devices import DEVICE_HELP, device_arg
-from patchvsr.options import DEFAULT_CRF, MODEL_OPTIONS, flag
+from patchvsr.io.codecs import CODECS, PRORES_PROFILES
+from patchvsr.options import MODEL_OPTIONS, flag
 
 MODEL_HELP = ("tiny (the embedded PatchVSR model, default), bicubic, lanczos, realesrgan-animevideov3, "
               "realesrgan-x4plus (after `patchvsr fetch realesrgan`), or a trained model's folder; "
@@ -21,8 +22,19 @@ def upscale_options() -> argparse.ArgumentParser:
     size.add_argument("--size", metavar="WxH",
                       help="output size; each axis is scaled on its own, so another aspect ratio stretches")
     parser.add_argument("--model", default=None, metavar="NAME", help=MODEL_HELP)
-    parser.add_argument("--crf", type=int, default=DEFAULT_CRF,
-                        help=f"H.264 quality of .mp4 outputs, 0-51 (default {DEFAULT_CRF})")
+    codecs = parser.add_argument_group("video codec (defaults: .mkv FFV1, .mp4 H.264, .mov ProRes, .webm VP9)")
+    codecs.add_argument("--codec", choices=tuple(CODECS), default=None,
+                        help="the video codec: " + ", ".join(f"{c.name} ({c.label}: .{', .'.join(c.containers)})"
+                                                              for c in CODECS.values()))
+    codecs.add_argument("--crf", type=int, default=None,
+                        help="quality, lower is better: " + ", ".join(
+                            f"{c.name} {c.crf[0]}-{c.crf[1]} (default {c.crf[2]})" for c in CODECS.values() if c.crf))
+    codecs.add_argument("--preset", default=None,
+                        help="speed/size trade-off: x264/x265 names (default fast), AV1 0-13 (8), VP9 0-8 (4); "
+                             f"ProRes profile {'|'.join(PRORES_PROFILES)} (default hq)")
+    codecs.add_argument("--pix-fmt", default=None, metavar="FMT",
+                        help="pixel format, e.g. yuv444p or yuv420p10le (default: 4:2:0, 4:4:4 for odd sizes; "
+                             "ProRes 4:2:2 10-bit; FFV1 RGB)")
     parser.add_argument("--fps", type=Fraction, metavar="RATE",
                         help="frame rate of PNG-folder inputs, e.g. 25 or 30000/1001 (default 25)")
     parser.add_argument("--stats", metavar="STATS.json", help="write run statistics as JSON")
@@ -35,6 +47,11 @@ def upscale_options() -> argparse.ArgumentParser:
     for name, kind, text in MODEL_OPTIONS:
         models.add_argument(flag(name), type=kind, default=None, help=text)
     return parser
+
+
+def codec_options(args: argparse.Namespace) -> dict:
+    """The codec options given on the command line, as `upscale_video` takes them."""
+    return {name: getattr(args, name) for name in ("codec", "crf", "preset", "pix_fmt")}
 
 
 def model_options(args: argparse.Namespace) -> dict:

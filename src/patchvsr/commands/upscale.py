@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import functools
 
-from patchvsr.commands.common import model_options, upscale_options
+from patchvsr.commands.common import codec_options, model_options, upscale_options
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "upscale", parents=[upscale_options()], help="upscale a video file or a folder of PNG frames",
         description="Upscale a video (any file FFmpeg decodes) or a folder of numbered PNG frames. "
-                    "OUTPUT: .mkv = lossless FFV1, .mp4 = H.264, a folder = PNG frames.")
+                    "OUTPUT: .mkv = lossless FFV1, .mp4 = H.264, .mov = ProRes, .webm = VP9 (--codec picks "
+                    "another), a folder = PNG frames.")
     parser.add_argument("input", metavar="INPUT", help="video file or folder of numbered PNG frames")
-    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mkv, .mp4 or a folder")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help=".mkv, .mp4, .mov, .webm or a folder")
     parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                         help="spread the clips over a Ray cluster (default: RAY_ADDRESS, a local `ray start` "
                              "cluster, else a new local one); needs pip install 'patchvsr[ray]'")
@@ -33,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
         upscale_video = functools.partial(upscale_video_ray, ray=RayOptions(address=args.ray or None))
     with ProgressReporter(console) as progress:
         upscale_video(args.input, args.output, scale=args.scale, size=args.size, model=args.model,
-                      crf=args.crf, fps=args.fps, stats=args.stats, resume=args.resume,
+                      fps=args.fps, stats=args.stats, **codec_options(args), resume=args.resume,
                       overwrite=args.overwrite, device=args.device, progress=progress, **model_options(args))
     return 0

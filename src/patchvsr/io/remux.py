@@ -23,20 +23,23 @@ from patchvsr.io.writer import OutputSpec
 
 log = logging.getLogger(__name__)
 
-FALLBACK_AUDIO = {"mkv": "flac", "mp4": "aac"}
+FALLBACK_AUDIO = {"mkv": "flac", "mp4": "aac", "mov": "aac", "webm": "libopus"}
+APPLE_TAGS = {"hevc": "hvc1"}  # the sample entry QuickTime and Safari play (FFmpeg's default hev1 they do not)
 CONTAINER_KEYS_KEPT = ("title", "comment", "description", "artist", "album", "date", "copyright", "genre")
 STREAM_KEYS_KEPT = ("language", "title")
 
 
 def assemble(final: Path, spec: OutputSpec, segments: list[Path], info: VideoInfo) -> None:
-    """Write `final` (an .mkv or .mp4) from the NUT `segments` in order plus the audio of `info.path`."""
+    """Write `final` (.mkv, .mp4, .mov or .webm) from the `segments` in order plus the audio of `info.path`."""
     source = None if info.folder else open_video(info.path)
     try:
         with av.open(str(final), "w") as output:
             _copy_metadata(source, output.metadata, CONTAINER_KEYS_KEPT)
             with open_video(segments[0]) as first:
-                video = output.add_stream_from_template(first.streams.video[0])
+                video = _stream_like(output, first.streams.video[0])
             video.codec_context.framerate = spec.fps
+            if spec.kind in ("mp4", "mov") and spec.codec.codec.name in APPLE_TAGS:
+                video.codec_tag = APPLE_TAGS[spec.codec.codec.name]
             if info.language:
                 video.metadata["language"] = info.language
             if spec.rotation:
@@ -51,6 +54,15 @@ def assemble(final: Path, spec: OutputSpec, segments: list[Path], info: VideoInf
     finally:
         if source is not None:
             source.close()
+
+
+def _stream_like(output, template):
+    """A stream copying `template`'s codec parameters; opaque where PyAV cannot open the codec by the
+    template's name (AV1 decoded by libdav1d, which is no encoder)."""
+    try:
+        return output.add_stream_from_template(template)
+    except av.codec.codec.UnknownCodecError:
+        return output.add_stream_from_template(template, opaque=True)
 
 
 def _audio_plan(source, output, kind: str) -> list[tuple]:

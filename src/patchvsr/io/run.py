@@ -1,7 +1,7 @@
 """One resumable output run: clips -> segments -> assembled file -> renamed into place.
 
-Clips are grouped into segments of `clips_per_segment` clips (about 48 frames for H.264, 24 for FFV1,
-one clip for PNG folders); segment boundaries depend only on clip numbers, so a resumed run cuts the
+Clips are grouped into segments of `clips_per_segment` clips (about 24 frames for FFV1, 48 for the other
+codecs, one clip for PNG folders); segment boundaries depend only on clip numbers, so a resumed run cuts the
 same segments, encodes the same frames and decodes identically to an uninterrupted one. After each
 finished segment the state records it; a resumed run starts at the first unfinished segment.
 
@@ -28,7 +28,7 @@ from patchvsr.io.writer import OutputSpec, SegmentWriter
 
 log = logging.getLogger("patchvsr")
 
-SEGMENT_FRAMES = {"mp4": 48, "mkv": 24, "png": 1}
+SEGMENT_FRAMES = {"ffv1": 24, "png": 1}  # frames per segment by codec; 48 for the others
 ClipProgress = Callable[[float], None]  # fraction done of the clip being upscaled, in [0, 1]
 
 
@@ -46,9 +46,10 @@ ClipSource = Callable[[int, ClipProgress], Iterator[HRBlock]]
 Progress = Callable[[float, int | None], None]  # (frames done, fractional inside a clip; frames in total or None)
 
 
-def clips_per_segment(kind: str, step: int) -> int:
-    """Clips per segment for an output kind and a clip step (frames between clip starts)."""
-    return max(1, math.ceil(SEGMENT_FRAMES[kind] / step))
+def clips_per_segment(spec: OutputSpec, step: int) -> int:
+    """Clips per segment for an output and a clip step (frames between clip starts)."""
+    codec = "png" if spec.codec is None else spec.codec.codec.name
+    return max(1, math.ceil(SEGMENT_FRAMES.get(codec, 48) / step))
 
 
 class OutputRun:
@@ -60,7 +61,7 @@ class OutputRun:
 
     def __init__(self, dst: Path, spec: OutputSpec, info: VideoInfo, step: int, record: dict):
         self.dst, self.spec, self.info, self.step = dst, spec, info, step
-        self.cps = clips_per_segment(spec.kind, step)
+        self.cps = clips_per_segment(spec, step)
         self.record = {**record, "clips_per_segment": self.cps}
         self.state = PartialRun(dst)
         self.frames_total = 0
@@ -145,7 +146,7 @@ class OutputRun:
         if self.spec.kind == "png":
             self.state.frames_folder.mkdir(exist_ok=True)
             return SegmentWriter(self.state.frames_folder, self.spec, first_frame)
-        return SegmentWriter(self.state.segment_path(segment, ".nut"), self.spec, first_frame)
+        return SegmentWriter(self.state.segment_path(segment, self.spec.segment_suffix), self.spec, first_frame)
 
     def _close_segment(self, writer: SegmentWriter | None, segment: int, frames_done: int) -> None:
         if writer is None:
@@ -166,7 +167,8 @@ class OutputRun:
         if done:
             return produced
         final = produced
-        segments = [self.state.segment_path(k, ".nut") for k in range(self.state.record["segments_done"])]
+        segments = [self.state.segment_path(k, self.spec.segment_suffix)
+                    for k in range(self.state.record["segments_done"])]
         assemble(final, self.spec, segments, self.info)
         with open(final, "rb+") as file:
             os.fsync(file.fileno())

@@ -12,16 +12,19 @@ import re
 from pathlib import Path
 
 from patchvsr.errors import OptionError, OutputError
+from patchvsr.io.codecs import CONTAINERS
 
 MAX_SIDE = 16384
 MAX_PIXELS = 8192 * 8192
 DEFAULT_SCALE = 4.0
-VIDEO_SUFFIXES = (".mkv", ".mp4")
+FORMATS = (*CONTAINERS, "png")  # output kinds: the containers, and a folder of PNG frames
+VIDEO_SUFFIXES = tuple(f".{container}" for container in CONTAINERS)
+FORMATS_HELP = ".mkv (lossless FFV1), .mp4 (H.264), .mov (ProRes), .webm (VP9; --codec picks another)"
 SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
 
 def output_kind(output: str | Path) -> str:
-    """`mkv`, `mp4` or `png` (a folder of frames: an existing folder, or a path ending in `/`).
+    """`mkv`, `mp4`, `mov`, `webm` or `png` (a folder of frames: an existing folder, or a path ending in `/`).
 
     A name without a suffix is refused rather than guessed: `-o out` meant as `out.mp4` must not quietly
     become a folder of PNG frames.
@@ -32,10 +35,10 @@ def output_kind(output: str | Path) -> str:
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return path.suffix.lower()[1:]
     if not path.suffix:
-        raise OptionError(f"{path}: no output format: add .mkv (lossless FFV1) or .mp4 (H.264), or end it with "
-                          "/ for a folder of PNG frames")
-    raise OptionError(f"{path}: unsupported output format {path.suffix!r}: use .mkv (lossless FFV1), "
-                      ".mp4 (H.264) or a folder (PNG frames; a path ending in /)")
+        raise OptionError(f"{path}: no output format: add {FORMATS_HELP}, or end it with / for a folder of "
+                          "PNG frames")
+    raise OptionError(f"{path}: unsupported output format {path.suffix!r}: use {FORMATS_HELP}, or a folder "
+                      "(PNG frames; a path ending in /)")
 
 
 def parse_size(size: str | tuple[int, int]) -> tuple[int, int]:

@@ -1,0 +1,175 @@
+"""The video codecs `patchvsr upscale` writes, their containers and settings, and the check made before any work.
+
+`--codec` picks one of CODECS (default: the container's, DEFAULT_CODEC); `--crf`, `--preset` and `--pix-fmt`
+refine it. Every codec is set up so that a segment written by a fresh encoder starts on a keyframe, decodes
+on its own and is the same bytes every time (resume and the segment writer rely on both): no B-frames (x264,
+x265), no look-ahead or hidden alt-ref frames (VP9), no run-to-run varying rate control (x264's mbtree).
+`check_encoder` encodes one frame of the output's size in memory with the settings of the run, so a
+combination the encoder refuses is a one-line OptionError before the first frame is upscaled.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+
+from patchvsr.errors import OptionError
+
+# SVT-AV1 prints its configuration to stderr at every encoder start unless told otherwise (1 = errors only).
+os.environ.setdefault("SVT_LOG", "1")
+
+PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "4444xq": 5}
+
+
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+@dataclass(frozen=True)
+class Codec:
+    """One `--codec` choice.
+
+    containers: the output suffixes it may go in. pix_fmt / odd_pix_fmt: the default pixel format for even /
+    odd frame sides (4:2:0 needs even ones). crf: (lowest, highest, default) of its quality scale, None where
+    it has none. presets: the `--preset` values it takes, `preset` the default (None: it has none).
+    segment_format: the container of the intermediate segments: NUT, or MOV for ProRes (NUT does not take
+    it; Matroska would round its timestamps to milliseconds).
+    """
+
+    name: str
+    encoder: str
+    label: str
+    containers: tuple[str, ...]
+    pix_fmt: str
+    odd_pix_fmt: str
+    crf: tuple[int, int, int] | None
+    presets: tuple[str, ...] = ()
+    preset: str | None = None
+    segment_format: str = "nut"
+
+    def default_pix_fmt(self, width: int, height: int) -> str:
+        return self.odd_pix_fmt if width % 2 or height % 2 else self.pix_fmt
+
+    def options(self, crf: int | None, preset: str | None) -> dict[str, str]:
+        """The encoder's AVOptions for a resolved quality and preset (see `settings`)."""
+        if self.name == "h264":
+            # no B-frames: segments concatenate with plain timestamps; no macroblock tree: in this x264 build
+            # it depends on memory left over by other code, and resume needs bit-identical segments
+            return {"crf": str(crf), "preset": preset, "bf": "0", "x264-params": "mbtree=0"}
+        if self.name == "hevc":
+            return {"crf": str(crf), "preset": preset, "x265-params": "bframes=0:log-level=error"}
+        if self.name == "av1":
+            return {"crf": str(crf), "preset": preset}
+        if self.name == "vp9":  # no look-ahead, no hidden alt-ref frames: every packet is a shown frame
+            return {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": preset, "row-mt": "1",
+                    "lag-in-frames": "0", "auto-alt-ref": "0"}
+        if self.name == "prores":
+            return {"profile": str(PRORES_PROFILES[preset]), "vendor": "apl0"}
+        return {"level": "3", "slices": "4", "slicecrc": "1"}  # ffv1
+
+
+CODECS: dict[str, Codec] = {codec.name: codec for codec in (
+    Codec("h264", "libx264", "H.264", ("mp4", "mkv", "mov"), "yuv420p", "yuv444p", (0, 51, 17), X26X_PRESETS,
+          "fast"),
+    Codec("hevc", "libx265", "HEVC", ("mp4", "mkv", "mov"), "yuv420p", "yuv444p", (0, 51, 20), X26X_PRESETS,
+          "fast"),
+    Codec("av1", "libsvtav1", "AV1", ("mp4", "mkv", "webm"), "yuv420p", "yuv420p", (0, 63, 28),
+          tuple(str(p) for p in range(14)), "8"),
+    Codec("vp9", "libvpx-vp9", "VP9", ("webm", "mkv", "mp4"), "yuv420p", "yuv444p", (0, 63, 24),
+          tuple(str(p) for p in range(9)), "4"),
+    Codec("prores", "prores_ks", "ProRes", ("mov", "mkv"), "yuv422p10le", "yuv422p10le", None,
+          tuple(PRORES_PROFILES), "hq", segment_format="mov"),
+    Codec("ffv1", "ffv1", "FFV1 lossless", ("mkv",), "bgr0", "bgr0", None),
+)}
+DEFAULT_CODEC = {"mkv": "ffv1", "mp4": "h264", "mov": "prores", "webm": "vp9"}
+CONTAINERS = tuple(DEFAULT_CODEC)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What `settings` resolved: the codec, its quality (None where it has no CRF), preset and pixel format."""
+
+    codec: Codec
+    crf: int | None
+    preset: str | None
+    pix_fmt: str
+
+    def options(self) -> dict[str, str]:
+        return self.codec.options(self.crf, self.preset)
+
+    def describe(self) -> str:
+        """For the log: `HEVC crf 20 preset fast yuv420p`."""
+        parts = [self.codec.label]
+        if self.crf is not None:
+            parts.append(f"crf {self.crf}")
+        if self.preset is not None:
+            parts.append(f"preset {self.preset}")
+        return " ".join(parts + [self.pix_fmt])
+
+
+def settings(container: str, width: int, height: int, codec: str | None = None, crf: int | None = None,
+             preset: str | None = None, pix_fmt: str | None = None) -> Settings:
+    """Resolve and check the codec options of a `container` output of width × height (OptionError)."""
+    name = codec or DEFAULT_CODEC[container]
+    if name not in CODECS:
+        raise OptionError(f"unknown --codec {name!r}: choose one of {', '.join(CODECS)}")
+    chosen = CODECS[name]
+    if container not in chosen.containers:
+        raise OptionError(f"--codec {name} cannot go into .{container}: use "
+                          f"{' or '.join('.' + c for c in chosen.containers)}")
+    if crf is not None and chosen.crf is None:
+        raise OptionError(f"--crf does not apply to {chosen.label} (it has no quality scale)")
+    if crf is not None and not chosen.crf[0] <= crf <= chosen.crf[1]:
+        raise OptionError(f"--crf for {chosen.label} must be in [{chosen.crf[0]}, {chosen.crf[1]}], got {crf}")
+    if preset is not None and preset not in chosen.presets:
+        choices = ", ".join(chosen.presets) if chosen.presets else "none: it has no presets"
+        raise OptionError(f"--preset {preset!r} is not one of {chosen.label}'s ({choices})")
+    if pix_fmt is not None and pix_fmt not in _encoder_formats(chosen.encoder):
+        raise OptionError(f"--pix-fmt {pix_fmt} is not one {chosen.label} writes: "
+                          f"{', '.join(_encoder_formats(chosen.encoder))}")
+    preset = preset or chosen.preset
+    if pix_fmt is None and chosen.name == "prores" and preset.startswith("4444"):
+        pix_fmt = "yuv444p10le"  # the 4444 profiles are 4:4:4
+    crf = chosen.crf[2] if crf is None and chosen.crf else crf
+    return Settings(chosen, crf, preset, pix_fmt or chosen.default_pix_fmt(width, height))
+
+
+def _encoder_formats(encoder: str) -> tuple[str, ...]:
+    return tuple(f.name for f in av.codec.Codec(encoder, "w").video_formats or ())
+
+
+def check_encoder(chosen: Settings, width: int, height: int, fps: Fraction) -> None:
+    """Encode one grey frame of the output's size in memory; OptionError naming the settings if the encoder
+    refuses them (e.g. 4:2:0 of an odd size in HEVC)."""
+    trial = av.open(io.BytesIO(), "w", format=chosen.codec.segment_format)
+    try:
+        stream = add_encoder(trial, chosen, width, height, fps, 1 / fps)
+        frame = av.VideoFrame(width, height, "rgb24")
+        for plane in frame.planes:
+            plane.update(bytes([128]) * plane.buffer_size)
+        for packet in stream.encode(frame.reformat(format=chosen.pix_fmt)):
+            trial.mux(packet)
+        for packet in stream.encode():
+            trial.mux(packet)
+    except (av.error.FFmpegError, ValueError) as err:
+        raise OptionError(f"{chosen.codec.label} refuses {chosen.describe()} at {width}x{height}: "
+                          f"{getattr(err, 'strerror', None) or err}") from None
+    finally:
+        try:
+            trial.close()
+        except (av.error.FFmpegError, ValueError):
+            pass
+
+
+def add_encoder(container: av.container.OutputContainer, chosen: Settings, width: int, height: int,
+                fps: Fraction, time_base: Fraction) -> av.video.stream.VideoStream:
+    """A configured encoder stream of `chosen` in `container`."""
+    stream = container.add_stream(chosen.codec.encoder, rate=fps)
+    stream.width, stream.height, stream.pix_fmt = width, height, chosen.pix_fmt
+    stream.codec_context.time_base = time_base
+    stream.time_base = time_base
+    stream.options = chosen.options()
+    return stream
