@@ -1,10 +1,13 @@
-"""Assemble the final file: the segments' video packets and the input's audio, copied without re-encoding.
+"""Assemble the final file: the segments' video packets and the input's other streams, copied where possible.
 
-Audio streams are copied packet for packet where the output container accepts their codec (checked by
-writing a header into memory); otherwise they are re-encoded, losslessly to FLAC for `.mkv` and to AAC
-for `.mp4`, and a log line says so. Video and audio packets are interleaved by time as they are copied,
-so memory stays bounded. The input's title, the streams' language and title, and the video rotation
-(display matrix) are carried over.
+Audio and subtitle streams are copied packet for packet where the output container accepts their codec
+(checked by writing a header into memory); otherwise audio is re-encoded, losslessly to FLAC for `.mkv`, to
+AAC for `.mp4`/`.mov` and to Opus for `.webm`, and text subtitles are converted (to mov_text for `.mp4`/`.mov`,
+WebVTT for `.webm`, ASS for `.mkv`); a log line says so, and says what cannot be carried at all (picture
+subtitles in a container without them, attachments outside `.mkv`, data streams). Chapters are copied, and
+attachments (fonts of ASS subtitles) into `.mkv`. Packets are interleaved by time as they are copied, so
+memory stays bounded. The input's title, the streams' language and title, and the video rotation (display
+matrix) are carried over.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import heapq
 import io
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
 from itertools import islice
 from pathlib import Path
 
@@ -24,13 +29,27 @@ from patchvsr.io.writer import OutputSpec
 log = logging.getLogger(__name__)
 
 FALLBACK_AUDIO = {"mkv": "flac", "mp4": "aac", "mov": "aac", "webm": "libopus"}
+FALLBACK_SUBTITLES = {"mkv": "ass", "mp4": "mov_text", "mov": "mov_text", "webm": "webvtt"}
+TEXT_SUBTITLES = ("subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text")
+SUBTITLE_TIME_BASE = Fraction(1, 1000)
 APPLE_TAGS = {"hevc": "hvc1"}  # the sample entry QuickTime and Safari play (FFmpeg's default hev1 they do not)
 CONTAINER_KEYS_KEPT = ("title", "comment", "description", "artist", "album", "date", "copyright", "genre")
 STREAM_KEYS_KEPT = ("language", "title")
 
 
+@dataclass
+class Carried:
+    """One input stream on its way into the output: `how` is "copy" (packets as they are), "encode" (decoded
+    audio, re-encoded) or "convert" (decoded text subtitles, re-encoded)."""
+
+    source: av.stream.Stream
+    target: av.stream.Stream
+    how: str
+
+
 def assemble(final: Path, spec: OutputSpec, segments: list[Path], info: VideoInfo) -> None:
-    """Write `final` (.mkv, .mp4, .mov or .webm) from the `segments` in order plus the audio of `info.path`."""
+    """Write `final` (.mkv, .mp4, .mov or .webm) from the `segments` in order plus the other streams, chapters
+    and attachments of `info.path`."""
     source = None if info.folder else open_video(info.path)
     try:
         with av.open(str(final), "w") as output:
@@ -44,13 +63,15 @@ def assemble(final: Path, spec: OutputSpec, segments: list[Path], info: VideoInf
                 video.metadata["language"] = info.language
             if spec.rotation:
                 video.set_display_rotation(spec.rotation)
-            audio = _audio_plan(source, output, spec.kind) if source else []
-            for stream, packet in _interleave(_video_packets(segments), _audio_packets(source, audio)):
+            carried = _plan(source, output, spec.kind) if source else []
+            if source is not None:
+                _copy_chapters_and_attachments(source, output, spec.kind)
+            for stream, packet in _interleave(_video_packets(segments), _carried_packets(source, carried)):
                 packet.stream = stream if stream is not None else video
                 output.mux(packet)
-            for _, target, encoder in audio:
-                if encoder:
-                    output.mux(target.encode(None))
+            for item in carried:
+                if item.how == "encode":
+                    output.mux(item.target.encode(None))
     finally:
         if source is not None:
             source.close()
@@ -65,24 +86,70 @@ def _stream_like(output, template):
         return output.add_stream_from_template(template, opaque=True)
 
 
-def _audio_plan(source, output, kind: str) -> list[tuple]:
-    """For each input audio stream: (input stream, output stream, re-encode?)."""
+def _plan(source, output, kind: str) -> list[Carried]:
+    """What becomes of each audio and subtitle stream of the input (and a log line for each one changed or
+    left out, and for data streams, which are never carried)."""
     plan = []
-    for stream in source.streams.audio:
+    for stream in [*source.streams.audio, *source.streams.subtitles]:
+        codec = stream.codec_context.name if stream.codec_context else "unknown"
         if _container_accepts(output.format.name, Path(source.name), stream.index):
-            target, encode = output.add_stream_from_template(stream), False
+            item = Carried(stream, output.add_stream_from_template(stream), "copy")
+        elif stream.type == "audio":
+            item = Carried(stream, _audio_encoder(output, stream, FALLBACK_AUDIO[kind]), "encode")
+            log.info("audio stream %d: %s cannot go into .%s; re-encoded to %s", stream.index, codec, kind,
+                     FALLBACK_AUDIO[kind])
+        elif codec in TEXT_SUBTITLES:
+            item = Carried(stream, _subtitle_encoder(output, stream, FALLBACK_SUBTITLES[kind]), "convert")
+            log.info("subtitle stream %d: %s cannot go into .%s; converted to %s", stream.index, codec, kind,
+                     FALLBACK_SUBTITLES[kind])
         else:
-            codec = FALLBACK_AUDIO[kind]
-            log.info("audio stream %d: %s cannot go into .%s; re-encoded to %s", stream.index,
-                     stream.codec_context.name, kind, codec)
-            target = output.add_stream(codec, rate=stream.codec_context.sample_rate)
-            layout = stream.codec_context.layout
-            # an unordered "N channels" layout gets the usual one for N (AAC needs a known layout)
-            target.layout = f"{layout.nb_channels}c" if layout.name.endswith("channels") else layout
-            encode = True
-        _copy_metadata(stream, target.metadata, STREAM_KEYS_KEPT)
-        plan.append((stream, target, encode))
+            log.info("subtitle stream %d: %s (pictures) cannot go into .%s; left out", stream.index, codec, kind)
+            continue
+        _copy_metadata(stream, item.target.metadata, STREAM_KEYS_KEPT)
+        item.target.disposition = stream.disposition
+        plan.append(item)
+    for stream in source.streams.data:
+        log.info("data stream %d (%s) is not carried into the output", stream.index,
+                 stream.metadata.get("handler_name", "no name"))
     return plan
+
+
+def _audio_encoder(output, stream, codec: str):
+    target = output.add_stream(codec, rate=stream.codec_context.sample_rate)
+    layout = stream.codec_context.layout
+    # an unordered "N channels" layout gets the usual one for N (AAC needs a known layout)
+    target.layout = f"{layout.nb_channels}c" if layout.name.endswith("channels") else layout
+    return target
+
+
+def _subtitle_encoder(output, stream, codec: str):
+    """A text-subtitle encoder fed with the input stream's cues (ASS events, FFmpeg's common form)."""
+    target = output.add_stream(codec)
+    target.codec_context.time_base = target.time_base = SUBTITLE_TIME_BASE
+    header = stream.codec_context.subtitle_header
+    target.codec_context.subtitle_header = header or DEFAULT_ASS_HEADER
+    return target
+
+
+# What FFmpeg's text-subtitle decoders write when an input brings no styles of its own.
+DEFAULT_ASS_HEADER = (
+    b"[Script Info]\nScriptType: v4.00+\nPlayResX: 384\nPlayResY: 288\n\n[V4+ Styles]\nFormat: Name, Fontname, "
+    b"Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, "
+    b"ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, "
+    b"Encoding\nStyle: Default,Arial,16,&Hffffff,&Hffffff,&H0,&H0,0,0,0,0,100,100,0,0,1,1,0,2,10,10,10,0\n\n"
+    b"[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
+
+
+def _copy_chapters_and_attachments(source, output, kind: str) -> None:
+    chapters = source.chapters()
+    if chapters:
+        output.set_chapters(chapters)
+    for stream in source.streams.attachments:
+        if kind == "mkv":
+            output.add_attachment(stream.name, stream.mimetype, stream.data)
+        else:
+            log.info("attachment %s: .%s cannot hold attachments; left out (use .mkv to keep it)",
+                     stream.name, kind)
 
 
 def _container_accepts(format_name: str, path: Path, index: int) -> bool:
@@ -116,19 +183,35 @@ def _video_packets(segments: list[Path]) -> Iterator[tuple[float, None, av.Packe
                 yield float(packet.dts * packet.time_base), None, packet
 
 
-def _audio_packets(source, plan) -> Iterator[tuple[float, av.stream.Stream, av.Packet]]:
+def _carried_packets(source, plan: list[Carried]) -> Iterator[tuple[float, av.stream.Stream, av.Packet]]:
     if not plan:
         return
-    targets = {stream.index: (target, encode) for stream, target, encode in plan}
-    for packet in source.demux(*[stream for stream, _, _ in plan]):
-        target, encode = targets[packet.stream.index]
-        if not encode:
+    targets = {item.source.index: item for item in plan}
+    for packet in source.demux(*[item.source for item in plan]):
+        item = targets[packet.stream.index]
+        if item.how == "copy":
             if packet.dts is not None:
-                yield float(packet.dts * packet.time_base), target, packet
-            continue
-        for frame in packet.decode():
-            for encoded in target.encode(frame):
-                yield float(encoded.dts * encoded.time_base), target, encoded
+                yield float(packet.dts * packet.time_base), item.target, packet
+        elif item.how == "encode":
+            for frame in packet.decode():
+                for encoded in item.target.encode(frame):
+                    yield float(encoded.dts * encoded.time_base), item.target, encoded
+        elif packet.pts is not None:
+            converted = _converted_cue(packet, item)
+            if converted is not None:
+                yield float(converted.pts * converted.time_base), item.target, converted
+
+
+def _converted_cue(packet: av.Packet, item: Carried) -> av.Packet | None:
+    """The cue of one text-subtitle packet re-encoded for `item.target` (times in SUBTITLE_TIME_BASE)."""
+    cue = item.source.codec_context.decode2(packet)
+    encoded = None if cue is None else item.target.codec_context.encode_subtitle(cue)
+    if encoded is None:
+        return None
+    encoded.pts = encoded.dts = round(packet.pts * packet.time_base / SUBTITLE_TIME_BASE)
+    encoded.duration = round((packet.duration or 0) * packet.time_base / SUBTITLE_TIME_BASE)
+    encoded.time_base = SUBTITLE_TIME_BASE
+    return encoded
 
 
 def _interleave(*streams) -> Iterator[tuple]:
