@@ -23,6 +23,7 @@ from patchvsr.io.codecs import check_encoder, settings
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
 from patchvsr.io.run import ClipProgress, HRBlock, OutputRun, Progress
+from patchvsr.io.span import Span
 from patchvsr.io.target import check_output, output_kind, output_size
 from patchvsr.io.writer import OutputSpec
 from patchvsr.memory import PeakMemory, trim
@@ -134,7 +135,8 @@ class LocalExecutor:
 def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = None,
                   size: tuple[int, int] | str | None = None, model: str | None = None,
                   codec: str | None = None, crf: int | None = None, preset: str | None = None,
-                  pix_fmt: str | None = None, stats: str | Path | None = None, resume: bool = False,
+                  pix_fmt: str | None = None, start: str | float | None = None, duration: str | float | None = None,
+                  frames: str | None = None, stats: str | Path | None = None, resume: bool = False,
                   overwrite: bool = False, device: str = "auto", fps: Fraction | str | None = None, progress: Progress | None = None,
                   upscaler: Upscaler | None = None, executor=None, **model_options) -> dict:
     """Upscale `src` into `dst` (.mkv, .mp4, .mov, .webm or a folder) and return the stats dict (also written
@@ -144,7 +146,8 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     scaled on its own. fps: frame rate of a PNG-folder input (default 25). model: a name or model folder
     (None: the embedded "tiny" model, or $PATCHVSR_MODEL). codec, crf, preset, pix_fmt: the video codec and its
     settings (`patchvsr.io.codecs`; None: the container's default codec and the codec's defaults), checked by
-    encoding one frame before any work. model_options (`patchvsr.options.MODEL_OPTIONS`)
+    encoding one frame before any work. start, duration (seconds or [H:]MM:SS[.fff]) or frames ("A:B", frames A to
+    B-1 from 0): upscale only that part of the video, with its audio, subtitles and chapters. model_options (`patchvsr.options.MODEL_OPTIONS`)
     go to the model; None means its default.
     upscaler: the method already loaded from `model`, `device` and `model_options` (e.g. by `upscale_batch`,
     which loads it once for many videos); they are then only recorded for `--resume`.
@@ -160,7 +163,7 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     executor = executor or LocalExecutor(upscaler)
     kind = output_kind(dst)
     src, dst = Path(src), Path(dst)
-    info = probe(src, Fraction(fps) if fps is not None else None)
+    info = probe(src, Fraction(fps) if fps is not None else None, Span.from_options(start, duration, frames))
     width, height = output_size(info.width, info.height, scale, size)
     encoding = codec_settings(kind, width, height, info.fps, codec, crf, preset, pix_fmt)
     method = executor.prepare(model, device, model_options)
@@ -219,7 +222,7 @@ def run_record(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler, model_opti
     stat = info.path.stat()
     return {
         "input": {"path": str(info.path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                  "frames": info.frames},
+                  "frames": info.frames, **({"part": info.cut.span.record()} if info.cut else {})},
         "output": {"kind": spec.kind, "width": spec.width, "height": spec.height, "fps": str(spec.fps),
                    **({} if spec.codec is None else {"codec": spec.codec.codec.name, "crf": spec.codec.crf,
                                                      "preset": spec.codec.preset, "pix_fmt": spec.pix_fmt})},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from patchvsr.commands.common import codec_options, model_options, upscale_options
+from patchvsr.commands.common import output_options, model_options, upscale_options
 from patchvsr.io.target import FORMATS
 
 
@@ -42,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
 
         ray = RayOptions(address=args.ray or None)
     upscale_batch(args.inputs, args.output, fmt=args.format, ray=ray, jobs=args.jobs, stats=args.stats,
-                  scale=args.scale, size=args.size, model=args.model, fps=args.fps, **codec_options(args),
+                  scale=args.scale, size=args.size, model=args.model, fps=args.fps, **output_options(args),
                   resume=args.resume, overwrite=args.overwrite, device=args.device, **model_options(args))
     return 0

@@ -43,15 +43,20 @@ def upscale_options() -> argparse.ArgumentParser:
                         help="replace existing outputs and discard interrupted runs")
     parser.add_argument("--device", default="auto", type=device_arg, help=DEVICE_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    part = parser.add_argument_group("part of the video (audio, subtitles and chapters are cut to match)")
+    part.add_argument("--start", metavar="TIME", help="start at this time: seconds or [H:]MM:SS[.fff] (default 0)")
+    part.add_argument("--duration", metavar="TIME", help="upscale this long (default: to the end)")
+    part.add_argument("--frames", metavar="A:B", help="frames A to B-1, counted from 0 (instead of --start)")
     models = parser.add_argument_group("diffusion model options (not for bicubic/lanczos/realesrgan)")
     for name, kind, text in MODEL_OPTIONS:
         models.add_argument(flag(name), type=kind, default=None, help=text)
     return parser
 
 
-def codec_options(args: argparse.Namespace) -> dict:
-    """The codec options given on the command line, as `upscale_video` takes them."""
-    return {name: getattr(args, name) for name in ("codec", "crf", "preset", "pix_fmt")}
+def output_options(args: argparse.Namespace) -> dict:
+    """The codec and part options given on the command line, as `upscale_video` takes them."""
+    return {name: getattr(args, name) for name in ("codec", "crf", "preset", "pix_fmt", "start", "duration",
+                                                     "frames")}
 
 
 def model_options(args: argparse.Namespace) -> dict:

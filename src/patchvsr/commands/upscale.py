@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 
-from patchvsr.commands.common import codec_options, model_options, upscale_options
+from patchvsr.commands.common import output_options, model_options, upscale_options
 
 
 def add_parser(subparsers) -> None:
@@ -34,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
         upscale_video = functools.partial(upscale_video_ray, ray=RayOptions(address=args.ray or None))
     with ProgressReporter(console) as progress:
         upscale_video(args.input, args.output, scale=args.scale, size=args.size, model=args.model,
-                      fps=args.fps, stats=args.stats, **codec_options(args), resume=args.resume,
+                      fps=args.fps, stats=args.stats, **output_options(args), resume=args.resume,
                       overwrite=args.overwrite, device=args.device, progress=progress, **model_options(args))
     return 0

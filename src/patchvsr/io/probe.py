@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from patchvsr.errors import InputError, OptionError
+from patchvsr.io.span import Cut, Span, resolve
 
 DEFAULT_FOLDER_FPS = Fraction(25)
 PNG_NUMBER = re.compile(r"(\d+)(?!.*\d)")  # the last run of digits in a file name
@@ -38,6 +39,7 @@ class VideoInfo:
     time_base: unit of the timestamps the reader yields: 1/fps for constant frame rate (timestamps are
     frame numbers from `first_pts`), the stream's own for variable frame rate (timestamps are kept).
     color: the stream's colour tags (`colorspace`, `color_range`, `color_primaries`, `color_trc`).
+    cut: the part of the video to upscale (`patchvsr.io.span`; None: all of it); `frames` then counts its frames.
     """
 
     path: Path
@@ -60,16 +62,19 @@ class VideoInfo:
     png_files: tuple[Path, ...] = ()
     header_frames: int | None = None
     damage: str | None = None
+    cut: Cut | None = None
 
     def describe(self) -> str:
         rate = f"{float(self.fps):.3f} fps" + (" (variable)" if self.vfr else "")
         audio = f", {self.audio_streams} audio" if self.audio_streams else ""
+        part = f" of {self.cut.span.describe()}" if self.cut else ""
         return f"{self.path.name}: {self.container}/{self.codec} {self.width}x{self.height}, " \
-               f"{self.frames} frames, {rate}{audio}"
+               f"{self.frames} frames{part}, {rate}{audio}"
 
 
-def probe(path: str | Path, fps: Fraction | None = None) -> VideoInfo:
-    """Inspect `path`; `fps` is the rate of a PNG folder (default 25) and must be None for video files."""
+def probe(path: str | Path, fps: Fraction | None = None, span: Span | None = None) -> VideoInfo:
+    """Inspect `path`; `fps` is the rate of a PNG folder (default 25) and must be None for video files; `span`
+    the part to upscale (OptionError if it holds no frame)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
@@ -77,12 +82,12 @@ def probe(path: str | Path, fps: Fraction | None = None) -> VideoInfo:
         fps = Fraction(fps) if fps is not None else DEFAULT_FOLDER_FPS
         if not 0 < fps <= 1000:
             raise OptionError(f"--fps must be in (0, 1000], got {fps}")
-        return _probe_folder(path, fps)
+        return _probe_folder(path, fps, span)
     if fps is not None:
         raise OptionError(f"{path}: --fps is only for PNG folders; a video file keeps its own frame rate")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
-    return _probe_file(path)
+    return _probe_file(path, span)
 
 
 def open_video(path: Path) -> av.container.InputContainer:
@@ -123,7 +128,7 @@ def video_stream(path: Path, container: av.container.InputContainer) -> av.video
     raise InputError(f"{path}: has no video stream ({what})")
 
 
-def _probe_file(path: Path) -> VideoInfo:
+def _probe_file(path: Path, span: Span | None) -> VideoInfo:
     with open_video(path) as container:
         stream = video_stream(path, container)
         first = _first_frame(path, container, stream)
@@ -133,9 +138,10 @@ def _probe_file(path: Path) -> VideoInfo:
         vfr = _is_variable(pts, fps, stream.time_base)
         first_pts = int(pts[0]) if len(pts) else 0
         codec_context = stream.codec_context
+        cut = resolve(span, pts, stream.time_base, fps, path.name) if span and len(pts) else None
         return VideoInfo(
             path=path, folder=False, width=first.width, height=first.height,
-            frames=scan.declared or len(pts), header_frames=scan.declared, damage=scan.damage, fps=fps, vfr=vfr,
+            frames=cut.frames if cut else scan.declared or len(pts), header_frames=scan.declared, cut=cut, damage=scan.damage, fps=fps, vfr=vfr,
             time_base=stream.time_base if vfr else 1 / fps,
             first_pts=first_pts if vfr else round(first_pts * stream.time_base * fps),
             codec=codec_context.name, container=container.format.name.split(",")[0],
@@ -217,15 +223,16 @@ def _is_variable(pts: np.ndarray, fps: Fraction, time_base: Fraction) -> bool:
     return bool(np.abs(pts - expected).max() > tolerance)
 
 
-def _probe_folder(path: Path, fps: Fraction) -> VideoInfo:
+def _probe_folder(path: Path, fps: Fraction, span: Span | None) -> VideoInfo:
     files = numbered_pngs(path)
     try:
         with Image.open(files[0]) as image:
             width, height = image.size
     except OSError as err:
         raise InputError(f"{files[0]}: not a readable PNG ({err})") from err
-    return VideoInfo(path=path, folder=True, width=width, height=height, frames=len(files), fps=fps,
-                     vfr=False, time_base=1 / fps, png_files=tuple(files))
+    cut = resolve(span, np.arange(len(files)), 1 / fps, fps, path.name) if span else None
+    return VideoInfo(path=path, folder=True, width=width, height=height, frames=cut.frames if cut else len(files),
+                     fps=fps, vfr=False, time_base=1 / fps, png_files=tuple(files), cut=cut)
 
 
 def numbered_pngs(path: Path) -> list[Path]:

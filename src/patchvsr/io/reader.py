@@ -4,7 +4,8 @@ Timestamps follow `VideoInfo.time_base`: for constant frame rate they are frame 
 time rounded to the frame grid (so the output is exactly `fps`, whatever rounding the input container
 used, and a frame that follows hidden or missing ones keeps its place against the audio); for variable
 frame rate they are the input's own timestamps. Either way they are forced strictly increasing, so no
-frame is dropped or duplicated.
+frame is dropped or duplicated. With a cut (`VideoInfo.cut`, a part of the video) the reader seeks to the
+keyframe before it, keeps the frames inside and shifts their timestamps back by the cut's offset.
 
 The header's frame count is a hint: the reader decodes what is there, skips packets the decoder rejects
 (as players do), and logs one warning at the end when the count differs from the hint or the file is
@@ -24,6 +25,7 @@ from PIL import Image
 
 from patchvsr.errors import InputError
 from patchvsr.io.probe import VideoInfo, open_video, video_stream
+from patchvsr.io.span import frame_ticks
 
 log = logging.getLogger("patchvsr")
 
@@ -49,9 +51,12 @@ def read_frames(info: VideoInfo) -> Iterator[Frame]:
 
 def _read_file(info: VideoInfo) -> Iterator[tuple[int, np.ndarray]]:
     previous, decoded, rejected = None, 0, 0
+    cut, shift = info.cut, frame_ticks(info.cut, info.time_base)
     with open_video(info.path) as container:
         stream = video_stream(info.path, container)
         stream.thread_type = "AUTO"
+        if cut is not None and cut.offset > 0:
+            container.seek(cut.low, stream=stream, backward=True)
         for packet in _packets(container, stream):
             try:
                 frames = stream.decode(packet)
@@ -59,10 +64,17 @@ def _read_file(info: VideoInfo) -> Iterator[tuple[int, np.ndarray]]:
                 rejected += 1
                 continue
             for frame in frames:
+                if cut is not None and frame.pts is not None:
+                    if frame.pts < cut.low:
+                        continue
+                    if cut.high is not None and frame.pts >= cut.high:
+                        break
                 pts = _timestamp(info, frame.pts, stream.time_base, previous)
                 previous = pts
                 decoded += 1
-                yield pts, frame.to_ndarray(format="rgb24", src_color_range=int(frame.color_range))
+                yield pts - shift, frame.to_ndarray(format="rgb24", src_color_range=int(frame.color_range))
+            if cut is not None and cut.high is not None and decoded >= cut.frames:
+                break
     _warn_if_different(info, decoded, rejected)
 
 
@@ -94,16 +106,17 @@ def _warn_if_different(info: VideoInfo, decoded: int, rejected: int) -> None:
     notes = [info.damage] if info.damage else []
     if rejected:
         notes.append(f"{rejected} damaged packet(s) skipped")
-    expected = info.header_frames or info.frames
+    expected = info.frames if info.cut else info.header_frames or info.frames
     if decoded != expected:
-        source = "its header says" if info.header_frames else "the probe counted"
+        source = "its header says" if info.header_frames and not info.cut else "the probe counted"
         notes.insert(0, f"{decoded} frames decoded, {source} {expected}")
     if notes:
         log.warning("%s: %s; all %d decoded frames are upscaled", info.path.name, "; ".join(notes), decoded)
 
 
 def _read_folder(info: VideoInfo) -> Iterator[tuple[None, np.ndarray]]:
-    for file in info.png_files:
+    files = info.png_files if info.cut is None else info.png_files[info.cut.low:info.cut.low + info.cut.frames]
+    for file in files:
         try:
             with Image.open(file) as image:
                 rgb = np.asarray(image.convert("RGB"))

@@ -5,8 +5,10 @@ Audio and subtitle streams are copied packet for packet where the output contain
 AAC for `.mp4`/`.mov` and to Opus for `.webm`, and text subtitles are converted (to mov_text for `.mp4`/`.mov`,
 WebVTT for `.webm`, ASS for `.mkv`); a log line says so, and says what cannot be carried at all (picture
 subtitles in a container without them, attachments outside `.mkv`, data streams). Chapters are copied, and
-attachments (fonts of ASS subtitles) into `.mkv`. Packets are interleaved by time as they are copied, so
-memory stays bounded. The input's title, the streams' language and title, and the video rotation (display
+attachments (fonts of ASS subtitles) into `.mkv`. For a part of the video (`VideoInfo.cut`) audio packets,
+subtitle cues and chapters are kept where they start inside it (a cue or chapter running into it is kept from
+its start) and shifted like the frames. Packets are interleaved by time as they are copied, so memory stays
+bounded. The input's title, the streams' language and title, and the video rotation (display
 matrix) are carried over.
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 import av
 
 from patchvsr.io.probe import VideoInfo, open_video
+from patchvsr.io.span import Cut
 from patchvsr.io.writer import OutputSpec
 
 log = logging.getLogger(__name__)
@@ -64,9 +67,10 @@ def assemble(final: Path, spec: OutputSpec, segments: list[Path], info: VideoInf
             if spec.rotation:
                 video.set_display_rotation(spec.rotation)
             carried = _plan(source, output, spec.kind) if source else []
+            window = _Window.of(info.cut, info.first_pts * info.time_base) if info.cut else None
             if source is not None:
-                _copy_chapters_and_attachments(source, output, spec.kind)
-            for stream, packet in _interleave(_video_packets(segments), _carried_packets(source, carried)):
+                _copy_chapters_and_attachments(source, output, spec.kind, window)
+            for stream, packet in _interleave(_video_packets(segments), _carried_packets(source, carried, window)):
                 packet.stream = stream if stream is not None else video
                 output.mux(packet)
             for item in carried:
@@ -140,8 +144,62 @@ DEFAULT_ASS_HEADER = (
     b"[Events]\nFormat: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\n")
 
 
-def _copy_chapters_and_attachments(source, output, kind: str) -> None:
+@dataclass(frozen=True)
+class _Window:
+    """A cut in the input's clock: the kept part is [low, high) seconds (high None: to the end); what is kept
+    moves back by `offset` seconds."""
+
+    low: Fraction
+    high: Fraction | None
+    offset: Fraction
+
+    @classmethod
+    def of(cls, cut: Cut, video_start: Fraction) -> "_Window":
+        low = video_start + cut.offset
+        return cls(low, None if cut.length is None else low + cut.length, cut.offset)
+
+    def interval(self, begin: Fraction, end: Fraction) -> tuple[Fraction, Fraction] | None:
+        """[begin, end) in the input's clock -> its part inside the window in the output's clock, or None; a
+        moment (end <= begin) is kept if it lies inside."""
+        if end <= begin:
+            inside = self.low <= begin and (self.high is None or begin < self.high)
+            return (begin - self.offset, begin - self.offset) if inside else None
+        if end <= self.low or self.high is not None and begin >= self.high:
+            return None
+        end = end if self.high is None else min(end, self.high)
+        return max(begin, self.low) - self.offset, end - self.offset
+
+    def shift(self, packet: av.Packet, clip: bool) -> av.Packet | None:
+        """A copied packet moved to the output's clock (None if outside): audio as a moment at its start,
+        subtitle cues (`clip`) as the interval they show, cut to the window."""
+        if packet.pts is None:
+            return None
+        begin = packet.pts * packet.time_base
+        placed = self.interval(begin, begin + (packet.duration or 0) * packet.time_base if clip else begin)
+        if placed is None:
+            return None
+        delta = packet.pts - round(placed[0] / packet.time_base)
+        packet.pts -= delta
+        if packet.dts is not None:
+            packet.dts -= delta
+        if clip and packet.duration:
+            packet.duration = round((placed[1] - placed[0]) / packet.time_base)
+        return packet
+
+
+def _chapter_in(chapter: dict, window: _Window) -> dict | None:
+    time_base = chapter["time_base"]
+    placed = window.interval(chapter["start"] * time_base, chapter["end"] * time_base)
+    if placed is None or placed[1] <= placed[0]:
+        return None
+    return {**chapter, "start": round(placed[0] / time_base), "end": round(placed[1] / time_base)}
+
+
+def _copy_chapters_and_attachments(source, output, kind: str, window: _Window | None) -> None:
     chapters = source.chapters()
+    if window is not None:
+        chapters = [_chapter_in(chapter, window) for chapter in chapters]
+        chapters = [chapter for chapter in chapters if chapter is not None]
     if chapters:
         output.set_chapters(chapters)
     for stream in source.streams.attachments:
@@ -183,23 +241,39 @@ def _video_packets(segments: list[Path]) -> Iterator[tuple[float, None, av.Packe
                 yield float(packet.dts * packet.time_base), None, packet
 
 
-def _carried_packets(source, plan: list[Carried]) -> Iterator[tuple[float, av.stream.Stream, av.Packet]]:
+def _carried_packets(source, plan: list[Carried],
+                     window: _Window | None) -> Iterator[tuple[float, av.stream.Stream, av.Packet]]:
     if not plan:
         return
     targets = {item.source.index: item for item in plan}
     for packet in source.demux(*[item.source for item in plan]):
         item = targets[packet.stream.index]
+        subtitle = item.source.type == "subtitle"
+        if item.how != "encode" and window is not None and packet.size:
+            packet = window.shift(packet, clip=subtitle)
+            if packet is None:
+                continue
         if item.how == "copy":
             if packet.dts is not None:
                 yield float(packet.dts * packet.time_base), item.target, packet
         elif item.how == "encode":
-            for frame in packet.decode():
+            for frame in _frames_in(packet.decode(), window):
                 for encoded in item.target.encode(frame):
                     yield float(encoded.dts * encoded.time_base), item.target, encoded
         elif packet.pts is not None:
             converted = _converted_cue(packet, item)
             if converted is not None:
                 yield float(converted.pts * converted.time_base), item.target, converted
+
+
+def _frames_in(frames, window: _Window | None):
+    """Decoded audio frames inside the window, moved to the output's clock (all of them without one)."""
+    for frame in frames:
+        if window is not None:
+            if frame.pts is None or window.interval(frame.pts * frame.time_base, Fraction(0)) is None:
+                continue
+            frame.pts -= round(window.offset / frame.time_base)
+        yield frame
 
 
 def _converted_cue(packet: av.Packet, item: Carried) -> av.Packet | None:
