@@ -2,7 +2,8 @@
 
 The clip loop is the same for every method: frames are cut into clips of the upscaler's `clip_frames`
 with `clip_overlap` shared frames, each clip is upscaled as a float tensor, consecutive clips are
-cross-faded, and only then are frames quantised to uint8 (round, clamp) for the writer.
+cross-faded, and only then are frames quantised (round, clamp) for the writer: to uint8, or to uint16 where a
+video of more than 8 bits per sample goes into an output of more than 8 (`full_depth`).
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ log = logging.getLogger("patchvsr")
 
 def upscale_clips(frames: Iterable[np.ndarray | TimedFrame], upscaler: Upscaler, size: tuple[int, int],
                   start_clip: int = 0, within_clip: ClipProgress | None = None) -> Iterator[HRBlock]:
-    """Yield the HR block (clip index, frames (n, out_h, out_w, 3) uint8, their timestamps) of each of the
-    stream's clips from `start_clip`.
+    """Yield the HR block (clip index, frames (n, out_h, out_w, 3) of the input's dtype, their timestamps) of each
+    of the stream's clips from `start_clip`.
 
-    frames: (H, W, 3) uint8 RGB, or `TimedFrame`s to get their timestamps back. With overlapping clips,
+    frames: (H, W, 3) uint8 (or uint16) RGB, or `TimedFrame`s to get their timestamps back. With overlapping clips,
     resuming at clip k > 0 recomputes clip k - 1 (deterministic: seeds derive from the clip index) for the
     cross-fade and yields nothing for it.
     within_clip: told the fraction done of the clip being upscaled, by upscalers that report it.
@@ -56,19 +57,19 @@ def upscale_and_join(clips: Iterable[Clip], upscaler: Upscaler, size: tuple[int,
     """Upscale consecutive clips and cross-fade their overlaps: one HRBlock per clip (its first `step` frames,
     all real ones for the last clip, with their timestamps). With `warmup` the first clip only seeds the
     cross-fade and yields nothing (nor reports progress)."""
-    stamps: dict[int, tuple[int, ...] | None] = {}
+    stamps: dict[int, tuple[tuple[int, ...] | None, type]] = {}  # clip index -> timestamps, the frames' dtype
 
     def outputs() -> Iterator[tuple[Clip, torch.Tensor]]:
         for n, clip in enumerate(clips):
-            stamps[clip.index] = clip.pts
-            yield clip, upscale_uint8_clip(upscaler, clip.frames, size, clip.index,
+            stamps[clip.index] = clip.pts, clip.frames.dtype.type
+            yield clip, upscale_pixel_clip(upscaler, clip.frames, size, clip.index,
                                            None if warmup and n == 0 else within_clip)
 
     for index, block in join_clips(outputs(), upscaler.clip_overlap, warmup=warmup):
-        pts = stamps.pop(index)
+        pts, dtype = stamps.pop(index)
         for older in [key for key in stamps if key < index]:  # the warm-up clip's
             del stamps[older]
-        yield HRBlock(index, quantize(block), None if pts is None else pts[:len(block)])
+        yield HRBlock(index, quantize(block, dtype), None if pts is None else pts[:len(block)])
         trim()  # what this clip freed goes back to the system: peak memory stays flat over long videos
 
 
@@ -86,16 +87,22 @@ def upscale_stream(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple
             progress(done, None)
 
 
-def quantize(frames: torch.Tensor) -> np.ndarray:
-    """(T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8, rounded to nearest (halves up) and clamped."""
+def quantize(frames: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
+    """(T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8 (or uint16: 0-65535), rounded to nearest (halves up)
+    and clamped."""
+    if dtype == np.uint16:
+        levels = frames.float().mul(65535.0).add_(0.5).clamp_(0, 65535).to(torch.int32).numpy().astype(np.uint16)
+        return np.ascontiguousarray(rearrange(levels, "t c h w -> t h w c"))
     levels = frames.float().mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8)  # truncation of x + 0.5
     return rearrange(levels, "t c h w -> t h w c").contiguous().numpy()
 
 
-def upscale_uint8_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, int], index: int,
+def upscale_pixel_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, int], index: int,
                        within_clip: ClipProgress | None = None) -> torch.Tensor:
-    """frames: (T, H, W, 3) uint8 -> (T, 3, out_h, out_w) float32 in [0, 1] from the upscaler."""
-    clip = rearrange(torch.from_numpy(frames), "t h w c -> t c h w").float().div_(255.0)
+    """frames: (T, H, W, 3) uint8 or uint16 -> (T, 3, out_h, out_w) float32 in [0, 1] from the upscaler."""
+    scale = 65535.0 if frames.dtype == np.uint16 else 255.0
+    pixels = torch.from_numpy(frames.astype(np.int32) if frames.dtype == np.uint16 else frames)
+    clip = rearrange(pixels, "t h w c -> t c h w").float().div_(scale)
     if within_clip is not None and getattr(upscaler, "reports_progress", False):
         out = upscaler.upscale_clip(clip, size, index, progress=within_clip)
     else:
@@ -165,7 +172,7 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     src, dst = Path(src), Path(dst)
     info = probe(src, Fraction(fps) if fps is not None else None, Span.from_options(start, duration, frames))
     width, height = output_size(info.width, info.height, scale, size)
-    encoding = codec_settings(kind, width, height, info.fps, codec, crf, preset, pix_fmt)
+    encoding = codec_settings(kind, width, height, info, codec, crf, preset, pix_fmt)
     method = executor.prepare(model, device, model_options)
     spec = OutputSpec(kind, width, height, info.fps, info.time_base, encoding, info.rotation,
                       info.sample_aspect_ratio, info.color)
@@ -176,8 +183,10 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     log_plan(info, spec, method)
     executor.log_start(info, (height, width))
 
+    deep = full_depth(info, spec)
+
     def clips(start_clip: int, within_clip: ClipProgress) -> Iterator[HRBlock]:
-        return executor.clips(timed_frames(info), (height, width), start_clip, within_clip)
+        return executor.clips(timed_frames(info, deep), (height, width), start_clip, within_clip)
 
     written = run.execute(clips, resume=resume, overwrite=overwrite, progress=progress)
     seconds = time.perf_counter() - started
@@ -195,7 +204,7 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     return result
 
 
-def codec_settings(kind: str, width: int, height: int, fps: Fraction, codec: str | None, crf: int | None,
+def codec_settings(kind: str, width: int, height: int, info: VideoInfo, codec: str | None, crf: int | None,
                    preset: str | None, pix_fmt: str | None):
     """The checked codec settings of a video output (None for a PNG folder, which takes none)."""
     if kind == "png":
@@ -204,9 +213,14 @@ def codec_settings(kind: str, width: int, height: int, fps: Fraction, codec: str
         if given:
             raise OptionError(f"{', '.join(given)}: a folder of PNG frames has no codec to set")
         return None
-    chosen = settings(kind, width, height, codec, crf, preset, pix_fmt)
-    check_encoder(chosen, width, height, fps)
+    chosen = settings(kind, width, height, codec, crf, preset, pix_fmt, info.bit_depth, info.hdr)
+    check_encoder(chosen, width, height, info.fps)
     return chosen
+
+
+def full_depth(info: VideoInfo, spec: OutputSpec) -> bool:
+    """Whether frames travel as uint16: an input and an output of more than 8 bits per sample."""
+    return info.bit_depth > 8 and spec.codec is not None and spec.codec.bits > 8
 
 
 def write_stats(path: Path, stats: dict) -> None:
@@ -233,9 +247,9 @@ def run_record(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler, model_opti
     }
 
 
-def timed_frames(info: VideoInfo) -> Iterator[TimedFrame]:
-    """The input's RGB frames with their timestamps."""
-    for frame in read_frames(info):
+def timed_frames(info: VideoInfo, deep: bool = False) -> Iterator[TimedFrame]:
+    """The input's RGB frames with their timestamps (uint16 if `deep`, see `full_depth`)."""
+    for frame in read_frames(info, full_depth=deep):
         yield TimedFrame(frame.pts, frame.rgb)
 
 
@@ -278,5 +292,11 @@ def log_plan(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler) -> None:
     if odd and chosen and chosen.pix_fmt == chosen.codec.odd_pix_fmt != chosen.codec.pix_fmt:
         log.info("odd output size %dx%d: %s 4:2:0 needs even sides, writing %s instead", spec.width,
                  spec.height, chosen.codec.label, chosen.pix_fmt)
+    if info.bit_depth > 8 and not full_depth(info, spec):
+        log.info("the %d-bit input is written with 8 bits per sample (%s); choose a codec and --pix-fmt of "
+                 "more bits to keep them", info.bit_depth, "PNG frames" if chosen is None else chosen.describe())
+    if info.hdr and (chosen is None or chosen.hdr is None):
+        log.info("HDR10 metadata (%s) cannot be written into %s; --codec hevc or av1 keep it", info.hdr.describe(),
+                 "PNG frames" if chosen is None else chosen.codec.label)
     if spec.kind == "png" and info.audio_streams:
         log.info("a PNG folder holds no audio: %d audio stream(s) not copied", info.audio_streams)

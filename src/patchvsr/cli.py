@@ -19,6 +19,7 @@ from patchvsr.version import __version__
 SUBCOMMAND_MODULES = (
     "patchvsr.commands.upscale",
     "patchvsr.commands.batch",
+    "patchvsr.commands.preview",
     "patchvsr.commands.fetch",
     "patchvsr.commands.evaluate",
     "patchvsr.commands.train",

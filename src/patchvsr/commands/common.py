@@ -47,10 +47,15 @@ def upscale_options() -> argparse.ArgumentParser:
     part.add_argument("--start", metavar="TIME", help="start at this time: seconds or [H:]MM:SS[.fff] (default 0)")
     part.add_argument("--duration", metavar="TIME", help="upscale this long (default: to the end)")
     part.add_argument("--frames", metavar="A:B", help="frames A to B-1, counted from 0 (instead of --start)")
+    add_model_options(parser)
+    return parser
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The diffusion model options (`patchvsr.options.MODEL_OPTIONS`), as a group of `parser`."""
     models = parser.add_argument_group("diffusion model options (not for bicubic/lanczos/realesrgan)")
     for name, kind, text in MODEL_OPTIONS:
         models.add_argument(flag(name), type=kind, default=None, help=text)
-    return parser
 
 
 def output_options(args: argparse.Namespace) -> dict:

@@ -18,6 +18,7 @@ from fractions import Fraction
 import av
 
 from patchvsr.errors import OptionError
+from patchvsr.io.hdr import HDRMetadata
 
 # SVT-AV1 prints its configuration to stderr at every encoder start unless told otherwise (1 = errors only).
 os.environ.setdefault("SVT_LOG", "1")
@@ -33,7 +34,8 @@ class Codec:
     """One `--codec` choice.
 
     containers: the output suffixes it may go in. pix_fmt / odd_pix_fmt: the default pixel format for even /
-    odd frame sides (4:2:0 needs even ones). crf: (lowest, highest, default) of its quality scale, None where
+    odd frame sides (4:2:0 needs even ones); deep_pix_fmt / deep_odd_pix_fmt: those for inputs of more than
+    8 bits (None: the encoder writes 8 bits only). crf: (lowest, highest, default) of its quality scale, None where
     it has none. presets: the `--preset` values it takes, `preset` the default (None: it has none).
     segment_format: the container of the intermediate segments: NUT, or MOV for ProRes (NUT does not take
     it; Matroska would round its timestamps to milliseconds).
@@ -49,20 +51,32 @@ class Codec:
     presets: tuple[str, ...] = ()
     preset: str | None = None
     segment_format: str = "nut"
+    deep_pix_fmt: str | None = None
+    deep_odd_pix_fmt: str | None = None
 
-    def default_pix_fmt(self, width: int, height: int) -> str:
-        return self.odd_pix_fmt if width % 2 or height % 2 else self.pix_fmt
+    def default_pix_fmt(self, width: int, height: int, deep: bool = False) -> str:
+        odd = width % 2 or height % 2
+        if deep and self.deep_pix_fmt:
+            return self.deep_odd_pix_fmt if odd else self.deep_pix_fmt
+        return self.odd_pix_fmt if odd else self.pix_fmt
 
-    def options(self, crf: int | None, preset: str | None) -> dict[str, str]:
-        """The encoder's AVOptions for a resolved quality and preset (see `settings`)."""
+    @property
+    def writes_hdr(self) -> bool:
+        """Whether the encoder writes HDR10 static metadata into the stream."""
+        return self.name in ("hevc", "av1")
+
+    def options(self, crf: int | None, preset: str | None, hdr: HDRMetadata | None = None) -> dict[str, str]:
+        """The encoder's AVOptions for a resolved quality and preset (see `settings`), with the HDR10 metadata
+        where it `writes_hdr`."""
         if self.name == "h264":
             # no B-frames: segments concatenate with plain timestamps; no macroblock tree: in this x264 build
             # it depends on memory left over by other code, and resume needs bit-identical segments
             return {"crf": str(crf), "preset": preset, "bf": "0", "x264-params": "mbtree=0"}
         if self.name == "hevc":
-            return {"crf": str(crf), "preset": preset, "x265-params": "bframes=0:log-level=error"}
+            params = "bframes=0:log-level=error" + (f":{hdr.x265()}" if hdr else "")
+            return {"crf": str(crf), "preset": preset, "x265-params": params}
         if self.name == "av1":
-            return {"crf": str(crf), "preset": preset}
+            return {"crf": str(crf), "preset": preset, **({"svtav1-params": hdr.svtav1()} if hdr else {})}
         if self.name == "vp9":  # no look-ahead, no hidden alt-ref frames: every packet is a shown frame
             return {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": preset, "row-mt": "1",
                     "lag-in-frames": "0", "auto-alt-ref": "0"}
@@ -73,16 +87,18 @@ class Codec:
 
 CODECS: dict[str, Codec] = {codec.name: codec for codec in (
     Codec("h264", "libx264", "H.264", ("mp4", "mkv", "mov"), "yuv420p", "yuv444p", (0, 51, 17), X26X_PRESETS,
-          "fast"),
+          "fast", deep_pix_fmt="yuv420p10le", deep_odd_pix_fmt="yuv444p10le"),
     Codec("hevc", "libx265", "HEVC", ("mp4", "mkv", "mov"), "yuv420p", "yuv444p", (0, 51, 20), X26X_PRESETS,
-          "fast"),
+          "fast", deep_pix_fmt="yuv420p10le", deep_odd_pix_fmt="yuv444p10le"),
     Codec("av1", "libsvtav1", "AV1", ("mp4", "mkv", "webm"), "yuv420p", "yuv420p", (0, 63, 28),
-          tuple(str(p) for p in range(14)), "8"),
+          tuple(str(p) for p in range(14)), "8", deep_pix_fmt="yuv420p10le", deep_odd_pix_fmt="yuv420p10le"),
     Codec("vp9", "libvpx-vp9", "VP9", ("webm", "mkv", "mp4"), "yuv420p", "yuv444p", (0, 63, 24),
           tuple(str(p) for p in range(9)), "4"),
     Codec("prores", "prores_ks", "ProRes", ("mov", "mkv"), "yuv422p10le", "yuv422p10le", None,
-          tuple(PRORES_PROFILES), "hq", segment_format="mov"),
-    Codec("ffv1", "ffv1", "FFV1 lossless", ("mkv",), "bgr0", "bgr0", None),
+          tuple(PRORES_PROFILES), "hq", segment_format="mov", deep_pix_fmt="yuv422p10le",
+          deep_odd_pix_fmt="yuv422p10le"),
+    Codec("ffv1", "ffv1", "FFV1 lossless", ("mkv",), "bgr0", "bgr0", None, deep_pix_fmt="gbrp16le",
+          deep_odd_pix_fmt="gbrp16le"),
 )}
 DEFAULT_CODEC = {"mkv": "ffv1", "mp4": "h264", "mov": "prores", "webm": "vp9"}
 CONTAINERS = tuple(DEFAULT_CODEC)
@@ -90,15 +106,22 @@ CONTAINERS = tuple(DEFAULT_CODEC)
 
 @dataclass(frozen=True)
 class Settings:
-    """What `settings` resolved: the codec, its quality (None where it has no CRF), preset and pixel format."""
+    """What `settings` resolved: the codec, its quality (None where it has no CRF), preset, pixel format and
+    the HDR10 metadata it writes (None: none, or the codec cannot)."""
 
     codec: Codec
     crf: int | None
     preset: str | None
     pix_fmt: str
+    hdr: HDRMetadata | None = None
 
     def options(self) -> dict[str, str]:
-        return self.codec.options(self.crf, self.preset)
+        return self.codec.options(self.crf, self.preset, self.hdr)
+
+    @property
+    def bits(self) -> int:
+        """Bits per sample of the pixel format written."""
+        return max(component.bits for component in av.VideoFormat(self.pix_fmt).components)
 
     def describe(self) -> str:
         """For the log: `HEVC crf 20 preset fast yuv420p`."""
@@ -111,8 +134,10 @@ class Settings:
 
 
 def settings(container: str, width: int, height: int, codec: str | None = None, crf: int | None = None,
-             preset: str | None = None, pix_fmt: str | None = None) -> Settings:
-    """Resolve and check the codec options of a `container` output of width × height (OptionError)."""
+             preset: str | None = None, pix_fmt: str | None = None, depth: int = 8,
+             hdr: HDRMetadata | None = None) -> Settings:
+    """Resolve and check the codec options of a `container` output of width × height (OptionError), for an
+    input of `depth` bits per sample and HDR10 metadata `hdr` (kept where the codec can)."""
     name = codec or DEFAULT_CODEC[container]
     if name not in CODECS:
         raise OptionError(f"unknown --codec {name!r}: choose one of {', '.join(CODECS)}")
@@ -134,7 +159,8 @@ def settings(container: str, width: int, height: int, codec: str | None = None, 
     if pix_fmt is None and chosen.name == "prores" and preset.startswith("4444"):
         pix_fmt = "yuv444p10le"  # the 4444 profiles are 4:4:4
     crf = chosen.crf[2] if crf is None and chosen.crf else crf
-    return Settings(chosen, crf, preset, pix_fmt or chosen.default_pix_fmt(width, height))
+    pix_fmt = pix_fmt or chosen.default_pix_fmt(width, height, deep=depth > 8)
+    return Settings(chosen, crf, preset, pix_fmt, hdr if chosen.writes_hdr else None)
 
 
 def _encoder_formats(encoder: str) -> tuple[str, ...]:

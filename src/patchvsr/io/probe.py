@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from patchvsr.errors import InputError, OptionError
+from patchvsr.io.hdr import HDRMetadata
 from patchvsr.io.span import Cut, Span, resolve
 
 DEFAULT_FOLDER_FPS = Fraction(25)
@@ -40,6 +41,7 @@ class VideoInfo:
     frame numbers from `first_pts`), the stream's own for variable frame rate (timestamps are kept).
     color: the stream's colour tags (`colorspace`, `color_range`, `color_primaries`, `color_trc`).
     cut: the part of the video to upscale (`patchvsr.io.span`; None: all of it); `frames` then counts its frames.
+    bit_depth: bits per sample of the decoded video (8 for PNG folders); hdr: its HDR10 static metadata.
     """
 
     path: Path
@@ -63,13 +65,17 @@ class VideoInfo:
     header_frames: int | None = None
     damage: str | None = None
     cut: Cut | None = None
+    bit_depth: int = 8
+    hdr: HDRMetadata | None = None
 
     def describe(self) -> str:
         rate = f"{float(self.fps):.3f} fps" + (" (variable)" if self.vfr else "")
         audio = f", {self.audio_streams} audio" if self.audio_streams else ""
         part = f" of {self.cut.span.describe()}" if self.cut else ""
-        return f"{self.path.name}: {self.container}/{self.codec} {self.width}x{self.height}, " \
-               f"{self.frames} frames{part}, {rate}{audio}"
+        depth = f" {self.bit_depth}-bit" if self.bit_depth != 8 else ""
+        hdr = f", HDR10 ({self.hdr.describe()})" if self.hdr else ""
+        return f"{self.path.name}: {self.container}/{self.codec} {self.width}x{self.height}{depth}, " \
+               f"{self.frames} frames{part}, {rate}{audio}{hdr}"
 
 
 def probe(path: str | Path, fps: Fraction | None = None, span: Span | None = None) -> VideoInfo:
@@ -151,6 +157,8 @@ def _probe_file(path: Path, span: Span | None) -> VideoInfo:
             color={"colorspace": int(first.colorspace), "color_range": int(first.color_range),
                    "color_primaries": int(codec_context.color_primaries),
                    "color_trc": int(codec_context.color_trc)},
+            bit_depth=max(component.bits for component in first.format.components),
+            hdr=HDRMetadata.from_frame(first),
         )
 
 

@@ -32,16 +32,20 @@ log = logging.getLogger("patchvsr")
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: `rgb` (H, W, 3) uint8, `pts` in the input's `VideoInfo.time_base`."""
+    """One decoded frame: `rgb` (H, W, 3) uint8 (uint16 for inputs of more than 8 bits read at `full_depth`),
+    `pts` in the input's `VideoInfo.time_base`."""
 
     index: int
     pts: int
     rgb: np.ndarray
 
 
-def read_frames(info: VideoInfo) -> Iterator[Frame]:
-    """Yield every frame of the input in presentation order; InputError if the frame size changes."""
-    frames = _read_folder(info) if info.folder else _read_file(info)
+def read_frames(info: VideoInfo, full_depth: bool = False) -> Iterator[Frame]:
+    """Yield every frame of the input in presentation order; InputError if the frame size changes.
+
+    full_depth: frames of inputs with more than 8 bits per sample come as uint16 RGB (0-65535) instead of
+    being reduced to uint8."""
+    frames = _read_folder(info) if info.folder else _read_file(info, full_depth and info.bit_depth > 8)
     for index, (pts, rgb) in enumerate(frames):
         if rgb.shape != (info.height, info.width, 3):
             raise InputError(f"{info.path}: frame {index + 1} is {rgb.shape[1]}x{rgb.shape[0]}, "
@@ -49,7 +53,7 @@ def read_frames(info: VideoInfo) -> Iterator[Frame]:
         yield Frame(index, info.first_pts + index if pts is None else pts, rgb)
 
 
-def _read_file(info: VideoInfo) -> Iterator[tuple[int, np.ndarray]]:
+def _read_file(info: VideoInfo, sixteen_bit: bool) -> Iterator[tuple[int, np.ndarray]]:
     previous, decoded, rejected = None, 0, 0
     cut, shift = info.cut, frame_ticks(info.cut, info.time_base)
     with open_video(info.path) as container:
@@ -72,7 +76,8 @@ def _read_file(info: VideoInfo) -> Iterator[tuple[int, np.ndarray]]:
                 pts = _timestamp(info, frame.pts, stream.time_base, previous)
                 previous = pts
                 decoded += 1
-                yield pts - shift, frame.to_ndarray(format="rgb24", src_color_range=int(frame.color_range))
+                yield pts - shift, frame.to_ndarray(format="rgb48le" if sixteen_bit else "rgb24",
+                                                    src_color_range=int(frame.color_range))
             if cut is not None and cut.high is not None and decoded >= cut.frames:
                 break
     _warn_if_different(info, decoded, rejected)

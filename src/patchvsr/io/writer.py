@@ -25,6 +25,8 @@ from patchvsr.io.codecs import Settings, add_encoder
 
 FRAME_NAME = "frame_{:06d}.png"  # frame numbers start at 1
 SEGMENT_SUFFIX = {"nut": ".nut", "mov": ".mov"}
+# Tags an RGB output (FFV1) carries too: BT.2020 primaries, the PQ and HLG transfers (SDR RGB stays untagged).
+WIDE_OR_HDR = {"color_primaries": (9,), "color_trc": (16, 18)}
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,8 @@ class OutputSpec:
     """How to encode: kind (`mkv`/`mp4`/`mov`/`webm`/`png`), frame size, rate, timestamp unit, the codec
     settings (None for PNG frames) and what to carry over.
 
-    color: the input's colour tags (see `VideoInfo.color`), used by YUV codecs.
+    color: the input's colour tags (see `VideoInfo.color`): all of them for YUV codecs, for RGB (FFV1) only
+    wide-gamut primaries and HDR transfers.
     """
 
     kind: str
@@ -68,10 +71,11 @@ def add_video_stream(container: av.container.OutputContainer,
     stream = add_encoder(container, spec.codec, spec.width, spec.height, spec.fps, spec.time_base)
     if spec.sample_aspect_ratio:
         stream.codec_context.sample_aspect_ratio = spec.sample_aspect_ratio
-    if _is_yuv(spec):
-        for tag in ("colorspace", "color_range", "color_primaries", "color_trc"):
-            if spec.color.get(tag):
-                setattr(stream.codec_context, tag, spec.color[tag])
+    tags = ("colorspace", "color_range", "color_primaries", "color_trc") if _is_yuv(spec) else \
+        [tag for tag in ("color_primaries", "color_trc") if spec.color.get(tag) in WIDE_OR_HDR[tag]]
+    for tag in tags:
+        if spec.color.get(tag):
+            setattr(stream.codec_context, tag, spec.color[tag])
     return stream
 
 
@@ -82,8 +86,8 @@ def _is_yuv(spec: OutputSpec) -> bool:
 class SegmentWriter:
     """Writes consecutive output frames `[first, ...)` of one segment: a NUT file or PNGs in a folder.
 
-    write() takes (H, W, 3) uint8 RGB frames and their timestamps in `spec.time_base`; close() flushes
-    the encoder and syncs the file to disk.
+    write() takes (H, W, 3) uint8 RGB frames (or uint16, 0-65535, for a video output) and their timestamps in
+    `spec.time_base`; close() flushes the encoder and syncs the file to disk.
     """
 
     def __init__(self, path: Path, spec: OutputSpec, first: int):
@@ -94,14 +98,15 @@ class SegmentWriter:
             self.stream = add_video_stream(self.container, spec)
 
     def write(self, rgb: np.ndarray, pts: int) -> None:
-        if rgb.shape != (self.spec.height, self.spec.width, 3) or rgb.dtype != np.uint8:
+        dtypes = (np.uint8,) if self.container is None else (np.uint8, np.uint16)
+        if rgb.shape != (self.spec.height, self.spec.width, 3) or rgb.dtype not in dtypes:
             raise ValueError(f"expected a ({self.spec.height}, {self.spec.width}, 3) uint8 frame, "
                              f"got {rgb.shape} {rgb.dtype}")
         self.next_index += 1
         if self.container is None:
             Image.fromarray(rgb).save(self.path / FRAME_NAME.format(self.next_index), compress_level=3)
             return
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le" if rgb.dtype == np.uint16 else "rgb24")
         if _is_yuv(self.spec):
             frame = frame.reformat(format=self.spec.pix_fmt, dst_colorspace=_sws_colorspace(self.spec),
                                    dst_color_range=self.spec.color.get("color_range") or None)
