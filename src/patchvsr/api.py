@@ -142,9 +142,10 @@ class LocalExecutor:
 def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = None,
                   size: tuple[int, int] | str | None = None, model: str | None = None,
                   codec: str | None = None, crf: int | None = None, preset: str | None = None,
-                  pix_fmt: str | None = None, start: str | float | None = None, duration: str | float | None = None,
-                  frames: str | None = None, stats: str | Path | None = None, resume: bool = False,
-                  overwrite: bool = False, device: str = "auto", fps: Fraction | str | None = None, progress: Progress | None = None,
+                  pix_fmt: str | None = None, start: str | float | None = None,
+                  duration: str | float | None = None, frames: str | None = None, stats: str | Path | None = None,
+                  resume: bool = False, overwrite: bool = False, device: str = "auto",
+                  fps: Fraction | str | None = None, progress: Progress | None = None,
                   upscaler: Upscaler | None = None, executor=None, **model_options) -> dict:
     """Upscale `src` into `dst` (.mkv, .mp4, .mov, .webm or a folder) and return the stats dict (also written
     to `stats`).
@@ -153,9 +154,9 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     scaled on its own. fps: frame rate of a PNG-folder input (default 25). model: a name or model folder
     (None: the embedded "tiny" model, or $PATCHVSR_MODEL). codec, crf, preset, pix_fmt: the video codec and its
     settings (`patchvsr.io.codecs`; None: the container's default codec and the codec's defaults), checked by
-    encoding one frame before any work. start, duration (seconds or [H:]MM:SS[.fff]) or frames ("A:B", frames A to
-    B-1 from 0): upscale only that part of the video, with its audio, subtitles and chapters. model_options (`patchvsr.options.MODEL_OPTIONS`)
-    go to the model; None means its default.
+    encoding one frame before any work. start, duration (seconds or [H:]MM:SS[.fff]) or frames ("A:B", frames
+    A to B-1 from 0): upscale only that part of the video, with its audio, subtitles and chapters.
+    model_options (`patchvsr.options.MODEL_OPTIONS`) go to the model; None means its default.
     upscaler: the method already loaded from `model`, `device` and `model_options` (e.g. by `upscale_batch`,
     which loads it once for many videos); they are then only recorded for `--resume`.
     executor: where the clips are upscaled (default: a `LocalExecutor`, in this process; see

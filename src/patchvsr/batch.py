@@ -56,8 +56,8 @@ def upscale_batch(inputs: list[str | Path], out_dir: str | Path, *, fmt: str = "
 
     ray: None for local runs, else RayOptions (see `patchvsr.distributed`); jobs: inputs processed at once
     (default 1 locally, 2 on Ray); options: keyword arguments of `patchvsr.api.upscale_video` (scale, size,
-    model, codec, crf, preset, pix_fmt, resume, overwrite, device, fps, and the model options). Raises BatchError after the run if an
-    input failed; `stats` (JSON) is written in any case.
+    model, codec, crf, preset, pix_fmt, start, duration, frames, resume, overwrite, device, fps, and the model
+    options). Raises BatchError after the run if an input failed; `stats` (JSON) is written in any case.
     """
     started = time.perf_counter()
     # a folder output is spelt with a trailing slash (upscale_video refuses a bare name without a suffix)

@@ -147,7 +147,8 @@ def _probe_file(path: Path, span: Span | None) -> VideoInfo:
         cut = resolve(span, pts, stream.time_base, fps, path.name) if span and len(pts) else None
         return VideoInfo(
             path=path, folder=False, width=first.width, height=first.height,
-            frames=cut.frames if cut else scan.declared or len(pts), header_frames=scan.declared, cut=cut, damage=scan.damage, fps=fps, vfr=vfr,
+            frames=cut.frames if cut else scan.declared or len(pts), header_frames=scan.declared, cut=cut,
+            damage=scan.damage, fps=fps, vfr=vfr,
             time_base=stream.time_base if vfr else 1 / fps,
             first_pts=first_pts if vfr else round(first_pts * stream.time_base * fps),
             codec=codec_context.name, container=container.format.name.split(",")[0],

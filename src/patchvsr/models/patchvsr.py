@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import torch
+from diffusers import ModelMixin
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -78,9 +79,14 @@ PRESETS: dict[str, dict[str, dict]] = {
 }
 
 
-class PatchVSRModel(nn.Module):
+class PatchVSRModel(ModelMixin):
     """The adapted model. Build with `from_preset`, `from_base` (stage 2 from a trained base) or
-    `from_pretrained`; train `trainable_parameters()`; call `velocity`."""
+    `from_pretrained`; train `trainable_parameters()`; call `velocity`.
+
+    A diffusers `ModelMixin` (device, dtype, offloading hooks), so a `DiffusionPipeline` can hold and load it
+    (`patchvsr.pipeline.PatchVSRPipeline`); its folder format is its own (one safetensors file per part, see
+    `save_pretrained`), so `from_pretrained` and `save_pretrained` are too.
+    """
 
     def __init__(self, base: VideoDiT, config: PatchVSRConfig, lora_merged: bool = False):
         super().__init__()
@@ -225,11 +231,14 @@ class PatchVSRModel(nn.Module):
         (directory / "model_card.md").write_text(model_card(self, card))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, fresh_estimator: bool = False) -> "PatchVSRModel":
+    def from_pretrained(cls, directory: str | Path, fresh_estimator: bool = False,
+                        torch_dtype: torch.dtype | None = None, **_loading_options) -> "PatchVSRModel":
         """Load a folder written by `save_pretrained`; OptionError naming the problem if it is not one.
 
         fresh_estimator: where the folder's degradation estimator is of an older design (other tensors), keep
         a freshly initialised one instead of failing (to fine-tune such a model with a new estimator).
+        torch_dtype: cast the weights (as `DiffusionPipeline.from_pretrained` asks); the other loading options
+        diffusers passes (variants, device maps, ...) do not apply to this format and are ignored.
         """
         directory = Path(directory)
         config = read_config(directory)
@@ -247,7 +256,7 @@ class PatchVSRModel(nn.Module):
         model.embedder.load_state_dict(embedder)
         if lora.has_lora(model.base):
             lora.load_lora_state_dict(model.base, load_part(directory, "lora"))
-        return model.eval()
+        return (model if torch_dtype is None else model.to(torch_dtype)).eval()
 
 
 def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
