@@ -60,6 +60,17 @@ def test_hdr10_hevc_upscales_to_hdr10_hevc_with_the_same_tags_and_metadata(tmp_p
     assert result.color == BT2020_PQ and result.hdr == source.hdr
 
 
+def test_av1_carries_hdr10_too_at_its_own_precision(tmp_path):
+    src = write_hdr10_hevc(tmp_path / "hdr.mkv", frames=3)
+    upscale_video(src, tmp_path / "out.mkv", scale=2, codec="av1")
+    source, result = probe(src).hdr, probe(tmp_path / "out.mkv")
+    assert result.bit_depth == 10 and result.color == BT2020_PQ and result.hdr.light == source.light
+    ours = [float(v) for point in (*result.hdr.primaries, result.hdr.white) for v in point]
+    theirs = [float(v) for point in (*source.primaries, source.white) for v in point]
+    assert np.allclose(ours, theirs, atol=1e-4)                     # AV1 stores chromaticities in 1/65536
+    assert np.allclose([float(v) for v in result.hdr.luminance], [float(v) for v in source.luminance], atol=1e-4)
+
+
 def write_grey_ramp(path) -> None:
     """3 frames of a smooth 16-bit grey ramp in FFV1 (R = G = B, so 4:2:x chroma has nothing to lose)."""
     y, x = np.mgrid[0:32, 0:48]

@@ -132,6 +132,21 @@ def test_resume_after_kill_gives_identical_frames(make_video, tmp_path, decode_v
         assert _audio_bytes(dst) == _audio_bytes(reference)
 
 
+@pytest.mark.parametrize("out, codec", [("out.mp4", "hevc"), ("out.mkv", "av1"), ("out.mov", "h264")])
+def test_resume_gives_identical_frames_for_every_codec(make_video, tmp_path, decode_video, out, codec):
+    src = make_video("in.mp4", size=(16, 12), frames=100, audio=True)
+    reference = tmp_path / "reference" / out
+    reference.parent.mkdir()
+    upscale_video(src, reference, scale=2, model="temporal", device="cpu", codec=codec)
+    dst = tmp_path / "run" / out
+    dst.parent.mkdir()
+    killed_run(tmp_path, "frame", 70, ["upscale", str(src), "-o", str(dst), "--scale", "2", "--model", "temporal",
+                                       "--device", "cpu", "--codec", codec])
+    stats = upscale_video(src, dst, scale=2, model="temporal", device="cpu", codec=codec, resume=True)
+    assert 0 < stats["frames_this_run"] < 100                  # the first (48-frame) segment was kept
+    assert np.array_equal(decode_video(dst), decode_video(reference))
+
+
 def _audio_bytes(path: Path) -> bytes:
     import av
     with av.open(str(path)) as container:
