@@ -9,6 +9,7 @@ AVContentLightMetadata is MaxCLL, MaxFALL (cd/m²).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -51,30 +52,25 @@ class HDRMetadata:
     def x265(self) -> str:
         """x265-params entries: `master-display=G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)` in x265's units (0.00002
         and 0.0001 cd/m²), `max-cll=MaxCLL,MaxFALL`."""
-        entries = ["hdr10=1"]
-        if self.primaries and self.white and self.luminance:
-            red, green, blue = self.primaries
-            points = "".join(f"{name}({round(x * 50000)},{round(y * 50000)})"
-                             for name, (x, y) in (("G", green), ("B", blue), ("R", red), ("WP", self.white)))
-            entries.append(f"master-display={points}L({round(self.luminance[1] * 10000)},"
-                           f"{round(self.luminance[0] * 10000)})")
-        if self.light:
-            entries.append(f"max-cll={self.light[0]},{self.light[1]}")
-        return ":".join(entries)
+        display = self._display(lambda v: str(round(v * 50000)), lambda v: str(round(v * 10000)))
+        return ":".join(["hdr10=1", *([f"master-display={display}"] if display else []),
+                         *([f"max-cll={self.light[0]},{self.light[1]}"] if self.light else [])])
 
     def svtav1(self) -> str:
         """svtav1-params entries: `mastering-display=G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)` as decimals,
         `content-light=MaxCLL,MaxFALL`."""
-        entries = []
-        if self.primaries and self.white and self.luminance:
-            red, green, blue = self.primaries
-            points = "".join(f"{name}({float(x):.5f},{float(y):.5f})"
-                             for name, (x, y) in (("G", green), ("B", blue), ("R", red), ("WP", self.white)))
-            entries.append(f"mastering-display={points}L({float(self.luminance[1]):.4f},"
-                           f"{float(self.luminance[0]):.4f})")
-        if self.light:
-            entries.append(f"content-light={self.light[0]},{self.light[1]}")
-        return ":".join(entries)
+        display = self._display(lambda v: f"{float(v):.5f}", lambda v: f"{float(v):.4f}")
+        return ":".join([*([f"mastering-display={display}"] if display else []),
+                         *([f"content-light={self.light[0]},{self.light[1]}"] if self.light else [])])
+
+    def _display(self, chromaticity: Callable[[Fraction], str], luminance: Callable[[Fraction], str]) -> str | None:
+        """`G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)` in the encoder's number formats; None without a full display."""
+        if not (self.primaries and self.white and self.luminance):
+            return None
+        red, green, blue = self.primaries
+        points = "".join(f"{name}({chromaticity(x)},{chromaticity(y)})"
+                         for name, (x, y) in (("G", green), ("B", blue), ("R", red), ("WP", self.white)))
+        return f"{points}L({luminance(self.luminance[1])},{luminance(self.luminance[0])})"
 
     def describe(self) -> str:
         parts = []
