@@ -107,7 +107,8 @@ def _plan(source, output, kind: str) -> list[Carried]:
             log.info("subtitle stream %d: %s cannot go into .%s; converted to %s", stream.index, codec, kind,
                      FALLBACK_SUBTITLES[kind])
         else:
-            log.info("subtitle stream %d: %s (pictures) cannot go into .%s; left out", stream.index, codec, kind)
+            log.info("subtitle stream %d: %s cannot go into .%s and is no text format to convert; left out",
+                     stream.index, codec, kind)
             continue
         _copy_metadata(stream, item.target.metadata, STREAM_KEYS_KEPT)
         item.target.disposition = stream.disposition
