@@ -39,10 +39,10 @@ from einops import rearrange, repeat
 from patchvsr.errors import InputError, OptionError
 from patchvsr.eval import metrics
 from patchvsr.eval.niqe import niqe, niqe_supported
+from patchvsr.io.codecs import h264_uint8
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
 from patchvsr.memory import PeakMemory
-from patchvsr.train import realistic
 
 ROW_FIELDS = ("video", "method", "scale", "lr_crf", "frames", "psnr_y", "ssim_y", "warp_error", "seam_score",
               "seam_vs_reference", "niqe",
@@ -252,7 +252,7 @@ def _references(info: VideoInfo, config: EvalConfig) -> Iterator[np.ndarray]:
 
 def h264_round_trip(frames: np.ndarray, crf: int, preset: str = "medium") -> np.ndarray:
     """(T, h, w, 3) uint8 RGB through libx264 (yuv420p, `crf`, `preset`, one thread) and back: same shape."""
-    return realistic.h264_uint8(frames, crf, preset=preset)
+    return h264_uint8(frames, crf, preset=preset)
 
 
 def _warm_up(upscaler, lr: np.ndarray, size: tuple[int, int], calls: int = 2) -> None:

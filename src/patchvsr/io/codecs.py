@@ -6,6 +6,8 @@ on its own and is the same bytes every time (resume and the segment writer rely 
 x265), no look-ahead or hidden alt-ref frames (VP9), no run-to-run varying rate control (x264's mbtree).
 `check_encoder` encodes one frame of the output's size in memory with the settings of the run, so a
 combination the encoder refuses is a one-line OptionError before the first frame is upscaled.
+`h264_uint8` is an in-memory H.264 round trip (the compressed input of `patchvsr eval --lr-crf` and of the
+realistic training degradation).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+import numpy as np
 
 from patchvsr.errors import OptionError
 from patchvsr.io.hdr import HDRMetadata
@@ -199,3 +202,23 @@ def add_encoder(container: av.container.OutputContainer, chosen: Settings, width
     stream.time_base = time_base
     stream.options = chosen.options()
     return stream
+
+
+def h264_uint8(pixels: np.ndarray, crf: int, preset: str = "veryfast") -> np.ndarray:
+    """(T, h, w, 3) uint8 RGB through libx264 (yuv420p, `crf`, `preset`, one thread) and back: same shape.
+    Odd sizes are padded by edge replication for the encoder and cropped."""
+    height, width = pixels.shape[1:3]
+    padded = np.pad(pixels, ((0, 0), (0, max(16, height + height % 2) - height),
+                             (0, max(16, width + width % 2) - width), (0, 0)), mode="edge")
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = padded.shape[2], padded.shape[1], "yuv420p"
+        stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
+        for frame in padded:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    buffer.seek(0)
+    with av.open(buffer, mode="r") as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return np.ascontiguousarray(np.stack(decoded)[:, :height, :width])

@@ -10,12 +10,13 @@ from __future__ import annotations
 import io
 import math
 
-import av
 import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from PIL import Image
+
+from patchvsr.io.codecs import h264_uint8
 
 # sigma in LR pixels; the share is DegradeConfig.lr_blur_share. Mild: an LR that is blurred cannot be told from a
 # soft scene, so a model taught to undo strong blur sharpens soft footage too (docs/lite_model_notes.md).
@@ -81,29 +82,9 @@ def jpeg(frames: torch.Tensor, quality: int) -> torch.Tensor:
 def h264(frames: torch.Tensor, crf: int, preset: str = "veryfast") -> torch.Tensor:
     """The clip through libx264 (yuv420p, constant rate factor `crf`, `preset`, one thread) and back.
 
-    (T, 3, h, w) in [0, 1] -> same, on the 256 levels of 8-bit video (see `h264_uint8`).
+    (T, 3, h, w) in [0, 1] -> same, on the 256 levels of 8-bit video (see `patchvsr.io.codecs.h264_uint8`).
     """
     return _from_uint8(h264_uint8(_to_uint8(frames), crf, preset))
-
-
-def h264_uint8(pixels: np.ndarray, crf: int, preset: str = "veryfast") -> np.ndarray:
-    """(T, h, w, 3) uint8 RGB through libx264 (yuv420p, `crf`, `preset`, one thread) and back: same shape.
-    Odd sizes are padded by edge replication for the encoder and cropped."""
-    height, width = pixels.shape[1:3]
-    padded = np.pad(pixels, ((0, 0), (0, max(16, height + height % 2) - height),
-                             (0, max(16, width + width % 2) - width), (0, 0)), mode="edge")
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = padded.shape[2], padded.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf), "preset": preset, "threads": "1"}
-        for frame in padded:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    buffer.seek(0)
-    with av.open(buffer, mode="r") as container:
-        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-    return np.ascontiguousarray(np.stack(decoded)[:, :height, :width])
 
 
 def strength(lr: torch.Tensor, clean: torch.Tensor) -> float:
