@@ -34,8 +34,8 @@ class Bicubic:
     """Bicubic interpolation (Keys a = -0.75, pixel centres aligned as `align_corners=False`): the same
     upsampler as training's degradation, so a model's input and this baseline agree.
 
-    On the CPU OpenCV computes it (6x faster than PyTorch there, equal to
-    `F.interpolate(mode="bicubic", align_corners=False)` within 1e-6); on CUDA PyTorch does.
+    On the CPU OpenCV computes it (faster than PyTorch there: docs/RESULTS.md; equal to
+    `F.interpolate(mode="bicubic", align_corners=False)`, clamped, within 1e-6); on CUDA PyTorch does.
     Each axis is scaled on its own, so a requested size with another aspect ratio stretches the frame.
     """
 

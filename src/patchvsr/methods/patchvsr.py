@@ -39,10 +39,10 @@ FUSION_CHOICES = ("auto", *FUSION_MODES)
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Frames per clip without --clip-frames (rounded up to a multiple of the model's native clip length): the
 # temporal filter's reach. The model itself runs on segments of its native length (the tiny model: 4 frames,
-# as trained); attending over all 16 at once was 1.3-2.3x slower and 0.16 dB worse on bikes (docs/RESULTS.md).
+# as trained), which was faster and better than attending over all 16 at once (docs/RESULTS.md).
 DEFAULT_CLIP_FRAMES = 16
-# Windows per model call when --batch is not given. A GPU needs large calls: with 16, the tiny model on an H100
-# spent its time launching kernels (4K output 19 s per 4-frame clip on 8 busy CPU cores, GPU mostly idle).
+# Windows per model call when --batch is not given. A GPU needs large calls: small ones are launch-bound
+# (docs/RESULTS.md, "CUDA").
 DEFAULT_BATCH = {"cpu": 16, "cuda": 256}
 
 
