@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from patchvsr.api import upscale_stream
+from patchvsr.consistency import back_project
 from patchvsr.errors import InputError, OptionError
 from patchvsr.methods import get_upscaler, parse_method
 from patchvsr.methods.patchvsr import DEFAULT_BATCH, SHIPPED, SamplerOptions, batch_size, load_shipped, load_upscaler
@@ -49,11 +50,14 @@ def _bicubic(clip: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 @pytest.mark.parametrize("fusion", ["weighted", "average", "none", "shifted"])
 def test_zero_initialised_model_in_fidelity_mode_returns_bicubic(fresh_model, fusion):
-    """A fresh base has a zero output head: v = 0, so one step from z = 0 gives z0 = 0, i.e. HR = V_up."""
-    upscaler = load_upscaler(fresh_model, CPU, fusion=fusion, dtype="fp32")
+    """A fresh base has a zero output head: v = 0, so one step from z = 0 gives z0 = 0, i.e. HR = V_up (and
+    with the back-projection, V_up made consistent with the input)."""
+    upscaler = load_upscaler(fresh_model, CPU, fusion=fusion, dtype="fp32", consistency="0")
     clip = _clip()
     out = upscaler.upscale_clip(clip, (36, 44), clip_index=0)
     torch.testing.assert_close(out, _bicubic(clip, (36, 44)), atol=1e-6, rtol=0)
+    consistent = load_upscaler(fresh_model, CPU, fusion=fusion, dtype="fp32").upscale_clip(clip, (36, 44), 0)
+    torch.testing.assert_close(consistent, back_project(_bicubic(clip, (36, 44)), clip), atol=1e-6, rtol=0)
 
 
 def test_output_shape_range_and_stats(trained_like_model):

@@ -22,6 +22,8 @@ MODEL_OPTIONS: tuple[tuple[str, type, str], ...] = (
                              "within a clip (0 = off; default 8)"),
     ("degradation", str, "models trained on real-world inputs: how degraded the input is, auto (default: "
                          "estimated from the picture) or 0-1 (0 = clean, about 0.7 = H.264 CRF 30)"),
+    ("consistency", str, "weight 0-1 of the back-projection that makes the output downscale to the input, or "
+                         "auto (default: full on clean input, off from degradation 0.5 on)"),
 )
 MODEL_OPTION_TYPES = {name: kind for name, kind, _ in MODEL_OPTIONS}
 MODEL_OPTION_NAMES = tuple(MODEL_OPTION_TYPES)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from patchvsr.consistency import back_project, weight_for
 from patchvsr.devices import compute_dtype
 from patchvsr.errors import InputError, OptionError
 from patchvsr.memory import reuse_freed_memory
@@ -63,6 +64,9 @@ class SamplerOptions:
     degradation: for models conditioned on the input's degradation strength, "auto" (estimated from each
     window) or a strength in [0, 1] as a string or number (0: a clean downscale; about 0.7: H.264 CRF 30);
     other models ignore it.
+    consistency: weight in [0, 1] of the back-projection onto the input (`patchvsr.consistency`), or "auto":
+    full for clean input, fading to 0 with the degradation strength (given, or estimated for the clip by
+    models that have an estimator; 0 for the others).
     """
 
     steps: int = 1
@@ -75,9 +79,11 @@ class SamplerOptions:
     dtype: str = "auto"
     temporal_radius: int = 8
     degradation: str | float = "auto"
+    consistency: str | float = "auto"
 
     def __post_init__(self) -> None:
         self.degradation_strength  # noqa: B018 - validates the value (OptionError)
+        self.consistency_weight(None)  # noqa: B018 - validates the value (OptionError)
         if not isinstance(self.steps, int) or not 1 <= self.steps <= 1000:
             raise OptionError(f"--steps must be an integer in [1, 1000], got {self.steps!r}")
         if self.fusion not in FUSION_CHOICES:
@@ -105,6 +111,18 @@ class SamplerOptions:
             value = float("nan")
         if not 0.0 <= value <= 1.0:
             raise OptionError(f"--degradation must be auto or a number in [0, 1], got {self.degradation!r}")
+        return value
+
+    def consistency_weight(self, strength: float | None) -> float:
+        """The back-projection weight for an input of degradation `strength` (see `consistency`)."""
+        if self.consistency == "auto":
+            return weight_for(strength)
+        try:
+            value = float(self.consistency)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not 0.0 <= value <= 1.0:
+            raise OptionError(f"--consistency must be auto or a number in [0, 1], got {self.consistency!r}")
         return value
 
     @property
@@ -262,7 +280,21 @@ class PatchVSRUpscaler:
         if self.reuses_segments:  # the segments the next clip starts with
             self._previous.keep([(clip[part], size, z0_hat[:, part]) for part in parts
                                  if part.start >= up.shape[1] - self.clip_overlap])
-        return self._frames(up, z0_hat)
+        return self._output(up, z0_hat, clip, scale)
+
+    def _output(self, up: torch.Tensor, z0_hat: torch.Tensor, clip: torch.Tensor, scale: float) -> torch.Tensor:
+        """The clip's final frames: `_frames`, back-projected onto the input `clip` (`patchvsr.consistency`)."""
+        weight = self.options.consistency_weight(self._clip_strength(up, scale))
+        return back_project(self._frames(up, z0_hat), clip, weight)
+
+    def _clip_strength(self, up: torch.Tensor, scale: float) -> float | None:
+        """The clip's degradation strength: the given one, else the estimator's on the whole canvas (None for
+        models without one)."""
+        strength, estimator = self.options.degradation_strength, self.model.embedder.estimator
+        if strength is not None or estimator is None:
+            return strength
+        with torch.no_grad():
+            return float(estimator(up[None], torch.tensor([scale], device=up.device))[0])
 
     def _frames(self, up: torch.Tensor, z0_hat: torch.Tensor) -> torch.Tensor:
         """V_up plus the detail `residual_std · z0_hat` (temporally filtered, `patchvsr.stabilize.compose`).
