@@ -283,24 +283,27 @@ class PatchVSRUpscaler:
         return self._output(up, z0_hat, clip, scale)
 
     def _output(self, up: torch.Tensor, z0_hat: torch.Tensor, clip: torch.Tensor, scale: float) -> torch.Tensor:
-        """The clip's final frames: `_frames`, back-projected onto the input `clip` (`patchvsr.consistency`)."""
+        """The clip's final frames: V_up plus the detail `residual_std · z0_hat`, back-projected onto the input
+        `clip` frame by frame (`patchvsr.consistency`), then the detail filtered over time
+        (`patchvsr.stabilize.compose`; filtering after the back-projection keeps its flicker out).
+        up, z0_hat: (3, T, H, W). Returns (T, 3, H, W) float32 in [0, 1] on the CPU."""
+        up = rearrange(up, "c t h w -> t c h w").float()
+        detail = self.residual_std * rearrange(z0_hat, "c t h w -> t c h w").float()
         weight = self.options.consistency_weight(self._clip_strength(up, scale))
-        return back_project(self._frames(up, z0_hat), clip, weight)
+        if weight > 0:
+            frames = back_project(((up + detail + 1.0) / 2.0).clamp(0, 1), clip, weight)
+            detail = frames * 2.0 - 1.0 - up
+        return compose(up, detail, self.options.temporal_radius)
 
     def _clip_strength(self, up: torch.Tensor, scale: float) -> float | None:
         """The clip's degradation strength: the given one, else the estimator's on the whole canvas (None for
-        models without one)."""
+        models without one). up: (T, 3, H, W) in [-1, 1]."""
         strength, estimator = self.options.degradation_strength, self.model.embedder.estimator
         if strength is not None or estimator is None:
             return strength
+        canvas = rearrange(up, "t c h w -> c t h w")[None]                    # (1, 3, T, H, W) in [-1, 1]
         with torch.no_grad():
-            return float(estimator(up[None], torch.tensor([scale], device=up.device))[0])
-
-    def _frames(self, up: torch.Tensor, z0_hat: torch.Tensor) -> torch.Tensor:
-        """V_up plus the detail `residual_std · z0_hat` (temporally filtered, `patchvsr.stabilize.compose`).
-        up, z0_hat: (3, T, H, W). Returns (T, 3, H, W) float32 in [0, 1] on the CPU."""
-        return compose(rearrange(up, "c t h w -> t c h w"),
-                       self.residual_std * rearrange(z0_hat, "c t h w -> t c h w"), self.options.temporal_radius)
+            return float(estimator(canvas, torch.tensor([scale], device=up.device))[0])
 
     def _denoiser(self, plan: WindowPlan, up: torch.Tensor, guide: torch.Tensor,
                   counter: WindowCounter | None = None):
