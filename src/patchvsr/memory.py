@@ -3,8 +3,9 @@ to the system between clips (`trim`), and measure peaks (`PeakMemory`).
 
 glibc serves an allocation above its mmap threshold (dynamic, at most 32 MiB) by a fresh mmap and returns it
 at free, and trims the heap whenever its free top exceeds the trim threshold: the model's per-batch
-activations (tens of MB per batch of windows) are then paged in anew on every call, a page-fault storm. `reuse_freed_memory()` raises both thresholds so freed blocks are reused;
-the clip loop still calls `trim()` after every clip, so a long video does not accumulate a fragmented heap.
+activations (tens of MB per batch of windows) are then paged in anew on every call, a page-fault storm.
+`reuse_freed_memory()` raises both thresholds so freed blocks are reused; the clip loop still calls `trim()`
+after every clip, so a long video does not accumulate a fragmented heap.
 The measured effect is in docs/RESULTS.md. No effect without glibc.
 """
 
