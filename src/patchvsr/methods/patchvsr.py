@@ -103,27 +103,12 @@ class SamplerOptions:
     @property
     def degradation_strength(self) -> float | None:
         """The strength to condition on, or None to estimate it per window ("auto")."""
-        if self.degradation == "auto":
-            return None
-        try:
-            value = float(self.degradation)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not 0.0 <= value <= 1.0:
-            raise OptionError(f"--degradation must be auto or a number in [0, 1], got {self.degradation!r}")
-        return value
+        return _auto_or_unit(self.degradation, "--degradation")
 
     def consistency_weight(self, strength: float | None) -> float:
         """The back-projection weight for an input of degradation `strength` (see `consistency`)."""
-        if self.consistency == "auto":
-            return weight_for(strength)
-        try:
-            value = float(self.consistency)
-        except (TypeError, ValueError):
-            value = float("nan")
-        if not 0.0 <= value <= 1.0:
-            raise OptionError(f"--consistency must be auto or a number in [0, 1], got {self.consistency!r}")
-        return value
+        weight = _auto_or_unit(self.consistency, "--consistency")
+        return weight_for(strength) if weight is None else weight
 
     @property
     def fusion_mode(self) -> str:
@@ -138,6 +123,19 @@ class SamplerOptions:
     def timesteps(self) -> torch.Tensor:
         """The sampler's time grid from t0 down to 0 (steps + 1 values)."""
         return flow_timesteps(self.steps, self.t0)
+
+
+def _auto_or_unit(value: str | float, flag: str) -> float | None:
+    """None for "auto", else `value` as a number in [0, 1] (OptionError naming `flag` otherwise)."""
+    if value == "auto":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:
+        raise OptionError(f"{flag} must be auto or a number in [0, 1], got {value!r}")
+    return number
 
 
 def start_latent(options: SamplerOptions, like: torch.Tensor, clip_index: int,
