@@ -27,10 +27,10 @@ def one_usage_line(capsys, argv: list[str], prog: str) -> str:
 
 
 def test_every_subcommand_is_registered():
-    assert subcommands() == ["upscale", "batch", "fetch", "eval", "bench", "data", "train", "wan"]
+    assert subcommands() == ["upscale", "batch", "preview", "fetch", "eval", "bench", "data", "train", "wan"]
 
 
-@pytest.mark.parametrize("command", ["upscale", "batch", "fetch", "eval", "bench", "data", "train", "wan"])
+@pytest.mark.parametrize("command", ["upscale", "batch", "preview", "fetch", "eval", "bench", "data", "train", "wan"])
 def test_unknown_option_is_one_line_naming_the_subcommand(capsys, command):
     line = one_usage_line(capsys, [command, "--no-such-option"], f"patchvsr {command}")
     assert "--no-such-option" in line or "required" in line
