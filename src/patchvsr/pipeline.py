@@ -32,7 +32,7 @@ from PIL import Image
 from patchvsr.api import upscale_stream
 from patchvsr.errors import OptionError
 from patchvsr.io.target import output_size
-from patchvsr.methods.patchvsr import SHIPPED, PatchVSRUpscaler, SamplerOptions
+from patchvsr.methods.patchvsr import SHIPPED, PatchVSRUpscaler, SamplerOptions, load_trained
 from patchvsr.models.patchvsr import PatchVSRModel
 from patchvsr.train.config import RESIDUAL_STD
 
@@ -68,11 +68,7 @@ class PatchVSRPipeline(DiffusionPipeline):
     def from_model(cls, model: str | Path = "tiny") -> "PatchVSRPipeline":
         """The pipeline of a shipped model name ("tiny") or of a trained model folder."""
         shipped = SHIPPED / str(model)
-        folder = shipped if (shipped / "config.json").is_file() else Path(model)
-        model = PatchVSRModel.from_pretrained(folder) if (folder / "config.json").is_file() else None
-        if model is None:
-            raise OptionError(f"{folder}: neither a shipped model name nor a model folder")
-        return cls(model, json.loads((folder / "training.json").read_text())["residual_std"])
+        return cls(*load_trained(shipped if (shipped / "config.json").is_file() else model))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, torch_dtype: torch.dtype | None = None) -> "PatchVSRPipeline":

@@ -364,8 +364,9 @@ class WindowCounter:
             self.progress(min(1.0, self.done / self.total))
 
 
-def load_upscaler(path: str | Path, device: torch.device, name: str | None = None, **options) -> PatchVSRUpscaler:
-    """A PatchVSRUpscaler from a model folder written by `patchvsr train adapter` (or the shipped one)."""
+def load_trained(path: str | Path) -> tuple[PatchVSRModel, float]:
+    """(model, residual_std) of a model folder written by `patchvsr train adapter` (or the shipped one);
+    InputError if it is not one."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise InputError(f"{path} is not a PatchVSR model folder (no config.json)")
@@ -373,9 +374,14 @@ def load_upscaler(path: str | Path, device: torch.device, name: str | None = Non
     residual_std = json.loads(training.read_text())["residual_std"] if training.is_file() else None
     if residual_std is None:
         raise InputError(f"{path} has no training.json with residual_std: not a trained PatchVSR model")
-    model = PatchVSRModel.from_pretrained(path)
+    return PatchVSRModel.from_pretrained(path), float(residual_std)
+
+
+def load_upscaler(path: str | Path, device: torch.device, name: str | None = None, **options) -> PatchVSRUpscaler:
+    """A PatchVSRUpscaler from a model folder written by `patchvsr train adapter` (or the shipped one)."""
+    model, residual_std = load_trained(path)
     sampler = SamplerOptions(**{key: value for key, value in options.items() if value is not None})
-    return PatchVSRUpscaler(model, float(residual_std), sampler, device, name or path.name)
+    return PatchVSRUpscaler(model, residual_std, sampler, device, name or Path(path).name)
 
 
 def load_shipped(model: str, device: torch.device, **options) -> PatchVSRUpscaler:
