@@ -71,6 +71,20 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="share of samples from a soft source: the scene, HR target too, blurred (default 0)")
     train.add_argument("--lr-blur-share", type=float, default=None,
                        help="share of realistic samples whose LR only is blurred, taught to sharpen (default 0.3)")
+    train.add_argument("--grain-share", type=float, default=None,
+                       help="share of samples from a grainy source: noise on the scene, HR target too, which "
+                            "counts as clean (default 0)")
+    train.add_argument("--lr-noise-share", type=float, default=None,
+                       help="share of realistic samples with sensor noise added to the LR (default 0.6)")
+    train.add_argument("--jpeg-share", type=float, default=None,
+                       help="share of realistic samples written as JPEG (default 0.4)")
+    train.add_argument("--h264-share", type=float, default=None,
+                       help="share of realistic samples written as H.264 (default 0.4; with --jpeg-share at most 1)")
+    train.add_argument("--h264-presets", type=lambda text: tuple(text.split(",")), default=None,
+                       metavar="P[,P...]", help="x264 presets drawn for the H.264 samples (default veryfast)")
+    train.add_argument("--head-blocks", type=int, default=None,
+                       help="adapter stage: grow the base's output head to N residual blocks (new ones start as "
+                            "the identity; lite has 2)")
     train.add_argument("--bicubic-share", type=float, default=None,
                        help="share of antialiased-bicubic (vs bilinear) downsampling (default 0.5)")
     train.add_argument("--clean-share", type=float, default=None,
@@ -99,7 +113,10 @@ def run_train(args: argparse.Namespace) -> int:
             args.stage, args.preset, model__base=args.base, model__init=args.init, draw__t_one_share=args.t_one_share,
             degrade__realistic_share=args.realistic_share, degrade__bicubic_share=args.bicubic_share,
             degrade__soft_share=args.soft_share, degrade__lr_blur_share=args.lr_blur_share,
-            degrade__clean_share=args.clean_share, **ablations, **options, **decay)
+            degrade__clean_share=args.clean_share, degrade__grain_share=args.grain_share,
+            degrade__lr_noise_share=args.lr_noise_share, degrade__jpeg_share=args.jpeg_share,
+            degrade__h264_share=args.h264_share, degrade__h264_presets=args.h264_presets,
+            model__head_blocks=args.head_blocks, **ablations, **options, **decay)
     except ValueError as err:
         raise OptionError(str(err)) from None
     if args.minutes is not None and args.minutes <= 0 or args.steps is not None and args.steps < 0:

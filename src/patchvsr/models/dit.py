@@ -88,6 +88,20 @@ class DiTSpec:
         return self.patch_size // self.stem_stride
 
 
+def grow_head_state(state: dict[str, torch.Tensor], prefix: str, old: int, new: int) -> dict[str, torch.Tensor]:
+    """A state dict of a model whose output head (`prefix`, e.g. "head." or "base.head.") has `old` residual
+    blocks, renamed for the same head with `new` blocks (`VideoDiT.with_head_blocks`): the layers after the
+    blocks move up by new - old places; the new blocks' entries are not in the result."""
+    renamed = {}
+    for name, value in state.items():
+        if name.startswith(prefix):
+            index, rest = name[len(prefix):].split(".", 1)
+            if int(index) >= old:
+                name = f"{prefix}{int(index) + new - old}.{rest}"
+        renamed[name] = value
+    return renamed
+
+
 @dataclasses.dataclass(frozen=True)
 class BaseInjection:
     """What an adapter adds to one base forward pass (every field optional; B windows, L tokens, `depth` blocks).
@@ -201,6 +215,22 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return cls(**{**DIT_PRESETS[name], **overrides})
+
+    def with_head_blocks(self, blocks: int, seed: int = 0) -> "VideoDiT":
+        """A copy of this model with `blocks` (>= its own) residual blocks in the output head: the new blocks
+        come after the existing ones, their last convolution zero (each is the identity), so the copy computes
+        exactly what this model does, and a fine-tune can grow the pixel decoder of a trained network."""
+        old = self.spec.head_blocks
+        if blocks < old:
+            raise ValueError(f"the head can only grow: it has {old} blocks, asked for {blocks}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            grown = type(self)(**{**self.config, "head_blocks": blocks})
+        for block in grown.head[old:blocks]:
+            zero_init(block.conv2)
+        state = grow_head_state(self.state_dict(), "head.", old, blocks)
+        grown.load_state_dict({**grown.state_dict(), **state})
+        return grown if grown.dtype == self.dtype else grown.to(self.dtype)
 
     def grid(self, shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:
         """Token grid (T', H', W') of a video of shape (..., T, H, W); ValueError if it is not a multiple."""

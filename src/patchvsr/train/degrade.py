@@ -3,12 +3,15 @@
 Per sample, all random choices from the sample's own torch.Generator:
 1. a random run of `frames` frames and a random canvas (a sub-rectangle of the HR clip, at least one window),
    or, for stage 1 (`full_frame`), the whole clip resized to the window size; for `soft_share` of samples a
-   soft source: the canvas (so the HR target too) blurred;
+   soft source: the canvas (so the HR target too) blurred; for `grain_share` a grainy source: the canvas,
+   target too, with noise (its grain is part of the picture, so it counts as clean);
 2. (realistic share only) for `lr_blur_share` of those, Gaussian blur of the canvas on the way to the LR only;
 3. antialiased downsampling by a random factor k in `scale_range`: bicubic for `bicubic_share` of samples
    (exactly how the evaluation makes its LR input), bilinear (the paper's) for the rest;
-4. (realistic share only) sensor noise and JPEG or H.264 compression; otherwise 8-bit quantisation; the
-   degradation strength of the result (`realistic.strength`: 0 for a clean downscale) is a condition;
+4. (realistic share only) sensor noise and JPEG or H.264 compression in the proportions of `mix`; with
+   `lr_crf` (validation) H.264 at that CRF, libx264 medium, the way `patchvsr eval --lr-crf` writes it;
+   otherwise 8-bit quantisation; the degradation strength of the result (`realistic.strength`: 0 for a clean
+   downscale) is a condition;
 5. bicubic upsampling back to the canvas size (`upsample_bicubic`, the upsampler inference uses);
 6. a random window crop, its normalised box, the global frame G and the window's position mask M
    (through `patchvsr.tiling.guidance`, so training sees exactly what inference builds);
@@ -46,8 +49,20 @@ class DegradeConfig:
     realistic_share: float = 0.0
     lr_blur_share: float = 0.3  # of realistic samples: LR blurred before downsampling (the HR target is not)
     soft_share: float = 0.0     # of all samples: a soft source, the canvas blurred before anything else
+    grain_share: float = 0.0    # of all samples: a grainy source, noise on the canvas before anything else
+    # the realistic chain's proportions (realistic.Mix; the defaults are the first lite runs' recipe)
+    lr_noise_share: float = 0.6
+    jpeg_share: float = 0.4
+    h264_share: float = 0.4
+    h264_presets: tuple[str, ...] = ("veryfast",)
+    lr_crf: int | None = None   # every LR written as H.264 at this CRF (a validation split), no other degradation
+
+    @property
+    def mix(self) -> realistic.Mix:
+        return realistic.Mix(self.lr_noise_share, self.jpeg_share, self.h264_share, self.h264_presets)
 
     def __post_init__(self) -> None:
+        self.mix  # noqa: B018 - validates the realistic proportions
         if self.window < 8 or self.frames < 1:
             raise ValueError(f"window must be >= 8 and frames >= 1, got {self.window} and {self.frames}")
         low, high = self.scale_range
@@ -56,7 +71,10 @@ class DegradeConfig:
         low, high = self.noise_range
         if not 0.0 <= low <= high <= 1.0:
             raise ValueError(f"noise_range must satisfy 0 <= low <= high <= 1, got {self.noise_range}")
-        for name in ("bicubic_share", "clean_share", "realistic_share", "lr_blur_share", "soft_share"):
+        if self.lr_crf is not None and not 0 <= self.lr_crf <= 51:
+            raise ValueError(f"lr_crf must lie in [0, 51] (x264's range), got {self.lr_crf}")
+        for name in ("bicubic_share", "clean_share", "realistic_share", "lr_blur_share", "soft_share",
+                     "grain_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.global_size is not None and self.global_size < 1:
@@ -142,9 +160,13 @@ def _low_resolution(canvas: torch.Tensor, config: DegradeConfig,
     size = (max(1, round(height / factor)), max(1, round(width / factor)))
     bicubic = _rand(generator) < config.bicubic_share
     strength = 0.0
-    if _rand(generator) < config.realistic_share:
+    if config.lr_crf is not None:
+        clean = quantize(downsample(canvas, size, bicubic))
+        lr = realistic.h264(clean, config.lr_crf, preset="medium")
+        strength = realistic.strength(lr, clean)
+    elif _rand(generator) < config.realistic_share:
         small = downsample(realistic.blur(canvas, factor, config.lr_blur_share, generator), size, bicubic)
-        lr = realistic.corrupt(small, generator)
+        lr = realistic.corrupt(small, generator, config.mix)
         strength = realistic.strength(lr, quantize(small))   # noise and compression; blur is not visible as such
     else:
         lr = quantize(downsample(canvas, size, bicubic))
@@ -175,6 +197,8 @@ def degrade_clip(clip: torch.Tensor, config: DegradeConfig, generator: torch.Gen
     canvas = _canvas(clip, config, generator)                                  # (T, 3, H, W)
     if config.soft_share and _rand(generator) < config.soft_share:  # no draw at 0: older runs' streams stay
         canvas = realistic.soften(canvas, generator)
+    if config.grain_share and _rand(generator) < config.grain_share:  # no draw at 0 either
+        canvas = realistic.grain(canvas, generator)
     lr, scale, strength = _low_resolution(canvas, config, generator)           # (T, 3, h, w)
     lr_up = upsample_bicubic(lr, tuple(canvas.shape[-2:]))                     # (T, 3, H, W)
     (y0, x0), box, mask = _window_and_guidance(tuple(canvas.shape[-2:]), config, generator)

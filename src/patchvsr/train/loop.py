@@ -34,7 +34,8 @@ from patchvsr.train.checkpoint import load_checkpoint, save_checkpoint
 from patchvsr.train.config import TrainConfig
 from patchvsr.train.data import ClipStore
 from patchvsr.train.degrade import Degraded
-from patchvsr.train.samples import PositionSamples, StepPositions, split_batch, validation_degradation
+from patchvsr.train.samples import VALIDATION_SPLITS, PositionSamples, StepPositions, split_batch, \
+    validation_degradation
 
 
 @dataclass
@@ -100,8 +101,8 @@ def _train_batches(config: TrainConfig, data_dir: Path, start_step: int,
     return (_to_device(split_batch(batch), accelerator.device) for batch in loader)
 
 
-def _validation_batches(config: TrainConfig, data_dir: Path, device: torch.device, soft: bool = False) -> list:
-    dataset = PositionSamples(data_dir, "val", validation_degradation(config.degrade, soft), config.draw,
+def _validation_batches(config: TrainConfig, data_dir: Path, device: torch.device, split: str) -> list:
+    dataset = PositionSamples(data_dir, "val", validation_degradation(config.degrade, split), config.draw,
                               config.seed, shuffle=False)
     loader = DataLoader(dataset, batch_size=config.batch, sampler=range(config.val_clips))
     return [_to_device(split_batch(batch), device) for batch in loader]
@@ -200,15 +201,21 @@ class Trainer:
             parameter.copy_(self.ema[name])
             self.ema[name] = live
 
-    def validate(self, batches: tuple[list, list]) -> dict:
-        """Validation (with the EMA weights) on the held-out clips as they are, and as soft sources (only the
-        PSNR-Y of the latter is kept: val_psnr_soft, val_psnr_soft_bicubic)."""
+    def validate(self, batches: dict[str, list]) -> dict:
+        """Validation (with the EMA weights) on the held-out clips of every split of VALIDATION_SPLITS: the clean
+        split gives val_loss, val_psnr, val_psnr_bicubic; the others only their PSNR-Y (val_psnr_soft,
+        val_psnr_soft_bicubic, ...)."""
         self._swap_ema()
         self.trainee.eval()
         try:
-            clips, soft = (monitor.validate(self.trainee, b, self.config.residual_std, self.autocast)
-                           for b in batches)
-            values = {**clips, "val_psnr_soft": soft["val_psnr"], "val_psnr_soft_bicubic": soft["val_psnr_bicubic"]}
+            values = {}
+            for split, split_batches in batches.items():
+                result = monitor.validate(self.trainee, split_batches, self.config.residual_std, self.autocast)
+                if split == "clean":
+                    values.update(result)
+                else:
+                    values.update({f"val_psnr_{split}": result["val_psnr"],
+                                   f"val_psnr_{split}_bicubic": result["val_psnr_bicubic"]})
         finally:
             self.trainee.train()
             self._swap_ema()
@@ -240,8 +247,7 @@ class Trainer:
 
     def _card(self) -> str:
         val = self.state.last_val or {}
-        gain = (f"{val['val_psnr'] - val['val_psnr_bicubic']:+.2f} dB (soft sources "
-                f"{val['val_psnr_soft'] - val['val_psnr_soft_bicubic']:+.2f} dB)") if val else "not measured"
+        gain = monitor.gains_text(val) if val else "not measured"
         return "\n".join([
             "", "## Training", "",
             f"- stage `{self.config.model.stage}`, preset `{self.config.model.preset}`: {self.state.step} steps, "
@@ -278,8 +284,8 @@ class Trainer:
         config, start = self.config, time.monotonic()
         seconds_before, next_save = self.state.seconds, start + 60.0 * config.checkpoint_minutes
         batches = _train_batches(config, self.data_dir, self.state.step, self.accelerator)
-        val_batches = tuple(_validation_batches(config, self.data_dir, self.accelerator.device, soft)
-                            for soft in (False, True))
+        val_batches = {split: _validation_batches(config, self.data_dir, self.accelerator.device, split)
+                       for split in VALIDATION_SPLITS}
         losses, session_start_step = [], self.state.step
         for _ in itertools.count():
             out_of_time = minutes is not None and time.monotonic() - start >= 60.0 * minutes
@@ -300,7 +306,7 @@ class Trainer:
                 "samples_per_second": round(done * config.batch * self.accelerator.num_processes
                                             / max(elapsed, 1e-9), 2), **(self.state.last_val or {})}
 
-    def _log_step(self, losses: list[float], val_batches: tuple[list, list]) -> None:
+    def _log_step(self, losses: list[float], val_batches: dict[str, list]) -> None:
         config, step = self.config, self.state.step
         if step % config.log_every == 0:
             self.train_log.append(step=step, samples=self.state.samples, seconds=round(self.state.seconds, 2),
@@ -310,13 +316,12 @@ class Trainer:
         if step % config.val_every == 0:
             self._log_validation(val_batches)
 
-    def _log_validation(self, val_batches: tuple[list, list]) -> None:
+    def _log_validation(self, val_batches: dict[str, list]) -> None:
         values = self.validate(val_batches)
         self.train_log.append(step=self.state.step, samples=self.state.samples,
                               seconds=round(self.state.seconds, 2), **values)
         self.log(f"step {self.state.step}: val loss {values['val_loss']:.4f}, PSNR-Y {values['val_psnr']:.2f} dB "
-                 f"(bicubic {values['val_psnr_bicubic']:.2f} dB); soft sources {values['val_psnr_soft']:.2f} dB "
-                 f"(bicubic {values['val_psnr_soft_bicubic']:.2f} dB)")
+                 f"(bicubic {values['val_psnr_bicubic']:.2f} dB); gain {monitor.gains_text(values)}")
 
 
 def train(config: TrainConfig, data_dir: Path, out_dir: Path, minutes: float | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from PIL import Image
 
-from patchvsr.io.codecs import h264_uint8
+from patchvsr.io.codecs import X26X_PRESETS, h264_uint8
 
 # sigma in LR pixels; the share is DegradeConfig.lr_blur_share. Mild: an LR that is blurred cannot be told from a
 # soft scene, so a model taught to undo strong blur sharpens soft footage too (docs/lite_model_notes.md).
@@ -24,15 +25,38 @@ BLUR_SIGMA = (0.2, 0.6)
 # A soft source (DegradeConfig.soft_share): the scene itself, HR target included, blurred by SOFT_SIGMA HR pixels,
 # as in footage that was upscaled, defocused or filtered before it reached the user.
 SOFT_SIGMA = (0.5, 1.5)
-NOISE_SHARE, NOISE_STD = 0.6, (1.0, 8.0)         # std in 8-bit levels
+NOISE_STD = (1.0, 8.0)          # std in 8-bit levels of the noise added to the LR
+GRAIN_STD = (2.0, 10.0)         # ... of the grain of a grainy source (DegradeConfig.grain_share), at HR
 GREY_NOISE_SHARE = 0.4
-JPEG_SHARE, JPEG_QUALITY = 0.4, (30, 90)
-H264_SHARE, H264_CRF = 0.4, (20, 36)
+JPEG_QUALITY = (30, 90)
+H264_CRF = (20, 36)
 # The degradation strength: log2(1 + RMS distance in 8-bit levels of the degraded LR from the clean downscale of
 # the same (possibly blurred) canvas, i.e. of noise and compression, which can be seen in the LR) over
 # log2(1 + STRENGTH_FULL), capped at 1 (so 2 levels ~ 0.31, 10 ~ 0.69, 32 and more: 1; what H.264 and JPEG
 # measure: docs/lite_model_notes.md).
 STRENGTH_FULL = 32.0
+
+
+@dataclass(frozen=True)
+class Mix:
+    """What `corrupt` does to a realistic sample's LR: sensor noise for `noise_share` of them, then JPEG for
+    `jpeg_share`, H.264 for `h264_share` (through one of `h264_presets`, drawn when there are several), else
+    nothing. The defaults are the recipe of the first lite runs."""
+
+    noise_share: float = 0.6
+    jpeg_share: float = 0.4
+    h264_share: float = 0.4
+    h264_presets: tuple[str, ...] = ("veryfast",)
+
+    def __post_init__(self) -> None:
+        for name in ("noise_share", "jpeg_share", "h264_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.jpeg_share + self.h264_share > 1.0:
+            raise ValueError(f"jpeg_share + h264_share must be at most 1, got {self.jpeg_share + self.h264_share}")
+        if not self.h264_presets or not set(self.h264_presets) <= set(X26X_PRESETS):
+            raise ValueError(f"h264_presets must name x264 presets ({', '.join(X26X_PRESETS)}), got "
+                             f"{self.h264_presets}")
 
 
 def _rand(generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
@@ -50,9 +74,11 @@ def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(out, rearrange(kernel, "c one a k -> c one k a"), groups=frames.shape[1])  # along H
 
 
-def add_sensor_noise(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """frames: (T, 3, h, w) in [0, 1] -> same, plus Gaussian noise (grey or per channel), clamped."""
-    std = _rand(generator, *NOISE_STD) / 255.0
+def add_sensor_noise(frames: torch.Tensor, generator: torch.Generator,
+                     std_range: tuple[float, float] = NOISE_STD) -> torch.Tensor:
+    """frames: (T, 3, h, w) in [0, 1] -> same, plus Gaussian noise (grey or per channel) of a standard deviation
+    drawn from `std_range` (8-bit levels), clamped."""
+    std = _rand(generator, *std_range) / 255.0
     grey = _rand(generator) < GREY_NOISE_SHARE
     shape = (frames.shape[0], 1, *frames.shape[2:]) if grey else frames.shape
     noise = torch.randn(shape, generator=generator, dtype=frames.dtype) * std
@@ -107,15 +133,25 @@ def soften(canvas: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return gaussian_blur(canvas, _rand(generator, *SOFT_SIGMA)).clamp(0.0, 1.0)
 
 
-def corrupt(lr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """After downsampling: sensor noise (NOISE_SHARE), 8-bit rounding, then JPEG or H.264 or nothing.
+def grain(canvas: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A grainy source: noise of GRAIN_STD levels on the whole canvas (T, 3, H, W) in [0, 1], HR target
+    included, as in footage whose grain or sensor noise is part of the picture -> same shape."""
+    return add_sensor_noise(canvas, generator, GRAIN_STD)
+
+
+def corrupt(lr: torch.Tensor, generator: torch.Generator, mix: Mix = Mix()) -> torch.Tensor:
+    """After downsampling: sensor noise, 8-bit rounding, then JPEG or H.264 or nothing, as `mix` says.
     lr: (T, 3, h, w) in [0, 1] -> same shape, in [0, 1] on the 256 levels of 8-bit video."""
-    if _rand(generator) < NOISE_SHARE:
+    if _rand(generator) < mix.noise_share:
         lr = add_sensor_noise(lr, generator)
     lr = torch.round(lr * 255.0) / 255.0
     choice = _rand(generator)
-    if choice < JPEG_SHARE:
+    if choice < mix.jpeg_share:
         return jpeg(lr, round(_rand(generator, *JPEG_QUALITY)))
-    if choice < JPEG_SHARE + H264_SHARE:
-        return h264(lr, round(_rand(generator, *H264_CRF)))
+    if choice < mix.jpeg_share + mix.h264_share:
+        crf = round(_rand(generator, *H264_CRF))
+        presets = mix.h264_presets
+        preset = presets[min(len(presets) - 1, int(_rand(generator) * len(presets)))] if len(presets) > 1 \
+            else presets[0]
+        return h264(lr, crf, preset)
     return lr

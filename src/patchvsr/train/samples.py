@@ -44,11 +44,19 @@ class FlowDraw:
 FIDELITY_DRAW = FlowDraw(t_one_share=1.0, zero_noise_share=1.0)
 
 
-def validation_degradation(config: DegradeConfig, soft: bool = False) -> DegradeConfig:
-    """The evaluation protocol inside training: x4 antialiased bicubic, 8-bit, no noise augmentation; with
-    `soft`, of soft sources (every canvas blurred, `realistic.soften`), otherwise of the clips as they are."""
+# The validation splits inside training: the held-out clips as they are, as soft sources (every canvas blurred,
+# `realistic.soften`), and with the LR written as H.264 CRF 30 (`patchvsr eval --lr-crf 30`).
+VALIDATION_SPLITS = ("clean", "soft", "crf30")
+
+
+def validation_degradation(config: DegradeConfig, split: str = "clean") -> DegradeConfig:
+    """The evaluation protocol inside training for one of VALIDATION_SPLITS: x4 antialiased bicubic, 8-bit, no
+    noise augmentation, no realistic chain."""
+    if split not in VALIDATION_SPLITS:
+        raise ValueError(f"split must be one of {VALIDATION_SPLITS}, got {split!r}")
     return dataclasses.replace(config, scale_range=(4.0, 4.0), bicubic_share=1.0, clean_share=1.0,
-                               realistic_share=0.0, soft_share=1.0 if soft else 0.0)
+                               realistic_share=0.0, soft_share=1.0 if split == "soft" else 0.0, grain_share=0.0,
+                               lr_crf=30 if split == "crf30" else None)
 
 
 def draw_time_and_noise(shape: tuple[int, ...], draw: FlowDraw,

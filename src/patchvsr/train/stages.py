@@ -24,6 +24,7 @@ from torch import nn
 from patchvsr.errors import InputError
 from patchvsr.models import PatchVSRConfig, PatchVSRModel, VideoDiT, WindowConditions
 from patchvsr.models import lora
+from patchvsr.models.dit import grow_head_state
 from patchvsr.models.patchvsr import PRESETS
 from patchvsr.train.degrade import Degraded
 
@@ -35,12 +36,14 @@ ABLATIONS = ("use_global_branch", "use_lora", "use_position", "use_fixed_prompt"
 class ModelSpec:
     """Which network a stage builds: preset name, the stage-1 model folder (required by stage 2: a fresh
     base has a zero-initialised output head, which stays zero while frozen), optionally a trained stage-2
-    model folder to start from (`init`, a fine-tune), ablation switches."""
+    model folder to start from (`init`, a fine-tune), ablation switches; `head_blocks` grows the base's output
+    head to that many residual blocks (the new ones start as the identity: `VideoDiT.with_head_blocks`)."""
 
     stage: str
     preset: str = "tiny"
     base: str | None = None
     init: str | None = None
+    head_blocks: int | None = None
     use_global_branch: bool = True
     use_lora: bool = True
     use_position: bool = True
@@ -57,6 +60,8 @@ class ModelSpec:
             raise ValueError("the adapter stage needs the stage-1 model folder (--base RUN/model)")
         if self.stage == "base" and self.init is not None:
             raise ValueError("--init (start from a trained model) applies to the adapter stage only")
+        if self.head_blocks is not None and (self.stage == "base" or self.head_blocks < 0):
+            raise ValueError("--head-blocks (grow the output head) applies to the adapter stage, and is >= 0")
 
 
 def build_model(spec: ModelSpec, seed: int, load_init: bool = True) -> nn.Module:
@@ -69,15 +74,24 @@ def build_model(spec: ModelSpec, seed: int, load_init: bool = True) -> nn.Module
     config = PatchVSRConfig(**{**PRESETS[spec.preset]["adapter"], **ablations})
     if not (Path(spec.base) / "config.json").is_file():
         raise InputError(f"{spec.base} is not a stage-1 model folder (no config.json): train the base first")
-    model = PatchVSRModel.from_base(VideoDiT.from_pretrained(spec.base), config, seed=seed + 1)
+    base = VideoDiT.from_pretrained(spec.base)
+    if spec.head_blocks is not None:
+        if not config.train_head:
+            raise InputError(f"--head-blocks: preset {spec.preset!r} does not train the head in stage 2")
+        if spec.head_blocks < base.spec.head_blocks:
+            raise InputError(f"--head-blocks {spec.head_blocks}: the base's head has {base.spec.head_blocks} "
+                             "blocks already (it can only grow)")
+        base = base.with_head_blocks(spec.head_blocks, seed=seed + 2)
+    model = PatchVSRModel.from_base(base, config, seed=seed + 1)
     if spec.init is not None and load_init:
         _load_init(model, Path(spec.init))
     return model
 
 
 def _load_init(model: PatchVSRModel, folder: Path) -> None:
-    """Start `model` from the weights of a trained stage-2 folder of the same configuration and base (a
-    degradation estimator of an older design in the folder is left out: this run trains its own)."""
+    """Start `model` from the weights of a trained stage-2 folder of the same configuration and base, whose
+    head may have fewer residual blocks than this run's (the run grows it; a degradation estimator of an older
+    design in the folder is left out: this run trains its own)."""
     trained = PatchVSRModel.from_pretrained(folder, fresh_estimator=True)
     if trained.config != model.config or trained.lora_merged:
         raise InputError(f"{folder} is a model of another configuration than this run's (or has merged LoRA)")
@@ -86,7 +100,11 @@ def _load_init(model: PatchVSRModel, folder: Path) -> None:
     if any(not torch.equal(value, theirs[name]) for name, value in ours.items()
            if not (trained_head and name.startswith("head."))):
         raise InputError(f"{folder} was trained on another base than this run's --base")
-    model.load_state_dict(trained.state_dict())
+    old, new = trained.base.spec.head_blocks, model.base.spec.head_blocks
+    if old > new:
+        raise InputError(f"{folder} has {old} head blocks, more than this run's {new}")
+    grown = grow_head_state(trained.state_dict(), "base.head.", old, new)
+    model.load_state_dict({**model.state_dict(), **grown})
 
 
 def window_geometry(model: nn.Module) -> tuple[int, int]:
