@@ -129,7 +129,7 @@ def lite_like_base(blocks: int = 1) -> VideoDiT:
 def test_a_grown_head_computes_exactly_what_the_old_one_did():
     base = lite_like_base(1)
     grown = base.with_head_blocks(3, seed=4)
-    assert grown.spec.head_blocks == 3 and grown.config["head_blocks"] == 3
+    assert grown.config.head_blocks == 3 and grown.config["head_blocks"] == 3
     x, t = torch.randn(2, 3, 2, 16, 16, generator=torch.Generator().manual_seed(0)), torch.rand(2)
     with torch.no_grad():
         torch.testing.assert_close(grown(x, t), base(x, t), rtol=0, atol=0)
@@ -162,7 +162,7 @@ def test_a_fine_tune_may_grow_the_head_of_its_init_model(lite_folders):
     spec = stages.ModelSpec(stage="adapter", preset="lite", base=str(base), init=str(init))
     plain, grown = (stages.build_model(dataclasses.replace(spec, head_blocks=blocks), 0).eval()
                     for blocks in (None, 4))
-    assert (plain.base.spec.head_blocks, grown.base.spec.head_blocks) == (2, 4)
+    assert (plain.base.config.head_blocks, grown.base.config.head_blocks) == (2, 4)
     trainable = {name for name, _ in stages.trainable(grown)}
     assert {"base.head.2.conv1.weight", "base.head.3.conv2.weight"} <= trainable
     clips = torch.rand(1, 3, 4, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -192,5 +192,5 @@ def test_a_grown_model_round_trips_through_its_folder(tmp_path):
                                                          train_head=True))
     model.save_pretrained(tmp_path / "m")
     loaded = PatchVSRModel.from_pretrained(tmp_path / "m")
-    assert loaded.base.spec.head_blocks == 2
+    assert loaded.base.config.head_blocks == 2
     assert all(torch.equal(value, model.state_dict()[name]) for name, value in loaded.state_dict().items())

@@ -235,8 +235,8 @@ def test_ship_writes_a_half_size_folder_that_upscales_like_the_original(trained_
 
     target = tmp_path / "weights" / "tiny"
     sizes = ship(trained_like_model, target, notes="## Evaluation\n\nnumbers")
-    assert {"config.json", "training.json", "model_card.md", "base.safetensors"} <= set(sizes)
-    original = sum(path.stat().st_size for path in Path(trained_like_model).glob("*.safetensors"))
+    assert {"config.json", "training.json", "model_card.md", "base/diffusion_pytorch_model.safetensors"} <= set(sizes)
+    original = sum(path.stat().st_size for path in Path(trained_like_model).rglob("*.safetensors"))
     assert sum(size for name, size in sizes.items() if name.endswith(".safetensors")) < 0.6 * original
     card = (target / "model_card.md").read_text()
     assert card.rstrip().endswith("numbers") and not (tmp_path / "weights" / "tiny.partial").exists()

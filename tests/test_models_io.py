@@ -1,5 +1,7 @@
-"""Saving and loading: one diffusers-layout folder (config.json + one safetensors per part + model_card.md),
-identical parameters and the same outputs after a round trip, no pickle, clear errors for bad folders.
+"""Saving and loading: one diffusers-layout folder (config.json + patchvsr_adapter.safetensors of the new
+parts, the base as a diffusers model folder `base/` with a peft LoRA file, model_card.md), identical
+parameters and the same outputs after a round trip, folders of the first format still loading, no pickle,
+clear errors for bad folders.
 
 Parameters are compared bit for bit (storage is exact). Outputs are compared with fp32 tolerances
 (`assert_same_outputs`): a loaded model holds the same numbers in other memory layouts, for which oneDNN
@@ -11,6 +13,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from patchvsr.errors import OptionError
 from patchvsr.models import PatchVSRModel, VideoDiT
@@ -37,15 +40,19 @@ def outputs(model: PatchVSRModel) -> torch.Tensor:
         return model.velocity(z, t, cond)
 
 
-@pytest.mark.parametrize("flags, parts", [
-    ({}, {"base", "adapter", "embedder", "lora"}),
-    ({"use_global_branch": False, "use_lora": False}, {"base", "adapter", "embedder"}),
-])
-def test_round_trip_gives_identical_outputs(tmp_path, flags, parts):
+BASE_FILES = {"base/config.json", "base/diffusion_pytorch_model.safetensors"}
+
+
+def folder_files(folder) -> set[str]:
+    return {path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("flags, lora_file", [({}, True), ({"use_global_branch": False, "use_lora": False}, False)])
+def test_round_trip_gives_identical_outputs(tmp_path, flags, lora_file):
     model = perturb_(PatchVSRModel.from_preset("test", **flags), seed=1).eval()
     model.save_pretrained(tmp_path, card="## Training\n\nnone (random weights)")
-    files = {path.name for path in tmp_path.iterdir()}
-    assert files == {"config.json", "model_card.md"} | {f"{part}.safetensors" for part in parts}
+    assert folder_files(tmp_path) == {"config.json", "model_card.md", "patchvsr_adapter.safetensors",
+                                      *BASE_FILES, *(["base/pytorch_lora_weights.safetensors"] if lora_file else [])}
     loaded = PatchVSRModel.from_pretrained(tmp_path)
     assert loaded.config == model.config
     assert_same_parameters(loaded, model)
@@ -58,7 +65,7 @@ def test_merged_lora_round_trip(tmp_path):
     model = perturb_(PatchVSRModel.from_preset("test"), seed=2).eval()
     model.merge_lora()
     model.save_pretrained(tmp_path)
-    assert not (tmp_path / "lora.safetensors").exists()
+    assert not (tmp_path / "base" / "pytorch_lora_weights.safetensors").exists()
     assert json.loads((tmp_path / "config.json").read_text())["lora_merged"] is True
     loaded = PatchVSRModel.from_pretrained(tmp_path)
     assert loaded.lora_merged
@@ -70,7 +77,7 @@ def test_half_precision_storage_halves_size_and_loads_close(tmp_path):
     model = perturb_(PatchVSRModel.from_preset("test"), seed=3).eval()
     model.save_pretrained(tmp_path / "fp32")
     model.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
-    size = {name: sum(p.stat().st_size for p in (tmp_path / name).glob("*.safetensors")) for name in ("fp32", "fp16")}
+    size = {name: sum(p.stat().st_size for p in (tmp_path / name).rglob("*.safetensors")) for name in ("fp32", "fp16")}
     assert size["fp16"] < 0.6 * size["fp32"]
     loaded = PatchVSRModel.from_pretrained(tmp_path / "fp16")
     assert next(loaded.parameters()).dtype == torch.float32
@@ -94,9 +101,41 @@ def test_base_alone_diffusers_round_trip_and_stage2_from_its_folder(tmp_path):
     assert_same_outputs(outputs(from_folder), outputs(from_object))
 
 
+def test_the_base_folder_is_a_diffusers_model_with_a_peft_lora(tmp_path):
+    model = perturb_(PatchVSRModel.from_preset("test"), seed=6).eval()
+    model.save_pretrained(tmp_path)
+    base = VideoDiT.from_pretrained(tmp_path, subfolder="base")
+    public = lambda config: {k: v for k, v in config.items() if not k.startswith("_")}  # noqa: E731
+    assert public(base.config) == public(model.base.config)
+    base.load_lora_adapter(str(tmp_path / "base" / "pytorch_lora_weights.safetensors"), adapter_name="patchvsr",
+                           prefix=None)
+    z, t = random_noisy(3, N, T, (H, W), seed=6)
+    with torch.no_grad():
+        assert_same_outputs(base(z, t), model.base(z, t))
+
+
+def test_folders_of_the_first_format_still_load(tmp_path):
+    """format_version 1: config.json with the base config inside, one safetensors file per part."""
+    model = perturb_(PatchVSRModel.from_preset("test"), seed=7).eval()
+    for name, state in model.part_state_dicts().items():
+        save_file({key: value.contiguous() for key, value in state.items()}, tmp_path / f"{name}.safetensors")
+    config = {"_class_name": "PatchVSRModel", "format_version": 1, "base": dict(model.base.config),
+              "adapter": {k: getattr(model.config, k) for k in model.config.__dataclass_fields__},
+              "lora_merged": False}
+    (tmp_path / "config.json").write_text(json.dumps({**config, "base": {k: v for k, v in config["base"].items()
+                                                                         if not k.startswith("_")}}))
+    loaded = PatchVSRModel.from_pretrained(tmp_path)
+    assert_same_parameters(loaded, model)
+    assert_same_outputs(outputs(loaded), outputs(model))
+    loaded.save_pretrained(tmp_path)                      # rewritten in place in the current format
+    assert not list(tmp_path.glob("*.safetensors"))[1:] and json.loads(
+        (tmp_path / "config.json").read_text())["format_version"] == 2
+    assert_same_parameters(PatchVSRModel.from_pretrained(tmp_path), model)
+
+
 def test_no_pickle_anywhere(tmp_path):
     PatchVSRModel.from_preset("test").save_pretrained(tmp_path)
-    for path in tmp_path.iterdir():
+    for path in (p for p in tmp_path.rglob("*") if p.is_file()):
         assert path.suffix in {".json", ".safetensors", ".md"}
         assert not path.read_bytes().startswith(b"\x80")         # pickle protocol header
 
@@ -108,6 +147,6 @@ def test_bad_folders_raise_one_line_option_errors(tmp_path):
     with pytest.raises(OptionError, match="not a PatchVSRModel"):
         PatchVSRModel.from_pretrained(tmp_path)
     PatchVSRModel.from_preset("test").save_pretrained(tmp_path)
-    (tmp_path / "adapter.safetensors").unlink()
-    with pytest.raises(OptionError, match="adapter.safetensors"):
+    (tmp_path / "base" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(OptionError, match="base/diffusion_pytorch_model.safetensors"):
         PatchVSRModel.from_pretrained(tmp_path)

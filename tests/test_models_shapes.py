@@ -28,7 +28,7 @@ def test_base_forward_shape_and_dtype():
 
 def test_branch_and_injection_shapes(model):
     cond = random_conditions(3, N, T, (H, W), seed=0)
-    spec, tokens = model.base.spec, T * (H // 4) * (W // 4)
+    spec, tokens = model.base.config, T * (H // 4) * (W // 4)
     features = model.adapter.branch_features(cond.lr_up, cond.global_input)
     assert [s.shape for s in features.patch_states] == [(N, tokens, spec.hidden_size)] * 1
     # global branch: a quarter of the window's tokens

@@ -93,9 +93,9 @@ class PatchBranch(nn.Module):
 
     def __init__(self, base: VideoDiT, depth: int):
         super().__init__()
-        spec = base.spec
+        spec = base.config
         self.patch, self.patch_t, self.dim = spec.patch_size, spec.patch_size_t, spec.hidden_size
-        self.grid_patch = spec.grid_patch
+        self.grid_patch = base.grid_patch
         self.stem = stem_conv(spec.in_channels, spec.stem_channels, spec.stem_stride)
         self.stem_act = nn.SiLU()
         self.patch_embed = nn.Linear(spec.stem_channels * self.patch_t * self.grid_patch**2, self.dim)
@@ -133,7 +133,7 @@ class GlobalBranch(nn.Module):
 
     def __init__(self, base: VideoDiT, depth: int):
         super().__init__()
-        spec = base.spec
+        spec = base.config
         self.patch, self.patch_t, self.dim = 2 * spec.patch_size, spec.patch_size_t, spec.hidden_size
         self.patch_embed = nn.Linear((spec.in_channels + 1) * self.patch_t * self.patch**2, self.dim)
         self.blocks = nn.ModuleList(
@@ -178,7 +178,7 @@ class PatchVSRAdapter(nn.Module):
     def __init__(self, base: VideoDiT, patch_depth: int, global_depth: int, use_global_branch: bool,
                  use_position: bool):
         super().__init__()
-        spec = base.spec
+        spec = base.config
         self.in_channels, self.use_position = spec.in_channels, use_position
         self.patch_branch = PatchBranch(base, patch_depth)
         # base block i reads patch-branch block i·patch_depth // depth (evenly spread, ControlNet-SD3 style)

@@ -2,8 +2,9 @@
 a text cross-attention whose context is a learned fixed prompt, a conv stem and head at full resolution or
 (`stem_stride` > 1) on the grid of pixel-unshuffled frames, where most of an efficient SR network's work belongs.
 
-`VideoDiT` is a diffusers `ModelMixin` + `ConfigMixin`, so `save_pretrained` / `from_pretrained` write and read
-`config.json` + `diffusion_pytorch_model.safetensors`. It works on pixels (`in_channels=3`) or on VAE latents.
+`VideoDiT` is a diffusers `ModelMixin` + `ConfigMixin`: its `config` holds the architecture (checked by
+`check_config`), and `save_pretrained` / `from_pretrained` write and read `config.json` +
+`diffusion_pytorch_model.safetensors`. It works on pixels (`in_channels=3`) or on VAE latents.
 An adapter reaches inside only through `BaseInjection` (see `patchvsr.models.adapter`).
 """
 
@@ -39,53 +40,36 @@ DIT_PRESETS: dict[str, dict] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class DiTSpec:
-    """Validated view of a VideoDiT config (the defaults live in `VideoDiT.__init__`)."""
+def check_config(config: dict) -> None:
+    """Validate the arguments of a `VideoDiT` (its ConfigMixin config holds them; this only checks them).
 
-    in_channels: int
-    out_channels: int | None
-    hidden_size: int
-    depth: int
-    num_heads: int
-    mlp_ratio: float
-    patch_size: int
-    patch_size_t: int
-    stem_channels: int
-    context_dim: int
-    prompt_length: int
-    freq_dim: int
-    sample_size: int
-    num_frames: int
-    stem_stride: int = 1
-    head_blocks: int = 0
+    Args:
+        config (dict): the `VideoDiT.__init__` arguments by name.
 
-    def __post_init__(self):
-        for name in ("in_channels", "hidden_size", "depth", "num_heads", "patch_size", "patch_size_t",
-                     "stem_channels", "context_dim", "prompt_length", "freq_dim", "sample_size", "num_frames",
-                     "stem_stride"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.out_channels is not None and self.out_channels < 1:
-            raise ValueError(f"out_channels must be positive or None, got {self.out_channels!r}")
-        if self.hidden_size % 16 or self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of 16 and of num_heads "
-                             f"{self.num_heads}")
-        if not isinstance(self.head_blocks, int) or self.head_blocks < 0:
-            raise ValueError(f"head_blocks must be a non-negative integer, got {self.head_blocks!r}")
-        if self.patch_size % self.stem_stride:
-            raise ValueError(f"patch_size {self.patch_size} must be a multiple of stem_stride {self.stem_stride}")
-        if not self.mlp_ratio > 0:
-            raise ValueError(f"mlp_ratio must be positive, got {self.mlp_ratio!r}")
-        if self.sample_size % self.patch_size or self.num_frames % self.patch_size_t:
-            raise ValueError(f"sample window {self.num_frames}x{self.sample_size}px is not a multiple of the token "
-                             f"patch {self.patch_size_t}x{self.patch_size}")
-
-    @property
-    def grid_patch(self) -> int:
-        """Side of a token patch on the stem's grid (patch_size / stem_stride)."""
-        return self.patch_size // self.stem_stride
+    Raises:
+        ValueError: naming the first argument that is out of range or inconsistent with another.
+    """
+    for name in ("in_channels", "hidden_size", "depth", "num_heads", "patch_size", "patch_size_t",
+                 "stem_channels", "context_dim", "prompt_length", "freq_dim", "sample_size", "num_frames",
+                 "stem_stride"):
+        value = config[name]
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if config["out_channels"] is not None and config["out_channels"] < 1:
+        raise ValueError(f"out_channels must be positive or None, got {config['out_channels']!r}")
+    if config["hidden_size"] % 16 or config["hidden_size"] % config["num_heads"]:
+        raise ValueError(f"hidden_size {config['hidden_size']} must be a multiple of 16 and of num_heads "
+                         f"{config['num_heads']}")
+    if not isinstance(config["head_blocks"], int) or config["head_blocks"] < 0:
+        raise ValueError(f"head_blocks must be a non-negative integer, got {config['head_blocks']!r}")
+    if config["patch_size"] % config["stem_stride"]:
+        raise ValueError(f"patch_size {config['patch_size']} must be a multiple of stem_stride "
+                         f"{config['stem_stride']}")
+    if not config["mlp_ratio"] > 0:
+        raise ValueError(f"mlp_ratio must be positive, got {config['mlp_ratio']!r}")
+    if config["sample_size"] % config["patch_size"] or config["num_frames"] % config["patch_size_t"]:
+        raise ValueError(f"sample window {config['num_frames']}x{config['sample_size']}px is not a multiple of the "
+                         f"token patch {config['patch_size_t']}x{config['patch_size']}")
 
 
 def grow_head_state(state: dict[str, torch.Tensor], prefix: str, old: int, new: int) -> dict[str, torch.Tensor]:
@@ -182,11 +166,8 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         head_blocks: int = 0,
     ):
         super().__init__()
-        spec = DiTSpec(in_channels, out_channels, hidden_size, depth, num_heads, mlp_ratio, patch_size,
-                       patch_size_t, stem_channels, context_dim, prompt_length, freq_dim, sample_size, num_frames,
-                       stem_stride, head_blocks)
-        self.spec = spec
-        token_dim = stem_channels * patch_size_t * spec.grid_patch**2
+        check_config(dict(self.config))
+        token_dim = stem_channels * patch_size_t * self.grid_patch**2
         self.stem = stem_conv(in_channels, stem_channels, stem_stride)
         self.stem_act = nn.SiLU()
         self.patch_embed = nn.Linear(token_dim, hidden_size)
@@ -220,7 +201,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         """A copy of this model with `blocks` (>= its own) residual blocks in the output head: the new blocks
         come after the existing ones, their last convolution zero (each is the identity), so the copy computes
         exactly what this model does, and a fine-tune can grow the pixel decoder of a trained network."""
-        old = self.spec.head_blocks
+        old = self.config.head_blocks
         if blocks < old:
             raise ValueError(f"the head can only grow: it has {old} blocks, asked for {blocks}")
         with torch.random.fork_rng(devices=[]):
@@ -232,9 +213,14 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         grown.load_state_dict({**grown.state_dict(), **state})
         return grown if grown.dtype == self.dtype else grown.to(self.dtype)
 
+    @property
+    def grid_patch(self) -> int:
+        """Side of a token patch on the stem's grid (patch_size / stem_stride)."""
+        return self.config.patch_size // self.config.stem_stride
+
     def grid(self, shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:
         """Token grid (T', H', W') of a video of shape (..., T, H, W); ValueError if it is not a multiple."""
-        return token_grid(shape, self.spec.patch_size, self.spec.patch_size_t)
+        return token_grid(shape, self.config.patch_size, self.config.patch_size_t)
 
     def embed_time(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """t: (B,) in [0, 1] -> (B, D) timestep embedding (t scaled to [0, 1000] before the sinusoid)."""
@@ -242,20 +228,20 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
 
     def tokens_in(self, feats: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         """feats: (B, S, T, h, w) stem features -> (B, L, D) tokens with the 3-D position embedding added."""
-        tokens = self.patch_embed(patchify(feats, self.spec.grid_patch, self.spec.patch_size_t))
-        return tokens + sincos_3d(self.spec.hidden_size, grid, tokens.device, tokens.dtype)
+        tokens = self.patch_embed(patchify(feats, self.grid_patch, self.config.patch_size_t))
+        return tokens + sincos_3d(self.config.hidden_size, grid, tokens.device, tokens.dtype)
 
     def tokens_out(self, tokens: torch.Tensor, c: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         """tokens: (B, L, D), c: (B, D) -> (B, S, T, h, w) features on the stem's grid (adaLN final layer)."""
         shift, scale = self.final_modulation(c)[:, None].chunk(2, dim=-1)
         tokens = self.final_proj(modulate(self.final_norm(tokens), shift, scale))
-        return unpatchify(tokens, grid, self.spec.grid_patch, self.spec.patch_size_t)
+        return unpatchify(tokens, grid, self.grid_patch, self.config.patch_size_t)
 
     def text_context(self, context: torch.Tensor | None, batch: int, use_prompt: bool = True) -> torch.Tensor:
         """context: (B, Lc, context_dim) from a text encoder, or None for the learned fixed prompt. With
         use_prompt=False: a null prompt (one all-zero token, the "empty caption"), whatever `context` is."""
         if not use_prompt:
-            return self.prompt.new_zeros(batch, 1, self.spec.context_dim)
+            return self.prompt.new_zeros(batch, 1, self.config.context_dim)
         return self.prompt.expand(batch, -1, -1) if context is None else context
 
     def forward(

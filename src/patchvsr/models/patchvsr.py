@@ -1,8 +1,18 @@
 """`PatchVSRModel`: base VideoDiT + dual-branch adapter + LoRA + condition embedder behind one call,
 `velocity(z, t, cond) -> v`, the callable the tiling engine drives for every batch of windows.
 
-Saved as one folder: `config.json` (base config, adapter config, LoRA state), one safetensors file per part
-(`base`, `adapter`, `embedder`, `lora`) and `model_card.md`; never pickle.
+Saved as one folder in diffusers' layout (never pickle):
+
+    config.json                                 PatchVSRModel: adapter config, LoRA state (format_version 2)
+    patchvsr_adapter.safetensors                the new parts: `adapter.*`, `embedder.*`
+    base/config.json                            the base VideoDiT, a diffusers model folder of its own:
+    base/diffusion_pytorch_model.safetensors        `VideoDiT.from_pretrained(folder, subfolder="base")`
+    base/pytorch_lora_weights.safetensors       its LoRA (peft, `save_lora_adapter`; `load_lora_adapter(path,
+                                                    prefix=None)`), unless the model has none or merged it
+    model_card.md
+
+Folders of the first format (format_version 1: one safetensors file per part, `base`, `adapter`, `embedder`,
+`lora`, next to config.json) still load.
 """
 
 from __future__ import annotations
@@ -11,8 +21,10 @@ import dataclasses
 import json
 from pathlib import Path
 
+import diffusers
 import torch
 from diffusers import ModelMixin
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -22,7 +34,14 @@ from patchvsr.models.adapter import BranchCache, BranchFeatures, PatchVSRAdapter
 from patchvsr.models.conditions import ConditionEmbedder, WindowConditions
 from patchvsr.models.dit import DIT_PRESETS, VideoDiT
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FORMAT_VERSIONS = (1, 2)                         # what from_pretrained reads
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+# not WEIGHTS_NAME: diffusers' from_pretrained(folder, subfolder="base") takes a top-level file of that name first
+ADAPTER_WEIGHTS_NAME = "patchvsr_adapter.safetensors"
+LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
+BASE_FOLDER = "base"
+V1_PARTS = ("base", "adapter", "embedder", "lora")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +103,9 @@ class PatchVSRModel(ModelMixin):
     `from_pretrained`; train `trainable_parameters()`; call `velocity`.
 
     A diffusers `ModelMixin` (device, dtype, offloading hooks), so a `DiffusionPipeline` can hold and load it
-    (`patchvsr.pipeline.PatchVSRPipeline`); its folder format is its own (one safetensors file per part, see
-    `save_pretrained`), so `from_pretrained` and `save_pretrained` are too.
+    (`patchvsr.pipeline.PatchVSRPipeline`). Its folder (module docstring) holds the base as a diffusers model
+    folder with a peft LoRA file; `from_pretrained` / `save_pretrained` are its own because the model is built
+    from that base (it is not a ConfigMixin whose constructor takes only JSON values).
     """
 
     def __init__(self, base: VideoDiT, config: PatchVSRConfig, lora_merged: bool = False):
@@ -94,8 +114,8 @@ class PatchVSRModel(ModelMixin):
         self.config = config
         self.adapter = PatchVSRAdapter(base, config.patch_depth, config.global_depth, config.use_global_branch,
                                        config.use_position)
-        self.embedder = ConditionEmbedder(base.spec.hidden_size, config.cond_freq_dim, config.use_position,
-                                          config.use_degradation, base.spec.in_channels)
+        self.embedder = ConditionEmbedder(base.config.hidden_size, config.cond_freq_dim, config.use_position,
+                                          config.use_degradation, base.config.in_channels)
         if config.use_lora and not lora_merged:
             lora.add_lora(base, config.lora_rank, config.lora_alpha)
         base.head.requires_grad_(config.train_head)
@@ -128,18 +148,18 @@ class PatchVSRModel(ModelMixin):
     @property
     def window_size(self) -> int:
         """The base's native window side in pixels (what it was trained on)."""
-        return self.base.spec.sample_size
+        return self.base.config.sample_size
 
     @property
     def clip_frames(self) -> int:
         """The base's native clip length in frames."""
-        return self.base.spec.num_frames
+        return self.base.config.num_frames
 
     @property
     def token_patch(self) -> tuple[int, int]:
         """(frames, pixels): a window's T must be a multiple of the first, its h and w of the second, and the
         global input's gh and gw of twice the second."""
-        return self.base.spec.patch_size_t, self.base.spec.patch_size
+        return self.base.config.patch_size_t, self.base.config.patch_size
 
     def branch_features(self, cond: WindowConditions) -> BranchFeatures:
         """Patch/global branch outputs of the windows in `cond`; from the cache when `cond.keys` is given."""
@@ -210,20 +230,34 @@ class PatchVSRModel(ModelMixin):
         return parts
 
     def save_pretrained(self, directory: str | Path, card: str = "", dtype: torch.dtype | None = None) -> None:
-        """Write config.json, <part>.safetensors for each part and model_card.md (with `card` appended).
+        """Write the model folder (module docstring) and model_card.md (with `card` appended).
 
-        dtype: store floating-point weights in this dtype (e.g. torch.float16 halves the size); loading casts
-        them back to the model's dtype.
+        Args:
+            directory (str | Path): the folder; created if missing. Files of the first format in it are removed.
+            card (str): markdown appended to the generated model card (training, evaluation).
+            dtype (torch.dtype, optional): store floating-point weights in this dtype (torch.float16 halves the
+                size); loading casts them back to the model's dtype.
         """
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, state in self.part_state_dicts().items():
-            tensors = {key: value.detach().to(dtype or value.dtype).contiguous().cpu() for key, value in state.items()}
-            save_file(tensors, directory / f"{name}.safetensors", metadata={"format": "pt"})
+        base_dir = directory / BASE_FOLDER
+        base_dir.mkdir(parents=True, exist_ok=True)
+        for stale in [*(directory / f"{part}.safetensors" for part in V1_PARTS), base_dir / LORA_WEIGHTS_NAME]:
+            stale.unlink(missing_ok=True)
+        parts = self.part_state_dicts()
+        self.base.save_config(str(base_dir))
+        _save(parts["base"], base_dir / WEIGHTS_NAME, dtype)
+        if "lora" in parts:
+            self.base.save_lora_adapter(str(base_dir), adapter_name=lora.ADAPTER_NAME, weight_name=LORA_WEIGHTS_NAME)
+            if dtype is not None:
+                with safe_open(str(base_dir / LORA_WEIGHTS_NAME), "pt") as handle:
+                    metadata = handle.metadata()
+                _save(load_file(str(base_dir / LORA_WEIGHTS_NAME)), base_dir / LORA_WEIGHTS_NAME, dtype, metadata)
+        _save({**_prefixed(parts["adapter"], "adapter."), **_prefixed(parts["embedder"], "embedder.")},
+              directory / ADAPTER_WEIGHTS_NAME, dtype)
         config = {
             "_class_name": type(self).__name__,
+            "_diffusers_version": diffusers.__version__,
             "format_version": FORMAT_VERSION,
-            "base": {key: value for key, value in self.base.config.items() if not key.startswith("_")},
             "adapter": dataclasses.asdict(self.config),
             "lora_merged": self.lora_merged,
         }
@@ -233,20 +267,38 @@ class PatchVSRModel(ModelMixin):
     @classmethod
     def from_pretrained(cls, directory: str | Path, fresh_estimator: bool = False,
                         torch_dtype: torch.dtype | None = None, **_loading_options) -> "PatchVSRModel":
-        """Load a folder written by `save_pretrained`; OptionError naming the problem if it is not one.
+        """Load a folder written by `save_pretrained` (either format).
 
-        fresh_estimator: where the folder's degradation estimator is of an older design (other tensors), keep
-        a freshly initialised one instead of failing (to fine-tune such a model with a new estimator).
-        torch_dtype: cast the weights (as `DiffusionPipeline.from_pretrained` asks); the other loading options
-        diffusers passes (variants, device maps, ...) do not apply to this format and are ignored.
+        Args:
+            directory (str | Path): the model folder.
+            fresh_estimator (bool): where the folder's degradation estimator is of an older design (other
+                tensors), keep a freshly initialised one instead of failing (to fine-tune such a model).
+            torch_dtype (torch.dtype, optional): cast the weights (as `DiffusionPipeline.from_pretrained` asks);
+                the other loading options diffusers passes (variants, device maps, ...) are ignored.
+
+        Returns:
+            PatchVSRModel: in eval mode, float32 unless `torch_dtype` says otherwise.
+
+        Raises:
+            OptionError: naming the problem, if the folder is not a PatchVSRModel folder or lacks a file.
         """
         directory = Path(directory)
         config = read_config(directory)
-        base = VideoDiT.from_config(config["base"])
-        base.load_state_dict(load_part(directory, "base"))
+        if config["format_version"] == 1:
+            base_config, parts = config["base"], {part: directory / f"{part}.safetensors" for part in V1_PARTS}
+        else:
+            base_config = VideoDiT.load_config(str(directory / BASE_FOLDER))
+            parts = {"base": directory / BASE_FOLDER / WEIGHTS_NAME, "new": directory / ADAPTER_WEIGHTS_NAME,
+                     "lora": directory / BASE_FOLDER / LORA_WEIGHTS_NAME}
+        base = VideoDiT.from_config(base_config)
+        base.load_state_dict(load_part(parts["base"]))
         model = cls(base, PatchVSRConfig(**config["adapter"]), lora_merged=config["lora_merged"])
-        model.adapter.load_state_dict(load_part(directory, "adapter"))
-        embedder = load_part(directory, "embedder")
+        if config["format_version"] == 1:
+            adapter, embedder = load_part(parts["adapter"]), load_part(parts["embedder"])
+        else:
+            new = load_part(parts["new"])
+            adapter, embedder = _part(new, "adapter."), _part(new, "embedder.")
+        model.adapter.load_state_dict(adapter)
         if model.embedder.estimator is not None and not _same_shapes(
                 model.embedder.estimator.state_dict(), _part(embedder, "estimator.")):
             if not fresh_estimator:
@@ -255,8 +307,20 @@ class PatchVSRModel(ModelMixin):
                         **{f"estimator.{k}": v for k, v in model.embedder.estimator.state_dict().items()}}
         model.embedder.load_state_dict(embedder)
         if lora.has_lora(model.base):
-            lora.load_lora_state_dict(model.base, load_part(directory, "lora"))
+            lora.load_lora_state_dict(model.base, load_part(parts["lora"]))
         return (model if torch_dtype is None else model.to(torch_dtype)).eval()
+
+
+def _save(state: dict[str, torch.Tensor], path: Path, dtype: torch.dtype | None,
+          metadata: dict[str, str] | None = None) -> None:
+    """safetensors file of `state`, floating-point tensors cast to `dtype` (None: as they are)."""
+    tensors = {key: (value.detach().to(dtype) if dtype is not None and value.is_floating_point() else value.detach())
+               .contiguous().cpu() for key, value in state.items()}
+    save_file(tensors, path, metadata={"format": "pt", **(metadata or {})})
+
+
+def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {prefix + key: value for key, value in state.items()}
 
 
 def _part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -276,22 +340,22 @@ def read_config(directory: Path) -> dict:
         config = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise OptionError(f"cannot read {path}: {error}") from None
-    if config.get("_class_name") != PatchVSRModel.__name__ or config.get("format_version") != FORMAT_VERSION:
-        raise OptionError(f"{path} is not a PatchVSRModel config (format {FORMAT_VERSION})")
+    if config.get("_class_name") != PatchVSRModel.__name__ or config.get("format_version") not in FORMAT_VERSIONS:
+        raise OptionError(f"{path} is not a PatchVSRModel config (formats {', '.join(map(str, FORMAT_VERSIONS))})")
     return config
 
 
-def load_part(directory: Path, name: str) -> dict[str, torch.Tensor]:
-    """Tensors of one saved part; OptionError if the file is missing."""
-    path = directory / f"{name}.safetensors"
+def load_part(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of one saved file of a model folder; OptionError if it is missing."""
     if not path.is_file():
-        raise OptionError(f"model folder {directory} has no {path.name}")
+        folder = path.parent.parent if path.parent.name == BASE_FOLDER else path.parent
+        raise OptionError(f"model folder {folder} has no {path.relative_to(folder)}")
     return load_file(str(path))
 
 
 def model_card(model: PatchVSRModel, extra: str = "") -> str:
     """Markdown model card: architecture, parameter counts, ablation flags, then `extra` (training, metrics)."""
-    spec, counts = model.base.spec, model.parameter_counts()
+    spec, counts = model.base.config, model.parameter_counts()
     lines = [
         "# PatchVSR model", "",
         "Patch-wise video super-resolution (PatchVSR, CVPR 2025): a video DiT base with a dual-branch adapter "

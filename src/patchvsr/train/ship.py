@@ -24,7 +24,7 @@ PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 def ship(source: Path, target: Path, notes: str = "") -> dict[str, int]:
     """Copy the model folder `source` (written by `patchvsr train adapter`) to `target` in float16.
 
-    Returns the size in bytes of each file written.
+    Returns the size in bytes of each file written, by its path relative to `target`.
     """
     source, target = Path(source), Path(target)
     training = source / "training.json"
@@ -43,7 +43,8 @@ def ship(source: Path, target: Path, notes: str = "") -> dict[str, int]:
         target.rename(previous)
     staging.rename(target)
     shutil.rmtree(previous, ignore_errors=True)
-    return {path.name: path.stat().st_size for path in sorted(target.iterdir())}
+    return {path.relative_to(target).as_posix(): path.stat().st_size for path in sorted(target.rglob("*"))
+            if path.is_file()}
 
 
 def main(argv: list[str] | None = None) -> int:

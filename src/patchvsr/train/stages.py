@@ -78,8 +78,8 @@ def build_model(spec: ModelSpec, seed: int, load_init: bool = True) -> nn.Module
     if spec.head_blocks is not None:
         if not config.train_head:
             raise InputError(f"--head-blocks: preset {spec.preset!r} does not train the head in stage 2")
-        if spec.head_blocks < base.spec.head_blocks:
-            raise InputError(f"--head-blocks {spec.head_blocks}: the base's head has {base.spec.head_blocks} "
+        if spec.head_blocks < base.config.head_blocks:
+            raise InputError(f"--head-blocks {spec.head_blocks}: the base's head has {base.config.head_blocks} "
                              "blocks already (it can only grow)")
         base = base.with_head_blocks(spec.head_blocks, seed=seed + 2)
     model = PatchVSRModel.from_base(base, config, seed=seed + 1)
@@ -100,7 +100,7 @@ def _load_init(model: PatchVSRModel, folder: Path) -> None:
     if any(not torch.equal(value, theirs[name]) for name, value in ours.items()
            if not (trained_head and name.startswith("head."))):
         raise InputError(f"{folder} was trained on another base than this run's --base")
-    old, new = trained.base.spec.head_blocks, model.base.spec.head_blocks
+    old, new = trained.base.config.head_blocks, model.base.config.head_blocks
     if old > new:
         raise InputError(f"{folder} has {old} head blocks, more than this run's {new}")
     grown = grow_head_state(trained.state_dict(), "base.head.", old, new)
@@ -110,7 +110,7 @@ def _load_init(model: PatchVSRModel, folder: Path) -> None:
 def window_geometry(model: nn.Module) -> tuple[int, int]:
     """(window side px, clip frames) the module is trained on: its base's native sample size and length."""
     base = model.base if isinstance(model, PatchVSRModel) else model
-    return base.spec.sample_size, base.spec.num_frames
+    return base.config.sample_size, base.config.num_frames
 
 
 def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
