@@ -30,21 +30,31 @@ from patchvsr.io.writer import OutputSpec
 from patchvsr.memory import PeakMemory, trim
 from patchvsr.methods import get_upscaler
 from patchvsr.methods.base import Upscaler
+from patchvsr.sizes import HW, WH
 from patchvsr.tiling.temporal import Clip, TimedFrame, clip_step, join_clips, split_clips
 from patchvsr.version import __version__
 
 log = logging.getLogger("patchvsr")
 
 
-def upscale_clips(frames: Iterable[np.ndarray | TimedFrame], upscaler: Upscaler, size: tuple[int, int],
+def upscale_clips(frames: Iterable[np.ndarray | TimedFrame], upscaler: Upscaler, size: HW,
                   start_clip: int = 0, within_clip: ClipProgress | None = None) -> Iterator[HRBlock]:
-    """Yield the HR block (clip index, frames (n, out_h, out_w, 3) of the input's dtype, their timestamps) of each
-    of the stream's clips from `start_clip`.
+    """Yield the HR block of each of the stream's clips from `start_clip`.
 
-    frames: (H, W, 3) uint8 (or uint16) RGB, or `TimedFrame`s to get their timestamps back. With overlapping clips,
-    resuming at clip k > 0 recomputes clip k - 1 (deterministic: seeds derive from the clip index) for the
-    cross-fade and yields nothing for it.
-    within_clip: told the fraction done of the clip being upscaled, by upscalers that report it.
+    With overlapping clips, resuming at clip k > 0 recomputes clip k - 1 (deterministic: seeds derive from the
+    clip index) for the cross-fade and yields nothing for it.
+
+    Args:
+        frames (Iterable[np.ndarray or TimedFrame]): (H, W, 3) uint8 (or uint16) RGB frames, or `TimedFrame`s
+            to get their timestamps back.
+        upscaler (Upscaler): the method; its `clip_frames` and `clip_overlap` cut the clips.
+        size (HW): (out_h, out_w) of the output frames.
+        start_clip (int, *optional*, defaults to 0): the first clip to yield, >= 0.
+        within_clip (ClipProgress, *optional*): told the fraction done in [0, 1] of the clip being upscaled, by
+            upscalers that report it.
+
+    Yields:
+        HRBlock: (clip index, frames (n, out_h, out_w, 3) of the input's dtype, their n timestamps or None).
     """
     overlap = upscaler.clip_overlap
     warmup = start_clip > 0 and overlap > 0
@@ -52,11 +62,21 @@ def upscale_clips(frames: Iterable[np.ndarray | TimedFrame], upscaler: Upscaler,
     yield from upscale_and_join(clips, upscaler, size, warmup, within_clip)
 
 
-def upscale_and_join(clips: Iterable[Clip], upscaler: Upscaler, size: tuple[int, int], warmup: bool,
+def upscale_and_join(clips: Iterable[Clip], upscaler: Upscaler, size: HW, warmup: bool,
                      within_clip: ClipProgress | None = None) -> Iterator[HRBlock]:
     """Upscale consecutive clips and cross-fade their overlaps: one HRBlock per clip (its first `step` frames,
-    all real ones for the last clip, with their timestamps). With `warmup` the first clip only seeds the
-    cross-fade and yields nothing (nor reports progress)."""
+    all real ones for the last clip, with their timestamps).
+
+    Args:
+        clips (Iterable[Clip]): consecutive clips, frames (T, H, W, 3) uint8 or uint16 RGB.
+        upscaler (Upscaler): the method that upscales each clip.
+        size (HW): (out_h, out_w) of the output frames.
+        warmup (bool): the first clip only seeds the cross-fade and yields nothing (nor reports progress).
+        within_clip (ClipProgress, *optional*): told the fraction done in [0, 1] of the clip being upscaled.
+
+    Yields:
+        HRBlock: (clip index, frames (n, out_h, out_w, 3) of the clip's dtype, their n timestamps or None).
+    """
     stamps: dict[int, tuple[tuple[int, ...] | None, type]] = {}  # clip index -> timestamps, the frames' dtype
 
     def outputs() -> Iterator[tuple[Clip, torch.Tensor]]:
@@ -73,11 +93,20 @@ def upscale_and_join(clips: Iterable[Clip], upscaler: Upscaler, size: tuple[int,
         trim()  # what this clip freed goes back to the system: peak memory stays flat over long videos
 
 
-def upscale_stream(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple[int, int], *,
+def upscale_stream(frames: Iterable[np.ndarray], upscaler: Upscaler, size: HW, *,
                    start_clip: int = 0, progress: Progress | None = None) -> Iterator[np.ndarray]:
-    """Upscale a stream of (H, W, 3) uint8 RGB frames to (out_h, out_w, 3) uint8, one frame out per frame in.
+    """Upscale a stream of RGB frames, one frame out per frame in.
 
-    size: (out_h, out_w). The first frame yielded is frame `start_clip · (clip_frames - clip_overlap)`.
+    Args:
+        frames (Iterable[np.ndarray]): (H, W, 3) uint8 RGB frames, all of one size.
+        upscaler (Upscaler): the method.
+        size (HW): (out_h, out_w) of the output frames.
+        start_clip (int, *optional*, defaults to 0): the first frame yielded is frame
+            `start_clip · (clip_frames - clip_overlap)`.
+        progress (Progress, *optional*): called with (frames yielded so far, None) after every clip.
+
+    Yields:
+        np.ndarray: (out_h, out_w, 3) uint8 RGB frames.
     """
     done = 0
     for _, block, _ in upscale_clips(frames, upscaler, size, start_clip):
@@ -88,8 +117,15 @@ def upscale_stream(frames: Iterable[np.ndarray], upscaler: Upscaler, size: tuple
 
 
 def quantize(frames: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
-    """(T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8 (or uint16: 0-65535), rounded to nearest (halves up)
-    and clamped."""
+    """Quantise frames for the writer, rounded to nearest (halves up) and clamped.
+
+    Args:
+        frames (torch.Tensor): (T, 3, H, W) float in [0, 1], on the CPU.
+        dtype (type, *optional*, defaults to np.uint8): np.uint8 (0-255) or np.uint16 (0-65535).
+
+    Returns:
+        np.ndarray: (T, H, W, 3) of `dtype`, contiguous.
+    """
     if dtype == np.uint16:
         levels = frames.float().mul(65535.0).add_(0.5).clamp_(0, 65535).to(torch.int32).numpy().astype(np.uint16)
         return np.ascontiguousarray(rearrange(levels, "t c h w -> t h w c"))
@@ -97,9 +133,23 @@ def quantize(frames: torch.Tensor, dtype: type = np.uint8) -> np.ndarray:
     return rearrange(levels, "t c h w -> t h w c").contiguous().numpy()
 
 
-def upscale_pixel_clip(upscaler: Upscaler, frames: np.ndarray, size: tuple[int, int], index: int,
+def upscale_pixel_clip(upscaler: Upscaler, frames: np.ndarray, size: HW, index: int,
                        within_clip: ClipProgress | None = None) -> torch.Tensor:
-    """frames: (T, H, W, 3) uint8 or uint16 -> (T, 3, out_h, out_w) float32 in [0, 1] from the upscaler."""
+    """Upscale one clip of quantised frames with the upscaler, as floats.
+
+    Args:
+        upscaler (Upscaler): the method.
+        frames (np.ndarray): (T, H, W, 3) uint8 or uint16 RGB.
+        size (HW): (out_h, out_w) of the output frames.
+        index (int): the clip's index in the stream, >= 0 (seeds derive from it).
+        within_clip (ClipProgress, *optional*): told the fraction done in [0, 1], if the upscaler reports it.
+
+    Returns:
+        torch.Tensor: (T, 3, out_h, out_w) float32 in [0, 1] from the upscaler.
+
+    Raises:
+        RuntimeError: if the upscaler returns another shape.
+    """
     scale = 65535.0 if frames.dtype == np.uint16 else 255.0
     pixels = torch.from_numpy(frames.astype(np.int32) if frames.dtype == np.uint16 else frames)
     clip = rearrange(pixels, "t h w c -> t c h w").float().div_(scale)
@@ -124,15 +174,45 @@ class LocalExecutor:
         self.upscaler = upscaler
 
     def prepare(self, model: str | None, device: str, model_options: dict) -> Upscaler:
+        """Load the method, unless one was given to the executor.
+
+        Args:
+            model (str, *optional*): a model name or folder (None: the default model).
+            device (str): auto, cpu, cuda or cuda:N.
+            model_options (dict): the model options (`patchvsr.options.MODEL_OPTIONS`); None values are defaults.
+
+        Returns:
+            Upscaler: the loaded method.
+
+        Raises:
+            OptionError: for an unknown model, model option or device.
+        """
         if self.upscaler is None:
             self.upscaler = get_upscaler(model, device=device, **model_options)
         return self.upscaler
 
-    def log_start(self, info: VideoInfo, size: tuple[int, int]) -> None:
+    def log_start(self, info: VideoInfo, size: HW) -> None:
+        """Log the expected model time of the run (see `log_expected_duration`).
+
+        Args:
+            info (VideoInfo): the probed input.
+            size (HW): (out_h, out_w) of the output frames.
+        """
         log_expected_duration(info, size, self.upscaler)
 
-    def clips(self, frames: Iterable[TimedFrame], size: tuple[int, int], start_clip: int,
+    def clips(self, frames: Iterable[TimedFrame], size: HW, start_clip: int,
               within_clip: ClipProgress) -> Iterator[HRBlock]:
+        """The HR blocks of the stream's clips from `start_clip` (see `upscale_clips`).
+
+        Args:
+            frames (Iterable[TimedFrame]): the input's (H, W, 3) uint8 or uint16 RGB frames with timestamps.
+            size (HW): (out_h, out_w) of the output frames.
+            start_clip (int): the first clip to yield, >= 0.
+            within_clip (ClipProgress): told the fraction done in [0, 1] of the clip being upscaled.
+
+        Returns:
+            Iterator[HRBlock]: (clip index, frames (n, out_h, out_w, 3), their n timestamps) per clip.
+        """
         return upscale_clips(frames, self.upscaler, size, start_clip, within_clip)
 
     def stats(self) -> dict:
@@ -140,7 +220,7 @@ class LocalExecutor:
 
 
 def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = None,
-                  size: tuple[int, int] | str | None = None, model: str | None = None,
+                  size: WH | str | None = None, model: str | None = None,
                   codec: str | None = None, crf: int | None = None, preset: str | None = None,
                   pix_fmt: str | None = None, start: str | float | None = None,
                   duration: str | float | None = None, frames: str | None = None, stats: str | Path | None = None,
@@ -150,20 +230,45 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
     """Upscale `src` into `dst` (.mkv, .mp4, .mov, .webm or a folder) and return the stats dict (also written
     to `stats`).
 
-    scale: factor K > 1 for both axes (default 4); size: (width, height) or "WxH" instead, each axis
-    scaled on its own. fps: frame rate of a PNG-folder input (default 25). model: a name or model folder
-    (None: the embedded "tiny" model, or $PATCHVSR_MODEL). codec, crf, preset, pix_fmt: the video codec and its
-    settings (`patchvsr.io.codecs`; None: the container's default codec and the codec's defaults), checked by
-    encoding one frame before any work. start, duration (seconds or [H:]MM:SS[.fff]) or frames ("A:B", frames
-    A to B-1 from 0): upscale only that part of the video, with its audio, subtitles and chapters.
-    model_options (`patchvsr.options.MODEL_OPTIONS`) go to the model; None means its default.
-    upscaler: the method already loaded from `model`, `device` and `model_options` (e.g. by `upscale_batch`,
-    which loads it once for many videos); they are then only recorded for `--resume`.
-    executor: where the clips are upscaled (default: a `LocalExecutor`, in this process; see
-    `patchvsr.distributed.upscale_video_ray` for Ray).
-    resume: continue an interrupted run of the same input and options; overwrite: replace an existing
-    output (and discard an interrupted run). Raises PatchVSRError subclasses for bad input, options or
-    output, and then leaves no output, temporary file or state behind.
+    The codec settings are checked by encoding one frame before any work. On an error no output, temporary
+    file or state is left behind.
+
+    Args:
+        src (str or Path): the input: a video file, or a folder of numbered PNG frames.
+        dst (str or Path): the output: a .mkv, .mp4, .mov or .webm file, or a folder (existing, or ending in /).
+        scale (float, *optional*): factor K > 1 for both axes (default 4).
+        size (WH or str, *optional*): (width, height) or "WxH" instead of `scale`, each axis scaled on its own.
+        model (str, *optional*): a name or model folder (None: the embedded "tiny" model, or $PATCHVSR_MODEL).
+        codec (str, *optional*): the video codec (`patchvsr.io.codecs`; None: the container's default).
+        crf (int, *optional*): the codec's quality (None: the codec's default).
+        preset (str, *optional*): the codec's preset (None: the codec's default).
+        pix_fmt (str, *optional*): the pixel format written (None: the codec's default for the input).
+        start (str or float, *optional*): seconds or [H:]MM:SS[.fff]: upscale only the part from there, with its
+            audio, subtitles and chapters.
+        duration (str or float, *optional*): seconds or [H:]MM:SS[.fff]: the length of that part.
+        frames (str, *optional*): "A:B": frames A to B-1 from 0 instead of `start` and `duration`.
+        stats (str or Path, *optional*): where to write the stats dict as JSON.
+        resume (bool, *optional*, defaults to False): continue an interrupted run of the same input and options.
+        overwrite (bool, *optional*, defaults to False): replace an existing output (and discard an interrupted
+            run).
+        device (str, *optional*, defaults to "auto"): auto, cpu, cuda or cuda:N.
+        fps (Fraction or str, *optional*): frame rate of a PNG-folder input (default 25).
+        progress (Progress, *optional*): called with (frames done, frames in total or None).
+        upscaler (Upscaler, *optional*): the method already loaded from `model`, `device` and `model_options`
+            (e.g. by `upscale_batch`, which loads it once for many videos); they are then only recorded for
+            `--resume`.
+        executor (*optional*): where the clips are upscaled (default: a `LocalExecutor`, in this process; see
+            `patchvsr.distributed.upscale_video_ray` for Ray).
+        model_options: the model's options (`patchvsr.options.MODEL_OPTIONS`); None means its default.
+
+    Returns:
+        dict: the stats: frames, width, height, fps, seconds, output_mpix_per_s, peak_rss_mb, the method's
+        `describe()` fields, model, fps_exact, frames_this_run, input, output (and the executor's fields).
+
+    Raises:
+        InputError: for an input that cannot be read as a video.
+        OptionError: for a bad option value or combination.
+        OutputError: for an output that exists, is the input, or cannot be written.
     """
     started = time.perf_counter()
     memory = PeakMemory()
@@ -207,7 +312,24 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
 
 def codec_settings(kind: str, width: int, height: int, info: VideoInfo, codec: str | None, crf: int | None,
                    preset: str | None, pix_fmt: str | None):
-    """The checked codec settings of a video output (None for a PNG folder, which takes none)."""
+    """The checked codec settings of a video output (None for a PNG folder, which takes none).
+
+    Args:
+        kind (str): the output kind: mkv, mp4, mov, webm or png.
+        width (int): the output width in pixels.
+        height (int): the output height in pixels.
+        info (VideoInfo): the probed input (its bit depth, HDR metadata and frame rate).
+        codec (str, *optional*): the `--codec` value (None: the container's default).
+        crf (int, *optional*): the `--crf` value.
+        preset (str, *optional*): the `--preset` value.
+        pix_fmt (str, *optional*): the `--pix-fmt` value.
+
+    Returns:
+        Settings or None: the resolved settings, None for a PNG folder.
+
+    Raises:
+        OptionError: for codec settings given to a PNG folder, or settings the codec or its encoder refuses.
+    """
     if kind == "png":
         given = [flag for flag, value in (("--codec", codec), ("--crf", crf), ("--preset", preset),
                                           ("--pix-fmt", pix_fmt)) if value is not None]
@@ -220,12 +342,28 @@ def codec_settings(kind: str, width: int, height: int, info: VideoInfo, codec: s
 
 
 def full_depth(info: VideoInfo, spec: OutputSpec) -> bool:
-    """Whether frames travel as uint16: an input and an output of more than 8 bits per sample."""
+    """Whether frames travel as uint16: an input and an output of more than 8 bits per sample.
+
+    Args:
+        info (VideoInfo): the probed input.
+        spec (OutputSpec): the output.
+
+    Returns:
+        bool: True for uint16 frames (0-65535), False for uint8.
+    """
     return info.bit_depth > 8 and spec.codec is not None and spec.codec.bits > 8
 
 
 def write_stats(path: Path, stats: dict) -> None:
-    """Write the stats JSON; an OutputError if it cannot be written (the video is already in place)."""
+    """Write the stats JSON; an OutputError if it cannot be written (the video is already in place).
+
+    Args:
+        path (Path): the JSON file.
+        stats (dict): the stats, JSON-serialisable.
+
+    Raises:
+        OutputError: if the file cannot be written.
+    """
     try:
         path.write_text(json.dumps(stats, indent=2) + "\n")
     except OSError as err:
@@ -233,7 +371,17 @@ def write_stats(path: Path, stats: dict) -> None:
 
 
 def run_record(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler, model_options: dict) -> dict:
-    """What must not change between an interrupted run and its resume."""
+    """What must not change between an interrupted run and its resume.
+
+    Args:
+        info (VideoInfo): the probed input (its file must exist).
+        spec (OutputSpec): the output.
+        upscaler (Upscaler): the method (or its stand-in): name and clip layout.
+        model_options (dict): the model options; None values are left out.
+
+    Returns:
+        dict: the JSON-serialisable record: input, output, model, model_options, clip_layout, patchvsr.
+    """
     stat = info.path.stat()
     return {
         "input": {"path": str(info.path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
@@ -249,7 +397,16 @@ def run_record(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler, model_opti
 
 
 def timed_frames(info: VideoInfo, deep: bool = False) -> Iterator[TimedFrame]:
-    """The input's RGB frames with their timestamps (uint16 if `deep`, see `full_depth`)."""
+    """The input's RGB frames with their timestamps.
+
+    Args:
+        info (VideoInfo): the probed input.
+        deep (bool, *optional*, defaults to False): frames as uint16 for inputs of more than 8 bits (see
+            `full_depth`).
+
+    Yields:
+        TimedFrame: (pts in `info.time_base`, (H, W, 3) uint8 or uint16 RGB).
+    """
     for frame in read_frames(info, full_depth=deep):
         yield TimedFrame(frame.pts, frame.rgb)
 
@@ -257,10 +414,16 @@ def timed_frames(info: VideoInfo, deep: bool = False) -> Iterator[TimedFrame]:
 LONG_RUN_SECONDS = 3600
 
 
-def log_expected_duration(info: VideoInfo, size: tuple[int, int], upscaler: Upscaler) -> None:
+def log_expected_duration(info: VideoInfo, size: HW, upscaler: Upscaler) -> None:
     """Before the first clip: the model time of the whole video at this machine's speed, timed on one batch
     of windows (upscalers with `estimate_seconds`; skipped when info lines are off, e.g. -q), with a hint for
-    runs over an hour."""
+    runs over an hour.
+
+    Args:
+        info (VideoInfo): the probed input (its frame count).
+        size (HW): (out_h, out_w) of the output frames.
+        upscaler (Upscaler): the method.
+    """
     if not hasattr(upscaler, "estimate_seconds") or not log.isEnabledFor(logging.INFO):
         return
     seconds = upscaler.estimate_seconds(size, info.frames)
@@ -272,7 +435,14 @@ def log_expected_duration(info: VideoInfo, size: tuple[int, int], upscaler: Upsc
 
 
 def duration(seconds: float) -> str:
-    """`45 s`, `34 min`, `2 h 05 min`."""
+    """A duration in words for the log: `45 s`, `34 min`, `2 h 05 min`.
+
+    Args:
+        seconds (float): the duration, >= 0.
+
+    Returns:
+        str: seconds below 90 s, minutes below an hour, else hours and minutes.
+    """
     if seconds < 90:
         return f"{max(1, round(seconds))} s"
     minutes = round(seconds / 60)
@@ -280,6 +450,13 @@ def duration(seconds: float) -> str:
 
 
 def log_plan(info: VideoInfo, spec: OutputSpec, upscaler: Upscaler) -> None:
+    """Log what the run will do: input, output, model, compute dtype, and what is changed or left out.
+
+    Args:
+        info (VideoInfo): the probed input.
+        spec (OutputSpec): the output.
+        upscaler (Upscaler): the method (or its stand-in).
+    """
     log.info("input  %s", info.describe())
     codec = "PNG frames" if spec.codec is None else spec.codec.describe()
     log.info("output %dx%d %s, model %s", spec.width, spec.height, codec, upscaler.name)

@@ -33,7 +33,19 @@ class BatchError(PatchVSRError):
 
 
 def batch_outputs(inputs: list[str | Path], out_dir: str | Path, fmt: str = "mp4") -> list[tuple[Path, Path]]:
-    """(input, output) pairs: OUT_DIR/<input name without suffix>.<fmt> (a folder for png)."""
+    """(input, output) pairs: OUT_DIR/<input name without suffix>.<fmt> (a folder for png).
+
+    Args:
+        inputs (list[str or Path]): the input videos or PNG folders, at least one.
+        out_dir (str or Path): the output folder.
+        fmt (str, *optional*, defaults to "mp4"): one of `patchvsr.io.target.FORMATS`.
+
+    Returns:
+        list[tuple[Path, Path]]: (input, output) per input, in order.
+
+    Raises:
+        OptionError: for an unknown format, no input, or two inputs that would be written to one output.
+    """
     if fmt not in FORMATS:
         raise OptionError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if not inputs:
@@ -54,10 +66,25 @@ def upscale_batch(inputs: list[str | Path], out_dir: str | Path, *, fmt: str = "
                   jobs: int | None = None, stats: str | Path | None = None, **options) -> dict:
     """Upscale every input into `out_dir` (created if missing) and return `{"videos", "failed", "seconds"}`.
 
-    ray: None for local runs, else RayOptions (see `patchvsr.distributed`); jobs: inputs processed at once
-    (default 1 locally, 2 on Ray); options: keyword arguments of `patchvsr.api.upscale_video` (scale, size,
-    model, codec, crf, preset, pix_fmt, start, duration, frames, resume, overwrite, device, fps, and the model
-    options). Raises BatchError after the run if an input failed; `stats` (JSON) is written in any case.
+    Args:
+        inputs (list[str or Path]): the input videos or PNG folders, at least one.
+        out_dir (str or Path): the output folder.
+        fmt (str, *optional*, defaults to "mp4"): the output format, one of `patchvsr.io.target.FORMATS`.
+        ray (RayOptions, *optional*): None for local runs, else where and how to run on Ray (see
+            `patchvsr.distributed`).
+        jobs (int, *optional*): inputs processed at once, >= 1 (default 1 locally, 2 on Ray).
+        stats (str or Path, *optional*): where to write the summary as JSON; it is written in any case.
+        options: keyword arguments of `patchvsr.api.upscale_video` (scale, size, model, codec, crf, preset,
+            pix_fmt, start, duration, frames, resume, overwrite, device, fps, and the model options).
+
+    Returns:
+        dict: "videos": the stats dicts of the inputs written; "failed": {"input", "output", "error"} per input
+        that failed; "seconds": the batch's wall time.
+
+    Raises:
+        OptionError: for a bad format, job count, model or model option (before anything is written).
+        OutputError: if the output folder cannot be created.
+        BatchError: after the run, if an input failed.
     """
     started = time.perf_counter()
     # a folder output is spelt with a trailing slash (upscale_video refuses a bare name without a suffix)

@@ -16,13 +16,21 @@ import torch
 import torch.nn.functional as F
 
 from patchvsr.methods.classical import resize_cv2
+from patchvsr.sizes import HW
 
 ITERATIONS = 2
 FADE = 0.5  # the degradation strength at which back-projection is off (about H.264 CRF 15; CRF 30 is ~0.7)
 
 
 def weight_for(strength: float | None) -> float:
-    """The back-projection weight for an input of this degradation strength (None or 0: clean, weight 1)."""
+    """The back-projection weight for an input of this degradation strength.
+
+    Args:
+        strength (float, *optional*): degradation strength in [0, 1] (None or 0: clean).
+
+    Returns:
+        float: weight in [0, 1]: 1 for clean input, falling linearly to 0 at strength FADE and above.
+    """
     return max(0.0, 1.0 - (strength or 0.0) / FADE)
 
 
@@ -31,13 +39,14 @@ def back_project(frames: torch.Tensor, lr: torch.Tensor, weight: float = 1.0,
     """Make `frames` consistent with `lr`.
 
     Args:
-        frames: (T, 3, H, W) float in [0, 1], the upscaled clip.
-        lr: (T, 3, h, w) float in [0, 1], the input clip it was made from.
-        weight: in [0, 1], how much of each correction to apply (0 returns `frames` unchanged).
-        iterations: back-projection steps.
+        frames (torch.Tensor): (T, 3, H, W) float in [0, 1], the upscaled clip.
+        lr (torch.Tensor): (T, 3, h, w) float in [0, 1], the input clip it was made from.
+        weight (float, *optional*, defaults to 1.0): in [0, 1], how much of each correction to apply (0 returns
+            `frames` unchanged).
+        iterations (int, *optional*, defaults to ITERATIONS): back-projection steps (< 1 returns `frames`).
 
     Returns:
-        (T, 3, H, W) float32 in [0, 1], on `frames`' device.
+        torch.Tensor: (T, 3, H, W) float32 in [0, 1], on `frames`' device.
     """
     if weight <= 0.0 or iterations < 1:
         return frames
@@ -50,7 +59,7 @@ def back_project(frames: torch.Tensor, lr: torch.Tensor, weight: float = 1.0,
     return out
 
 
-def _upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _upsample(x: torch.Tensor, size: HW) -> torch.Tensor:
     """Bicubic upsampling (a = -0.75, half-pixel centres): OpenCV on the CPU (about 2.5x faster than PyTorch
     there), PyTorch elsewhere; the two agree within 1e-6."""
     if x.device.type == "cpu":

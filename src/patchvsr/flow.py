@@ -23,14 +23,29 @@ def _gray(frame: np.ndarray) -> np.ndarray:
 
 
 def sample_grid(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """flow: (H, W, 2) float32 (x, y). Returns the absolute sampling maps (map_x, map_y), each (H, W)."""
+    """The absolute sampling positions a flow points to, as OpenCV's remap takes them.
+
+    Args:
+        flow (np.ndarray): (H, W, 2) float32 (x, y) displacements in pixels.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: (map_x, map_y), each (H, W) float32.
+    """
     h, w = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return grid_x + flow[..., 0], grid_y + flow[..., 1]
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Bilinear backward warp: image (H, W, C) float32 sampled at the positions `flow` points to."""
+    """Bilinear backward warp: `image` sampled at the positions `flow` points to (edges replicated).
+
+    Args:
+        image (np.ndarray): (H, W, C) float32.
+        flow (np.ndarray): (H, W, 2) float32 (x, y) in pixels, on the frame to align with.
+
+    Returns:
+        np.ndarray: (H, W, C) float32 (OpenCV drops a trailing axis of 1).
+    """
     map_x, map_y = sample_grid(flow)
     return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
@@ -49,11 +64,17 @@ def _valid(flow: np.ndarray, back: np.ndarray) -> np.ndarray:
 
 def pair_flows(first: np.ndarray, second: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray],
                                                                   tuple[np.ndarray, np.ndarray]]:
-    """Flows both ways between two (H, W, 3) uint8 frames, from two DIS runs.
+    """Flows both ways between two frames, from two DIS runs.
 
-    Returns ((on_second, valid_second), (on_first, valid_first)): `on_second` lives on `second` and points
-    into `first` (so `warp(first, on_second)` aligns first with second); valid_* (H, W) bool mark the pixels
-    that pass the forward-backward check and whose source is inside the frame.
+    Args:
+        first (np.ndarray): (H, W, 3) uint8 RGB.
+        second (np.ndarray): (H, W, 3) uint8 RGB, of first's size.
+
+    Returns:
+        tuple[Link, Link]: ((on_second, valid_second), (on_first, valid_first)): `on_second` (H, W, 2) float32
+        lives on `second` and points into `first` (so `warp(first, on_second)` aligns first with second);
+        valid_* (H, W) bool mark the pixels that pass the forward-backward check and whose source is inside
+        the frame.
     """
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     gray_first, gray_second = _gray(first), _gray(second)
@@ -66,9 +87,16 @@ Link = tuple[np.ndarray, np.ndarray]  # (flow (H, W, 2), valid (H, W) bool) on o
 
 
 def chain(first: Link, then: Link) -> Link:
-    """Compose two (flow, valid) links: `first` lives on frame A and points into B, `then` lives on B and points
-    into C. Returns (flow on A pointing into C, valid): valid where `first` is and `then` is at the B pixel that
-    `first` points to."""
+    """Compose two (flow, valid) links.
+
+    Args:
+        first (Link): (flow (H, W, 2) float32, valid (H, W) bool), living on frame A and pointing into B.
+        then (Link): the same, living on B and pointing into C.
+
+    Returns:
+        Link: (flow (H, W, 2) float32 on A pointing into C, valid (H, W) bool): valid where `first` is and
+        `then` is at the B pixel that `first` points to.
+    """
     flow, valid = first
     then_flow, then_valid = then
     at_target = warp(np.concatenate([then_flow, then_valid[..., None].astype(np.float32)], axis=-1), flow)

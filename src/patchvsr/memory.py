@@ -37,7 +37,11 @@ _KEEP_BYTES = 1 << 30
 @functools.cache
 def reuse_freed_memory() -> bool:
     """Serve allocations below 1 GiB from the heap and keep up to 1 GiB of freed heap for reuse (glibc's
-    mallopt; process-wide, done once). Returns True where it took effect."""
+    mallopt; process-wide, done once).
+
+    Returns:
+        bool: True where it took effect (False without glibc).
+    """
     libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):
         return False

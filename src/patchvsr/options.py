@@ -30,5 +30,12 @@ MODEL_OPTION_NAMES = tuple(MODEL_OPTION_TYPES)
 
 
 def flag(name: str) -> str:
-    """The command-line spelling of an option name: clip_frames -> --clip-frames."""
+    """The command-line spelling of an option name: clip_frames -> --clip-frames.
+
+    Args:
+        name (str): an option name with underscores, e.g. "clip_frames".
+
+    Returns:
+        str: the flag, e.g. "--clip-frames".
+    """
     return "--" + name.replace("_", "-")

@@ -34,6 +34,7 @@ from patchvsr.errors import OptionError
 from patchvsr.io.target import output_size
 from patchvsr.methods.patchvsr import SHIPPED, PatchVSRUpscaler, SamplerOptions, load_trained
 from patchvsr.models.patchvsr import PatchVSRModel
+from patchvsr.sizes import WH
 from patchvsr.train.config import RESIDUAL_STD
 
 SHIM = "from patchvsr.pipeline import PatchVSRPipeline  # noqa: F401 - the class diffusers loads for this folder\n"
@@ -66,14 +67,35 @@ class PatchVSRPipeline(DiffusionPipeline):
 
     @classmethod
     def from_model(cls, model: str | Path = "tiny") -> "PatchVSRPipeline":
-        """The pipeline of a shipped model name ("tiny") or of a trained model folder."""
+        """The pipeline of a shipped model name ("tiny") or of a trained model folder.
+
+        Args:
+            model (str or Path, *optional*, defaults to "tiny"): a shipped model name or a trained model folder.
+
+        Returns:
+            PatchVSRPipeline: the pipeline, its model on the CPU.
+
+        Raises:
+            InputError: for a folder that is not a trained model's.
+        """
         shipped = SHIPPED / str(model)
         return cls(*load_trained(shipped if (shipped / "config.json").is_file() else model))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, torch_dtype: torch.dtype | None = None) -> "PatchVSRPipeline":
         """Load a folder written by `save_pretrained` without running its `pipeline.py` (this is the class it
-        names); `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` gives the same pipeline."""
+        names); `DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)` gives the same pipeline.
+
+        Args:
+            folder (str or Path): a folder written by `save_pretrained`.
+            torch_dtype (torch.dtype, *optional*): the dtype to load the model's weights in (None: as saved).
+
+        Returns:
+            PatchVSRPipeline: the pipeline.
+
+        Raises:
+            OptionError: for a folder without model_index.json, or one naming another pipeline class.
+        """
         folder = Path(folder)
         index = folder / "model_index.json"
         if not index.is_file():
@@ -85,7 +107,12 @@ class PatchVSRPipeline(DiffusionPipeline):
         return cls(model, config.get("residual_std", RESIDUAL_STD))
 
     def save_pretrained(self, save_directory: str | Path, **kwargs) -> None:
-        """Write the diffusers folder: model_index.json (the pipeline named by its `pipeline.py`), model/."""
+        """Write the diffusers folder: model_index.json (the pipeline named by its `pipeline.py`), model/.
+
+        Args:
+            save_directory (str or Path): the folder to write.
+            kwargs: passed on to `DiffusionPipeline.save_pretrained`.
+        """
         super().save_pretrained(save_directory, **kwargs)
         index = Path(save_directory) / "model_index.json"
         config = {**json.loads(index.read_text()), "_class_name": ["pipeline", type(self).__name__]}
@@ -93,19 +120,25 @@ class PatchVSRPipeline(DiffusionPipeline):
         (Path(save_directory) / "pipeline.py").write_text(SHIM)
 
     @torch.no_grad()
-    def __call__(self, frames, scale: float | None = None, size: tuple[int, int] | str | None = None,
+    def __call__(self, frames, scale: float | None = None, size: WH | str | None = None,
                  output_type: str = "pil", **options) -> PatchVSRPipelineOutput:
         """Upscale a clip.
 
         Args:
-            frames: a list of PIL images or (H, W, 3) uint8 arrays, a (T, H, W, 3) uint8 array, or a
-                (T, 3, H, W) float tensor in [0, 1] (quantised to 8 bits, as video is).
-            scale: factor K > 1 for both axes (default 4); size: (width, height) or "WxH" instead.
-            output_type: "pil", "np" or "pt" (see `PatchVSRPipelineOutput`).
+            frames (list, np.ndarray or torch.Tensor): a list of PIL images or (H, W, 3) uint8 arrays, a
+                (T, H, W, 3) uint8 array, or a (T, 3, H, W) float tensor in [0, 1] (quantised to 8 bits, as
+                video is); all frames of one size.
+            scale (float, *optional*): factor K > 1 for both axes (default 4).
+            size (WH or str, *optional*): (width, height) or "WxH" instead of `scale`.
+            output_type (str, *optional*, defaults to "pil"): "pil", "np" or "pt" (see `PatchVSRPipelineOutput`).
             options: sampler options (`patchvsr.options.MODEL_OPTIONS`: steps, fusion, seed, ...).
 
         Returns:
-            PatchVSRPipelineOutput with the upscaled frames, one per input frame.
+            PatchVSRPipelineOutput: the upscaled frames, one per input frame: PIL images, a (T, out_h, out_w, 3)
+            uint8 array, or a (T, 3, out_h, out_w) float32 tensor in [0, 1].
+
+        Raises:
+            OptionError: for an unknown output type, frames of another kind or of mixed sizes, or bad options.
         """
         if output_type not in OUTPUT_TYPES:
             raise OptionError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")

@@ -26,6 +26,7 @@ from patchvsr.io.reader import read_frames
 from patchvsr.io.span import Span
 from patchvsr.io.target import output_size
 from patchvsr.methods import get_upscaler
+from patchvsr.sizes import HW
 
 log = logging.getLogger("patchvsr")
 
@@ -50,7 +51,28 @@ class Preview:
 def preview(src: str | Path, dst: str | Path, *, at: str | float | None = None, model: str | None = None,
             scale: float | None = None, size: str | None = None, crop: int = DEFAULT_CROP, device: str = "auto",
             overwrite: bool = False, **model_options) -> Preview:
-    """Write the comparison PNG `dst` for the moment `at` of `src` (see the module docstring)."""
+    """Write the comparison PNG `dst` for the moment `at` of `src` (see the module docstring).
+
+    Args:
+        src (str or Path): the input video or PNG folder.
+        dst (str or Path): the PNG to write (its folder must exist).
+        at (str or float, *optional*): the moment, seconds or [H:]MM:SS[.fff] (default: the middle).
+        model (str, *optional*): a model name or folder (None: the default model).
+        scale (float, *optional*): factor K > 1 for both axes (default 4).
+        size (str, *optional*): "WxH" output size instead of `scale`.
+        crop (int, *optional*, defaults to 96): side of the square crop in input pixels, >= 8.
+        device (str, *optional*, defaults to "auto"): auto, cpu, cuda or cuda:N.
+        overwrite (bool, *optional*, defaults to False): replace an existing `dst`.
+        model_options: the model's options (`patchvsr.options.MODEL_OPTIONS`).
+
+    Returns:
+        Preview: the PNG's path, the moment shown, the crop box, the model's crop time and the job's estimate.
+
+    Raises:
+        OptionError: for a `dst` that is no .png, a crop below 8, or a bad option.
+        OutputError: for a `dst` that exists (without `overwrite`) or lies in a missing folder.
+        InputError: for an input that cannot be read as a video.
+    """
     dst = Path(dst)
     if dst.suffix.lower() != ".png":
         raise OptionError(f"{dst}: the preview is a PNG image; name it .png")
@@ -82,8 +104,8 @@ def preview(src: str | Path, dst: str | Path, *, at: str | float | None = None, 
     return Preview(dst, float(info.cut.offset), (left, top, side), upscaler.name, crop_seconds, job_seconds)
 
 
-def _job_seconds(upscaler, size: tuple[int, int], frames: int, crop_seconds: float,
-                 crop_size: tuple[int, int]) -> float:
+def _job_seconds(upscaler, size: HW, frames: int, crop_seconds: float,
+                 crop_size: HW) -> float:
     """The full job's model time: the upscaler's own estimate where it has one, else the crop's time scaled
     by output pixels (cost is linear in them)."""
     if hasattr(upscaler, "estimate_seconds"):
@@ -105,7 +127,14 @@ def _write_panels(path: Path, panels: list[tuple[np.ndarray, str]]) -> None:
 
 
 def describe(result: Preview) -> str:
-    """The line the CLI prints."""
+    """The line the CLI prints.
+
+    Args:
+        result (Preview): what `preview` returned.
+
+    Returns:
+        str: one line: the PNG, the crop, the model's time on it and the job's estimated model time.
+    """
     left, top, side = result.box
     return (f"wrote {result.path}: the {side}x{side} px crop at ({left}, {top}) of the frame at {result.at:.2f} s; "
             f"{result.model} took {result.crop_seconds:.1f} s on it; the whole job needs about "

@@ -12,11 +12,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def stderr_console() -> Console:
+    """The rich console that progress and log lines go to.
+
+    Returns:
+        rich.console.Console: a console writing to stderr.
+    """
     return Console(stderr=True)
 
 
 def configure_logging(console: Console, quiet: bool = False) -> None:
-    """Send the `patchvsr` logger to stderr: through rich on a terminal, as `patchvsr: message` otherwise."""
+    """Send the `patchvsr` logger to stderr: through rich on a terminal, as `patchvsr: message` otherwise.
+
+    Args:
+        console (rich.console.Console): the stderr console (`stderr_console()`).
+        quiet (bool, *optional*, defaults to False): log warnings and errors only, no info lines.
+    """
     logger = logging.getLogger("patchvsr")
     logger.handlers.clear()
     logger.propagate = False
@@ -60,6 +70,12 @@ class ProgressReporter:
             self._line(final=True)
 
     def __call__(self, done: float, total: int | None) -> None:
+        """Report progress: update the bar, or log a line when `interval` seconds have passed since the last.
+
+        Args:
+            done (float): frames done so far, >= 0; may be fractional inside a clip.
+            total (int, *optional*): frames in total, or None while unknown.
+        """
         # the rate counts from the first report that made progress: the first model call's warm-up (and
         # frames done before a resume) stay out of it
         if self.initial is None:

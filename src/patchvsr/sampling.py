@@ -21,32 +21,78 @@ VelocityFn = Callable[[torch.Tensor, float, int], torch.Tensor]
 
 
 def add_noise(z0: torch.Tensor, noise: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
-    """z_t = (1 - t) * z0 + t * noise. z0, noise: same shape; t: float or tensor broadcastable, in [0, 1]."""
+    """z_t = (1 - t) * z0 + t * noise.
+
+    Args:
+        z0 (torch.Tensor): clean latent, any shape.
+        noise (torch.Tensor): noise of z0's shape.
+        t (float or torch.Tensor): time in [0, 1]; a tensor must broadcast against z0.
+
+    Returns:
+        torch.Tensor: z_t, of the broadcast shape of z0 and t.
+    """
     return (1 - t) * z0 + t * noise
 
 
 def velocity_target(z0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """The training target v = noise - z0 (same shape as z0)."""
+    """The training target v = noise - z0.
+
+    Args:
+        z0 (torch.Tensor): clean latent, any shape.
+        noise (torch.Tensor): noise of z0's shape.
+
+    Returns:
+        torch.Tensor: v, same shape as z0.
+    """
     return noise - z0
 
 
 def predict_z0(z_t: torch.Tensor, velocity: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
-    """Clean estimate z0 = z_t - t * v (one Euler step from t straight to 0)."""
+    """Clean estimate z0 = z_t - t * v (one Euler step from t straight to 0).
+
+    Args:
+        z_t (torch.Tensor): latent at time t, any shape.
+        velocity (torch.Tensor): predicted velocity v, z_t's shape.
+        t (float or torch.Tensor): time in [0, 1]; a tensor must broadcast against z_t.
+
+    Returns:
+        torch.Tensor: the z0 estimate, of the broadcast shape of z_t and t.
+    """
     return z_t - t * velocity
 
 
 def shift_timesteps(t: torch.Tensor, shift: float) -> torch.Tensor:
-    """Timestep shift shift*t / (1 + (shift-1)*t), as diffusers' flow-matching schedulers (shift > 0; 1 = none)."""
+    """Timestep shift shift*t / (1 + (shift-1)*t), as diffusers' flow-matching schedulers.
+
+    Args:
+        t (torch.Tensor): timesteps in [0, 1], any shape.
+        shift (float): > 0; 1 = no shift, > 1 moves steps towards t = 1 (noise).
+
+    Returns:
+        torch.Tensor: shifted timesteps, t's shape and dtype, still in [0, 1] (0 and 1 stay fixed).
+
+    Raises:
+        ValueError: if shift is not > 0.
+    """
     if not shift > 0:
         raise ValueError(f"shift must be > 0, got {shift!r}")
     return shift * t / (1 + (shift - 1) * t)
 
 
 def flow_timesteps(steps: int, t0: float = 1.0, shift: float = 1.0) -> torch.Tensor:
-    """Euler schedule: (steps + 1,) float64, strictly decreasing from t0 to 0.
+    """Euler schedule: uniform in [1, 0], shifted by `shift_timesteps`, then scaled by t0.
 
-    Uniform in [1, 0], shifted by `shift_timesteps`, then scaled by t0 in (0, 1] (start from a noised input
-    at t0 < 1 instead of pure noise).
+    Args:
+        steps (int): number of sampling steps, >= 1.
+        t0 (float, *optional*, defaults to 1.0): start time in (0, 1] (t0 < 1: start from a noised input
+            instead of pure noise).
+        shift (float, *optional*, defaults to 1.0): timestep shift, > 0 (1 = none).
+
+    Returns:
+        torch.Tensor: (steps + 1,) float64, strictly decreasing from t0 to 0.
+
+    Raises:
+        ValueError: for steps < 1, t0 outside (0, 1] or shift <= 0.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
@@ -64,9 +110,14 @@ def sample_euler(
 ) -> torch.Tensor:
     """Rectified-flow Euler sampler (Liu et al. 2022, "Flow Straight and Fast"): z += (t_next - t) * v.
 
-    velocity_fn(z, t, step_index) -> v, same shape as z; z: the latent at timesteps[0] (any shape);
-    timesteps: (S + 1,) decreasing in [0, 1], usually ending at 0; callback gets {"i", "t", "t_next", "z", "v"}
-    after every step. Returns the latent at timesteps[-1], same shape and dtype as z.
+    Args:
+        velocity_fn (VelocityFn): velocity_fn(z, t, step_index) -> v, same shape as z.
+        z (torch.Tensor): the latent at timesteps[0], any shape.
+        timesteps (torch.Tensor or list[float]): (S + 1,) decreasing in [0, 1], usually ending at 0.
+        callback (Callable[[dict], None], *optional*): gets {"i", "t", "t_next", "z", "v"} after every step.
+
+    Returns:
+        torch.Tensor: the latent at timesteps[-1], same shape and dtype as z.
     """
     ts = [float(t) for t in timesteps]
     for i, (t, t_next) in enumerate(zip(ts[:-1], ts[1:])):
@@ -80,7 +131,18 @@ def sample_euler(
 def clip_generator(seed: int, clip_index: int, device: str | torch.device = "cpu") -> torch.Generator:
     """A torch.Generator seeded from (seed, clip_index) by numpy's SeedSequence (well mixed, reproducible).
 
-    seed, clip_index: integers >= 0. Draw noise on "cpu" and move it for results identical across devices.
+    Draw noise on "cpu" and move it for results identical across devices.
+
+    Args:
+        seed (int): the run's seed, >= 0.
+        clip_index (int): the clip's index in the stream, >= 0.
+        device (str or torch.device, *optional*, defaults to "cpu"): the generator's device.
+
+    Returns:
+        torch.Generator: a generator on `device`.
+
+    Raises:
+        ValueError: if seed or clip_index is not an integer >= 0.
     """
     for name, value in (("seed", seed), ("clip_index", clip_index)):
         if not isinstance(value, (int, np.integer)) or value < 0:
@@ -99,8 +161,18 @@ def initial_latent(
 ) -> torch.Tensor:
     """Start latent z_{t0}: pure noise at t0 = 1, or `reference` noised to t0 (`add_noise`) for t0 < 1.
 
-    shape: latent shape, e.g. (C, T, H, W); noise float32 ~ N(0, I) drawn on the generator's device and moved
-    to `reference`'s device and dtype when given. Returns a tensor of `shape`.
+    Args:
+        shape (tuple[int, ...]): latent shape, e.g. (C, T, H, W).
+        generator (torch.Generator): draws the noise, float32 ~ N(0, I), on its device.
+        t0 (float, *optional*, defaults to 1.0): start time in (0, 1]; below 1 needs `reference`.
+        reference (torch.Tensor, *optional*): the clean latent to noise, of `shape`.
+
+    Returns:
+        torch.Tensor: a latent of `shape`: float32 on the generator's device, or on `reference`'s device and
+        dtype when given.
+
+    Raises:
+        ValueError: for t0 < 1 without a reference, or a reference of another shape.
     """
     noise = torch.randn(shape, generator=generator, device=generator.device)
     if reference is None:

@@ -27,7 +27,16 @@ MIN_FLOW_SIDE = 16  # DIS needs a few 8-px patches: smaller frames are left unfi
 def compose(up: torch.Tensor, detail: torch.Tensor, radius: int) -> torch.Tensor:
     """The output frames V_up + detail, the detail filtered over time first when radius > 0.
 
-    up, detail: (T, 3, H, W), up in [-1, 1]. Returns (T, 3, H, W) float32 in [0, 1] on the CPU.
+    Args:
+        up (torch.Tensor): (T, 3, H, W) float, the upsampled input in [-1, 1].
+        detail (torch.Tensor): (T, 3, H, W) float, the detail the model adds to `up`.
+        radius (int): neighbour frames on each side to average the detail over, >= 0 (0 = off).
+
+    Returns:
+        torch.Tensor: (T, 3, H, W) float32 in [0, 1] on the CPU.
+
+    Raises:
+        ValueError: for radius < 0.
     """
     up, detail = up.float(), detail.float()
     if radius:
@@ -39,9 +48,17 @@ def compose(up: torch.Tensor, detail: torch.Tensor, radius: int) -> torch.Tensor
 def stabilize_detail(detail: torch.Tensor, frames: np.ndarray, radius: int) -> torch.Tensor:
     """Average each frame's detail over the frames at most `radius` away, aligned by flow, equal weights.
 
-    detail: (T, 3, H, W) float; frames: (T, H, W, 3) uint8, the frames the flow is estimated on.
-    Returns a (T, 3, H, W) float32 tensor on detail's device (the warps run on the CPU, with OpenCV);
-    radius 0, T = 1 or frames smaller than MIN_FLOW_SIDE return detail unchanged.
+    Args:
+        detail (torch.Tensor): (T, 3, H, W) float.
+        frames (np.ndarray): (T, H, W, 3) uint8 RGB, the frames the flow is estimated on.
+        radius (int): neighbour frames on each side, >= 0.
+
+    Returns:
+        torch.Tensor: (T, 3, H, W) float32 on detail's device (the warps run on the CPU, with OpenCV);
+        radius 0, T = 1 or frames smaller than MIN_FLOW_SIDE return detail unchanged.
+
+    Raises:
+        ValueError: for radius < 0.
     """
     count, _, height, width = detail.shape
     if radius < 0:

@@ -58,6 +58,16 @@ class Codec:
     deep_odd_pix_fmt: str | None = None
 
     def default_pix_fmt(self, width: int, height: int, deep: bool = False) -> str:
+        """The default pixel format for a frame of width × height.
+
+        Args:
+            width (int): the frame's width in pixels.
+            height (int): the frame's height in pixels.
+            deep (bool, *optional*, defaults to False): an input of more than 8 bits per sample.
+
+        Returns:
+            str: `odd_pix_fmt` for an odd side, else `pix_fmt` (their deep versions for `deep`, where it has them).
+        """
         odd = width % 2 or height % 2
         if deep and self.deep_pix_fmt:
             return self.deep_odd_pix_fmt if odd else self.deep_pix_fmt
@@ -70,7 +80,16 @@ class Codec:
 
     def options(self, crf: int | None, preset: str | None, hdr: HDRMetadata | None = None) -> dict[str, str]:
         """The encoder's AVOptions for a resolved quality and preset (see `settings`), with the HDR10 metadata
-        where it `writes_hdr`."""
+        where it `writes_hdr`.
+
+        Args:
+            crf (int, *optional*): the quality, in the codec's `crf` range (None where it has none).
+            preset (str, *optional*): one of the codec's `presets` (None where it has none).
+            hdr (HDRMetadata, *optional*): the HDR10 metadata to write.
+
+        Returns:
+            dict[str, str]: the encoder's options.
+        """
         if self.name == "h264":
             # no B-frames: segments concatenate with plain timestamps; no macroblock tree: in this x264 build
             # it depends on memory left over by other code, and resume needs bit-identical segments
@@ -139,8 +158,26 @@ class Settings:
 def settings(container: str, width: int, height: int, codec: str | None = None, crf: int | None = None,
              preset: str | None = None, pix_fmt: str | None = None, depth: int = 8,
              hdr: HDRMetadata | None = None) -> Settings:
-    """Resolve and check the codec options of a `container` output of width × height (OptionError), for an
-    input of `depth` bits per sample and HDR10 metadata `hdr` (kept where the codec can)."""
+    """Resolve and check the codec options of a `container` output of width × height.
+
+    Args:
+        container (str): the output container: mkv, mp4, mov or webm.
+        width (int): the output width in pixels.
+        height (int): the output height in pixels.
+        codec (str, *optional*): a key of CODECS (default: the container's, DEFAULT_CODEC).
+        crf (int, *optional*): the quality, in the codec's range (default: the codec's).
+        preset (str, *optional*): one of the codec's presets (default: the codec's).
+        pix_fmt (str, *optional*): a pixel format the encoder writes (default: the codec's for the size and depth).
+        depth (int, *optional*, defaults to 8): the input's bits per sample.
+        hdr (HDRMetadata, *optional*): the input's HDR10 metadata (kept where the codec can).
+
+    Returns:
+        Settings: the resolved settings.
+
+    Raises:
+        OptionError: for an unknown codec, one the container cannot hold, or a crf, preset or pixel format the
+            codec does not take.
+    """
     name = codec or DEFAULT_CODEC[container]
     if name not in CODECS:
         raise OptionError(f"unknown --codec {name!r}: choose one of {', '.join(CODECS)}")
@@ -172,7 +209,17 @@ def _encoder_formats(encoder: str) -> tuple[str, ...]:
 
 def check_encoder(chosen: Settings, width: int, height: int, fps: Fraction) -> None:
     """Encode one grey frame of the output's size in memory; OptionError naming the settings if the encoder
-    refuses them (e.g. 4:2:0 of an odd size in HEVC)."""
+    refuses them (e.g. 4:2:0 of an odd size in HEVC).
+
+    Args:
+        chosen (Settings): the resolved settings.
+        width (int): the output width in pixels.
+        height (int): the output height in pixels.
+        fps (Fraction): the output frame rate.
+
+    Raises:
+        OptionError: if the encoder refuses the settings.
+    """
     trial = av.open(io.BytesIO(), "w", format=chosen.codec.segment_format)
     try:
         stream = add_encoder(trial, chosen, width, height, fps, 1 / fps)
@@ -195,7 +242,19 @@ def check_encoder(chosen: Settings, width: int, height: int, fps: Fraction) -> N
 
 def add_encoder(container: av.container.OutputContainer, chosen: Settings, width: int, height: int,
                 fps: Fraction, time_base: Fraction) -> av.video.stream.VideoStream:
-    """A configured encoder stream of `chosen` in `container`."""
+    """A configured encoder stream of `chosen` in `container`.
+
+    Args:
+        container (av.container.OutputContainer): the container opened for writing.
+        chosen (Settings): the resolved settings.
+        width (int): the frame width in pixels.
+        height (int): the frame height in pixels.
+        fps (Fraction): the frame rate.
+        time_base (Fraction): the timestamps' unit, for the stream and its codec.
+
+    Returns:
+        av.video.stream.VideoStream: the stream.
+    """
     stream = container.add_stream(chosen.codec.encoder, rate=fps)
     stream.width, stream.height, stream.pix_fmt = width, height, chosen.pix_fmt
     stream.codec_context.time_base = time_base
@@ -205,8 +264,18 @@ def add_encoder(container: av.container.OutputContainer, chosen: Settings, width
 
 
 def h264_uint8(pixels: np.ndarray, crf: int, preset: str = "veryfast") -> np.ndarray:
-    """(T, h, w, 3) uint8 RGB through libx264 (yuv420p, `crf`, `preset`, one thread) and back: same shape.
-    Odd sizes are padded by edge replication for the encoder and cropped."""
+    """RGB frames through libx264 (yuv420p, `crf`, `preset`, one thread) and back.
+
+    Odd sizes (and sides below 16) are padded by edge replication for the encoder and cropped.
+
+    Args:
+        pixels (np.ndarray): (T, h, w, 3) uint8 RGB.
+        crf (int): x264's quality, 0-51.
+        preset (str, *optional*, defaults to "veryfast"): x264's preset.
+
+    Returns:
+        np.ndarray: (T, h, w, 3) uint8 RGB, decoded.
+    """
     height, width = pixels.shape[1:3]
     padded = np.pad(pixels, ((0, 0), (0, max(16, height + height % 2) - height),
                              (0, max(16, width + width % 2) - width), (0, 0)), mode="edge")

@@ -31,7 +31,14 @@ class HDRMetadata:
 
     @classmethod
     def from_frame(cls, frame: av.VideoFrame) -> "HDRMetadata | None":
-        """The frame's HDR10 static metadata, or None if it carries none."""
+        """The frame's HDR10 static metadata, or None if it carries none.
+
+        Args:
+            frame (av.VideoFrame): a decoded frame, with its side data.
+
+        Returns:
+            HDRMetadata or None: the metadata found, None if the frame carries none.
+        """
         display = frame.side_data.get(Type.MASTERING_DISPLAY_METADATA)
         light = frame.side_data.get(Type.CONTENT_LIGHT_LEVEL)
         primaries = white = luminance = None

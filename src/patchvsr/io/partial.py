@@ -35,7 +35,14 @@ class PartialRun:
         return self.folder.exists()
 
     def start(self, record: dict) -> None:
-        """Create a fresh state folder (replacing an old one) and write the first progress.json."""
+        """Create a fresh state folder (replacing an old one) and write the first progress.json.
+
+        Args:
+            record (dict): what shapes the output (JSON-serialisable; see `patchvsr.api.run_record`).
+
+        Raises:
+            OutputError: if the folder cannot be created, or another run holds the old one.
+        """
         if self.exists():
             self._take_lock()  # refuse to delete the state of a run still in progress
             self.release()
@@ -50,7 +57,15 @@ class PartialRun:
         self._save()
 
     def resume(self, record: dict) -> None:
-        """Take over the state of an earlier run; OptionError if it was made for other input or options."""
+        """Take over the state of an earlier run; OptionError if it was made for other input or options.
+
+        Args:
+            record (dict): what shapes the output; every key must match the saved state.
+
+        Raises:
+            OptionError: if a key differs from the interrupted run's.
+            OutputError: if the state is unreadable or another run holds it.
+        """
         self._take_lock()
         try:
             saved = json.loads((self.folder / "progress.json").read_text())
@@ -67,6 +82,15 @@ class PartialRun:
         self.record = saved
 
     def segment_path(self, index: int, suffix: str) -> Path:
+        """The file of segment `index` in the state folder.
+
+        Args:
+            index (int): the segment's index, >= 0.
+            suffix (str): the segment's suffix, e.g. ".nut".
+
+        Returns:
+            Path: `segment_<index:06d><suffix>` in the state folder.
+        """
         return self.folder / f"segment_{index:06d}{suffix}"
 
     @property
@@ -74,19 +98,40 @@ class PartialRun:
         return self.folder / "frames"
 
     def final_path(self, suffix: str) -> Path:
+        """The assembled output in the state folder.
+
+        Args:
+            suffix (str): the output's suffix, e.g. ".mp4".
+
+        Returns:
+            Path: `output<suffix>` in the state folder.
+        """
         return self.folder / f"output{suffix}"
 
     def segment_done(self, index: int) -> None:
+        """Record segment `index` as finished (and every one before it) in progress.json.
+
+        Args:
+            index (int): the segment's index, >= 0.
+        """
         self.record["segments_done"] = index + 1
         self._save()
 
     def mark(self, key: str) -> None:
-        """Record a finished phase: `complete` (all segments written) or `assembled` (final file written)."""
+        """Record a finished phase: `complete` (all segments written) or `assembled` (final file written).
+
+        Args:
+            key (str): "complete" or "assembled".
+        """
         self.record[key] = True
         self._save()
 
     def finish(self, produced: Path) -> None:
-        """Move the finished output (file or folder) over `dst` and remove the state folder."""
+        """Move the finished output (file or folder) over `dst` and remove the state folder.
+
+        Args:
+            produced (Path): the finished output (in the state folder, or `dst` itself).
+        """
         if produced != self.dst:
             if produced.is_dir() and self.dst.is_dir():
                 os.replace(self.dst, self.folder / "replaced")  # removed with the state folder

@@ -79,8 +79,20 @@ class VideoInfo:
 
 
 def probe(path: str | Path, fps: Fraction | None = None, span: Span | None = None) -> VideoInfo:
-    """Inspect `path`; `fps` is the rate of a PNG folder (default 25) and must be None for video files; `span`
-    the part to upscale (OptionError if it holds no frame)."""
+    """Inspect an input.
+
+    Args:
+        path (str or Path): a video file or a folder of numbered PNG frames.
+        fps (Fraction, *optional*): the rate of a PNG folder, in (0, 1000] (default 25); None for video files.
+        span (Span, *optional*): the part to upscale (None: all of it).
+
+    Returns:
+        VideoInfo: what the reader and writer need to know.
+
+    Raises:
+        InputError: for a missing, empty or unreadable input.
+        OptionError: for `fps` out of range or given for a video file, or a span that holds no frame.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
@@ -97,7 +109,17 @@ def probe(path: str | Path, fps: Fraction | None = None, span: Span | None = Non
 
 
 def open_video(path: Path) -> av.container.InputContainer:
-    """Open a video file for reading, with FFmpeg's failure turned into an InputError."""
+    """Open a video file for reading, with FFmpeg's failure turned into an InputError.
+
+    Args:
+        path (Path): the video file.
+
+    Returns:
+        av.container.InputContainer: the open container.
+
+    Raises:
+        InputError: if FFmpeg cannot open it.
+    """
     with ffmpeg_errors() as logs:
         try:
             return av.open(str(path), metadata_errors="ignore")
@@ -111,7 +133,11 @@ def open_video(path: Path) -> av.container.InputContainer:
 
 @contextmanager
 def ffmpeg_errors() -> Iterator[list[tuple[int, str, str]]]:
-    """Capture FFmpeg's log (instead of dropping it) while the block runs; see `error_lines`."""
+    """Capture FFmpeg's log (instead of dropping it) while the block runs; see `error_lines`.
+
+    Yields:
+        list[tuple[int, str, str]]: the captured (level, name, message) entries, filled while the block runs.
+    """
     level = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)
     try:
@@ -122,11 +148,30 @@ def ffmpeg_errors() -> Iterator[list[tuple[int, str, str]]]:
 
 
 def error_lines(logs: list[tuple[int, str, str]]) -> list[str]:
+    """The error messages among captured FFmpeg log entries.
+
+    Args:
+        logs (list[tuple[int, str, str]]): (level, name, message) entries from `ffmpeg_errors`.
+
+    Returns:
+        list[str]: the messages of level ERROR or worse, stripped, in order.
+    """
     return [text.strip() for level, _, text in logs if level <= av.logging.ERROR]
 
 
 def video_stream(path: Path, container: av.container.InputContainer) -> av.video.stream.VideoStream:
-    """The first video stream that is not a cover picture; InputError if there is none."""
+    """The first video stream that is not a cover picture; InputError if there is none.
+
+    Args:
+        path (Path): the file, for the message.
+        container (av.container.InputContainer): the open container.
+
+    Returns:
+        av.video.stream.VideoStream: the stream.
+
+    Raises:
+        InputError: if there is no such stream.
+    """
     for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
             return stream
@@ -245,7 +290,17 @@ def _probe_folder(path: Path, fps: Fraction, span: Span | None) -> VideoInfo:
 
 
 def numbered_pngs(path: Path) -> list[Path]:
-    """The folder's PNG files ordered by the last number in their names; InputError if none or ambiguous."""
+    """The folder's PNG files ordered by the last number in their names; InputError if none or ambiguous.
+
+    Args:
+        path (Path): the folder.
+
+    Returns:
+        list[Path]: the PNG files, by frame number.
+
+    Raises:
+        InputError: for a PNG without a number, two with one number, or none.
+    """
     numbered: dict[int, Path] = {}
     for file in path.iterdir():
         if file.suffix.lower() != ".png" or not file.is_file():

@@ -43,8 +43,17 @@ class Frame:
 def read_frames(info: VideoInfo, full_depth: bool = False) -> Iterator[Frame]:
     """Yield every frame of the input in presentation order; InputError if the frame size changes.
 
-    full_depth: frames of inputs with more than 8 bits per sample come as uint16 RGB (0-65535) instead of
-    being reduced to uint8."""
+    Args:
+        info (VideoInfo): the probed input.
+        full_depth (bool, *optional*, defaults to False): frames of inputs with more than 8 bits per sample come
+            as uint16 RGB (0-65535) instead of being reduced to uint8.
+
+    Yields:
+        Frame: (index, pts in `info.time_base`, rgb (info.height, info.width, 3) uint8 or uint16).
+
+    Raises:
+        InputError: if a frame's size differs from the first, or a PNG cannot be read.
+    """
     frames = _read_folder(info) if info.folder else _read_file(info, full_depth and info.bit_depth > 8)
     for index, (pts, rgb) in enumerate(frames):
         if rgb.shape != (info.height, info.width, 3):

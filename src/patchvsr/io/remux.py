@@ -52,7 +52,17 @@ class Carried:
 
 def assemble(final: Path, spec: OutputSpec, segments: list[Path], info: VideoInfo) -> None:
     """Write `final` (.mkv, .mp4, .mov or .webm) from the `segments` in order plus the other streams, chapters
-    and attachments of `info.path`."""
+    and attachments of `info.path`.
+
+    Args:
+        final (Path): the file to write.
+        spec (OutputSpec): the video output (its kind, codec, rate and rotation).
+        segments (list[Path]): the encoded segments, in order, at least one.
+        info (VideoInfo): the probed input (its streams, cut and metadata are carried over).
+
+    Raises:
+        InputError: if the input or a segment cannot be opened.
+    """
     source = None if info.folder else open_video(info.path)
     try:
         with av.open(str(final), "w") as output:

@@ -47,7 +47,15 @@ Progress = Callable[[float, int | None], None]  # (frames done, fractional insid
 
 
 def clips_per_segment(spec: OutputSpec, step: int) -> int:
-    """Clips per segment for an output and a clip step (frames between clip starts)."""
+    """Clips per segment for an output and a clip step.
+
+    Args:
+        spec (OutputSpec): the output (its codec).
+        step (int): frames between clip starts, >= 1.
+
+    Returns:
+        int: clips per segment, >= 1.
+    """
     codec = "png" if spec.codec is None else spec.codec.codec.name
     return max(1, math.ceil(SEGMENT_FRAMES.get(codec, 48) / step))
 
@@ -71,7 +79,24 @@ class OutputRun:
 
     def execute(self, clips: ClipSource, *, resume: bool, overwrite: bool,
                 progress: Progress | None = None) -> int:
-        """Run to the end and move the output into place; returns the frames upscaled by this call."""
+        """Run to the end and move the output into place.
+
+        On an error the state is removed; on KeyboardInterrupt it stays for `--resume`.
+
+        Args:
+            clips (ClipSource): (start clip, ClipProgress) -> the HR blocks from that clip on.
+            resume (bool): continue an interrupted run.
+            overwrite (bool): discard an interrupted run.
+            progress (Progress, *optional*): called with (frames done, frames in total or None).
+
+        Returns:
+            int: the frames upscaled by this call.
+
+        Raises:
+            OptionError: if a resumed run's record differs.
+            OutputError: for an interrupted run without `resume` or `overwrite`, or an output that cannot be
+                written.
+        """
         self._open(resume, overwrite)
         try:
             written = 0

@@ -23,7 +23,18 @@ FRAMES = re.compile(r"^(\d*):(\d*)$")
 
 
 def parse_time(text: str, name: str) -> Fraction:
-    """Seconds (`12.5`) or a clock (`1:02:03.5`, `02:03`) -> seconds >= 0; OptionError naming the flag."""
+    """Seconds (`12.5`) or a clock (`1:02:03.5`, `02:03`) -> seconds >= 0; OptionError naming the flag.
+
+    Args:
+        text (str): the value; non-strings are converted with str().
+        name (str): the flag, for the message, e.g. "--start".
+
+    Returns:
+        Fraction: the seconds, >= 0.
+
+    Raises:
+        OptionError: for another form or a negative time.
+    """
     value = str(text).strip()
     match = CLOCK.match(value)
     try:
@@ -52,7 +63,19 @@ class Span:
     @classmethod
     def from_options(cls, start: str | float | None = None, duration: str | float | None = None,
                      frames: str | None = None) -> "Span | None":
-        """The span of `--start/--duration` or `--frames A:B` (None if none is given)."""
+        """The span of `--start/--duration` or `--frames A:B` (None if none is given).
+
+        Args:
+            start (str or float, *optional*): seconds or [H:]MM:SS[.fff] (default 0 when `duration` is given).
+            duration (str or float, *optional*): seconds or [H:]MM:SS[.fff], > 0 (None: to the end).
+            frames (str, *optional*): "A:B", frames A to B-1 from 0 (either side may be empty).
+
+        Returns:
+            Span or None: the span, None if no option is given.
+
+        Raises:
+            OptionError: for `frames` with `start` or `duration`, a bad form, an empty range or a zero duration.
+        """
         if frames is not None:
             if start is not None or duration is not None:
                 raise OptionError("--frames excludes --start and --duration; give one or the other")
@@ -96,12 +119,33 @@ class Cut:
     frames: int
 
     def keeps(self, seconds: Fraction) -> bool:
-        """Whether a moment (seconds from the video's first frame) lies inside the part."""
+        """Whether a moment (seconds from the video's first frame) lies inside the part.
+
+        Args:
+            seconds (Fraction): the moment, from the video's first frame.
+
+        Returns:
+            bool: True inside [offset, offset + length).
+        """
         return self.offset <= seconds and (self.length is None or seconds < self.offset + self.length)
 
 
 def resolve(span: Span, pts: np.ndarray, time_base: Fraction, fps: Fraction, what: str) -> Cut:
-    """`span` on the sorted video timestamps `pts` (ticks of `time_base`); OptionError if it keeps no frame."""
+    """`span` on the sorted video timestamps `pts` (ticks of `time_base`); OptionError if it keeps no frame.
+
+    Args:
+        span (Span): what the user asked for.
+        pts (np.ndarray): (N,) int sorted video timestamps, N >= 1.
+        time_base (Fraction): seconds per tick of `pts`.
+        fps (Fraction): the frame rate, for the messages.
+        what (str): the input's name, for the messages.
+
+    Returns:
+        Cut: the span resolved on these timestamps.
+
+    Raises:
+        OptionError: if the span starts past the end or holds no frame.
+    """
     times = [(int(p) - int(pts[0])) * time_base for p in pts]
     if span.first is not None:
         first = span.first
@@ -125,5 +169,13 @@ def resolve(span: Span, pts: np.ndarray, time_base: Fraction, fps: Fraction, wha
 
 
 def frame_ticks(cut: Cut | None, time_base: Fraction) -> int:
-    """The cut's offset in ticks of the reader's `time_base` (0 without a cut)."""
+    """The cut's offset in ticks of the reader's `time_base` (0 without a cut).
+
+    Args:
+        cut (Cut, *optional*): the part of the video, or None.
+        time_base (Fraction): seconds per tick.
+
+    Returns:
+        int: the offset rounded to the nearest tick, >= 0.
+    """
     return 0 if cut is None else math.floor(cut.offset / time_base + Fraction(1, 2))

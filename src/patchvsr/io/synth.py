@@ -13,6 +13,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from patchvsr.sizes import WH
+
 # Default codecs per container when the caller names none (all available in the PyAV wheels).
 VIDEO_CODECS = {".mp4": "libx264", ".mkv": "ffv1", ".avi": "mpeg4", ".webm": "libvpx-vp9", ".mov": "libx264",
                 ".nut": "ffv1"}
@@ -24,7 +26,16 @@ VFR_TICKS = (2, 1, 3, 2)  # frame durations in half frame periods, cycled for va
 
 
 def synthetic_frame(index: int, width: int, height: int) -> np.ndarray:
-    """Frame `index` of the synthetic sequence: (height, width, 3) uint8 RGB."""
+    """Frame `index` of the synthetic sequence.
+
+    Args:
+        index (int): the frame's index, >= 0 (the square moves with it).
+        width (int): the frame's width in pixels, >= 1.
+        height (int): the frame's height in pixels, >= 1.
+
+    Returns:
+        np.ndarray: (height, width, 3) uint8 RGB.
+    """
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     red = 255.0 * x / max(width - 1, 1)
     green = 255.0 * y / max(height - 1, 1)
@@ -38,22 +49,44 @@ def synthetic_frame(index: int, width: int, height: int) -> np.ndarray:
 
 
 def frame_times(frames: int, vfr: bool) -> list[int]:
-    """Timestamps: 0, 1, 2, ... frame periods, or for `vfr` half frame periods with VFR_TICKS durations."""
+    """Timestamps: 0, 1, 2, ... frame periods, or for `vfr` half frame periods with VFR_TICKS durations.
+
+    Args:
+        frames (int): the frame count, >= 0.
+        vfr (bool): variable frame rate.
+
+    Returns:
+        list[int]: `frames` increasing timestamps from 0.
+    """
     if not vfr:
         return list(range(frames))
     steps = [VFR_TICKS[i % len(VFR_TICKS)] for i in range(frames)]
     return [sum(steps[:i]) for i in range(frames)]
 
 
-def write_test_video(path: str | Path, *, size: tuple[int, int] = (32, 24), frames: int = 8,
+def write_test_video(path: str | Path, *, size: WH = (32, 24), frames: int = 8,
                      fps: Fraction | int = 25, codec: str | None = None, pix_fmt: str | None = None,
                      audio: bool = False, audio_codec: str | None = None, title: str | None = None,
                      language: str | None = None, rotation: int | None = None, vfr: bool = False) -> Path:
     """Write a synthetic video of `frames` frames of `size` = (width, height) and return its path.
 
-    A path without suffix becomes a folder of numbered PNG frames. `audio` adds a 440 Hz tone as long as the
-    video; `title` goes to the container, `language` to every stream, `rotation` (degrees counter-clockwise)
-    to the video stream's display matrix; `vfr` makes frame durations alternate (see VFR_TICKS).
+    Args:
+        path (str or Path): the file (its suffix picks the default codecs), or, without a suffix, a folder of
+            numbered PNG frames.
+        size (WH, *optional*, defaults to (32, 24)): (width, height) in pixels.
+        frames (int, *optional*, defaults to 8): the frame count.
+        fps (Fraction or int, *optional*, defaults to 25): the frame rate.
+        codec (str, *optional*): the video encoder (default: VIDEO_CODECS of the suffix).
+        pix_fmt (str, *optional*): the pixel format (default: PIXEL_FORMATS of the codec).
+        audio (bool, *optional*, defaults to False): add a 440 Hz tone as long as the video.
+        audio_codec (str, *optional*): the audio encoder (default: AUDIO_CODECS of the suffix).
+        title (str, *optional*): the container's title.
+        language (str, *optional*): the language tag of every stream.
+        rotation (int, *optional*): degrees counter-clockwise, in the video stream's display matrix.
+        vfr (bool, *optional*, defaults to False): frame durations alternate (see VFR_TICKS).
+
+    Returns:
+        Path: `path`.
     """
     path = Path(path)
     width, height = size

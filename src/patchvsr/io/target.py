@@ -13,6 +13,7 @@ from pathlib import Path
 
 from patchvsr.errors import OptionError, OutputError
 from patchvsr.io.codecs import CONTAINERS
+from patchvsr.sizes import WH
 
 MAX_SIDE = 16384
 MAX_PIXELS = 8192 * 8192
@@ -28,6 +29,15 @@ def output_kind(output: str | Path) -> str:
 
     A name without a suffix is refused rather than guessed: `-o out` meant as `out.mp4` must not quietly
     become a folder of PNG frames.
+
+    Args:
+        output (str or Path): the output path.
+
+    Returns:
+        str: the output kind.
+
+    Raises:
+        OptionError: for a name without a suffix, or an unsupported suffix.
     """
     path = Path(output)
     if path.is_dir() or str(output).endswith(("/", os.sep)):
@@ -41,8 +51,18 @@ def output_kind(output: str | Path) -> str:
                       "(PNG frames; a path ending in /)")
 
 
-def parse_size(size: str | tuple[int, int]) -> tuple[int, int]:
-    """`"WxH"` or (width, height) -> (width, height), both positive integers."""
+def parse_size(size: str | WH) -> WH:
+    """`"WxH"` or (width, height) -> (width, height), both positive integers.
+
+    Args:
+        size (str or WH): "WxH" (x, X or ×, blanks allowed) or (width, height).
+
+    Returns:
+        WH: (width, height), each >= 1.
+
+    Raises:
+        OptionError: for a string of another form, or a side below 1.
+    """
     if isinstance(size, str):
         match = SIZE_PATTERN.match(size)
         if match is None:
@@ -55,12 +75,25 @@ def parse_size(size: str | tuple[int, int]) -> tuple[int, int]:
 
 
 def output_size(width: int, height: int, scale: float | None = None,
-                size: str | tuple[int, int] | None = None) -> tuple[int, int]:
+                size: str | WH | None = None) -> WH:
     """Output (width, height) for an input of width × height.
 
-    scale K (any real > 1, default 4) multiplies both sides, rounded to the nearest pixel; size gives
-    them directly, each axis scaled on its own (a different aspect ratio stretches the picture), and
-    may not shrink either axis. Both are checked against MAX_SIDE and MAX_PIXELS.
+    Both are checked against MAX_SIDE and MAX_PIXELS.
+
+    Args:
+        width (int): the input's width in pixels.
+        height (int): the input's height in pixels.
+        scale (float, *optional*): factor K (any real > 1, default 4) multiplying both sides, rounded to the
+            nearest pixel.
+        size (str or WH, *optional*): "WxH" or (width, height) instead of `scale`, each axis scaled on its own
+            (a different aspect ratio stretches the picture); may not shrink either axis.
+
+    Returns:
+        WH: (out_w, out_h) in pixels.
+
+    Raises:
+        OptionError: for both `scale` and `size`, a scale <= 1, a size smaller than the input on an axis or
+            equal to it, or an output over the limits.
     """
     if scale is not None and size is not None:
         raise OptionError("--scale and --size exclude each other; give one")
@@ -87,7 +120,17 @@ def _round(value: float) -> int:
 
 
 def check_output(src: Path, dst: Path, kind: str, overwrite: bool) -> None:
-    """Refuse an output that is the input, lies in a missing folder, or exists (unless `overwrite`)."""
+    """Refuse an output that is the input, lies in a missing folder, or exists (unless `overwrite`).
+
+    Args:
+        src (Path): the input.
+        dst (Path): the output.
+        kind (str): the output kind (`output_kind`): mkv, mp4, mov, webm or png.
+        overwrite (bool): an existing output may be replaced (a folder only if it holds PNG files only).
+
+    Raises:
+        OutputError: if the output may not be written there.
+    """
     if _same_path(src, dst):
         raise OutputError(f"{dst}: output is the input; choose another output path")
     parent = dst.parent

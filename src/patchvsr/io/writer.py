@@ -67,7 +67,15 @@ class OutputSpec:
 
 def add_video_stream(container: av.container.OutputContainer,
                      spec: OutputSpec) -> av.video.stream.VideoStream:
-    """A configured encoder stream for `spec` in `container`."""
+    """A configured encoder stream for `spec` in `container`, with its aspect ratio and colour tags.
+
+    Args:
+        container (av.container.OutputContainer): the container opened for writing.
+        spec (OutputSpec): a video output (with codec settings).
+
+    Returns:
+        av.video.stream.VideoStream: the stream.
+    """
     stream = add_encoder(container, spec.codec, spec.width, spec.height, spec.fps, spec.time_base)
     if spec.sample_aspect_ratio:
         stream.codec_context.sample_aspect_ratio = spec.sample_aspect_ratio
@@ -98,6 +106,15 @@ class SegmentWriter:
             self.stream = add_video_stream(self.container, spec)
 
     def write(self, rgb: np.ndarray, pts: int) -> None:
+        """Encode (or save as PNG) the next frame.
+
+        Args:
+            rgb (np.ndarray): (spec.height, spec.width, 3) uint8 RGB, or uint16 (0-65535) for a video output.
+            pts (int): the frame's timestamp in `spec.time_base` (unused for PNG frames).
+
+        Raises:
+            ValueError: for another shape or dtype.
+        """
         dtypes = (np.uint8,) if self.container is None else (np.uint8, np.uint16)
         if rgb.shape != (self.spec.height, self.spec.width, 3) or rgb.dtype not in dtypes:
             raise ValueError(f"expected a ({self.spec.height}, {self.spec.width}, 3) uint8 frame, "

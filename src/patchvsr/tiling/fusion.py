@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from patchvsr.sizes import HW
 from patchvsr.tiling.guidance import crop_boxes, position_masks
 from patchvsr.tiling.plan import WindowPlan
 from patchvsr.tiling.weights import plan_weights
@@ -58,7 +59,7 @@ class FusedVelocity:
         denoise: Denoise,
         batch_size: int = 8,
         scale: float = 1.0,
-        mask_size: tuple[int, int] | None = None,
+        mask_size: HW | None = None,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -70,9 +71,19 @@ class FusedVelocity:
         self._device_cache: dict[tuple[torch.device, torch.dtype], list] = {}
 
     def __call__(self, z: torch.Tensor, t: float, step_index: int = 0) -> torch.Tensor:
-        """z: (C, T, H, W) canvas latent at time t in [0, 1]; returns the fused velocity (C, T, H, W), z's dtype.
+        """The fused velocity of the whole canvas at time t.
 
-        `shifted` plans alternate window groups with `step_index` (>= 0); other plans ignore it.
+        Args:
+            z (torch.Tensor): (C, T, H, W) canvas latent, (H, W) the plan's canvas.
+            t (float): time in [0, 1].
+            step_index (int, *optional*, defaults to 0): the sampling step, >= 0; `shifted` plans alternate
+                window groups with it, other plans ignore it.
+
+        Returns:
+            torch.Tensor: the fused velocity (C, T, H, W), z's dtype and device.
+
+        Raises:
+            ValueError: for a latent of another shape, or a `denoise` output of another shape than its windows.
         """
         if tuple(z.shape[-2:]) != self.plan.canvas or z.dim() != 4:
             (H, W) = self.plan.canvas

@@ -31,6 +31,8 @@ import einops
 import torch
 import torch.nn.functional as F
 
+from patchvsr.sizes import HW
+
 FUSION_MODES = ("band", "weighted", "average", "none", "shifted")
 WINDOW_KINDS = ("primary", "vseam", "hseam", "cross", "shifted")
 
@@ -62,8 +64,8 @@ class WindowPlan:
         overlap: pixels shared by neighbouring primary windows (> 0 for `band` fusion only, else 0).
     """
 
-    canvas: tuple[int, int]
-    window: tuple[int, int]
+    canvas: HW
+    window: HW
     fusion: str
     windows: tuple[Window, ...] = field(repr=False)
     overlap: int = 0
@@ -86,7 +88,7 @@ class WindowPlan:
         return tuple(_grid_count(n, m, self.overlap) for n, m in zip(self.canvas, self.window))
 
     @property
-    def padded(self) -> tuple[int, int]:
+    def padded(self) -> HW:
         """((R - 1) * (h - o) + h, likewise for w): the canvas size covered by the primary grid, padding
         included."""
         return tuple((g - 1) * s + m for g, s, m in zip(self.grid, self.stride, self.window))
@@ -97,7 +99,14 @@ class WindowPlan:
         return 1 + max(w.group for w in self.windows)
 
     def group(self, step_index: int) -> tuple[int, ...]:
-        """Indices of the windows that run at sampling step `step_index` (>= 0)."""
+        """Indices of the windows that run at sampling step `step_index`.
+
+        Args:
+            step_index (int): the sampling step, >= 0.
+
+        Returns:
+            tuple[int, ...]: the window indices of the step's group, in plan order.
+        """
         parity = step_index % self.num_groups
         return tuple(w.index for w in self.windows if w.group == parity)
 
@@ -115,9 +124,14 @@ class WindowPlan:
                 tuple(x for x in (c * sx + half for c in range(1, cols)) if x < self.canvas[1]))
 
     def boxes(self, indices: tuple[int, ...] | list[int]) -> torch.Tensor:
-        """Pixel boxes of the given windows in canvas coordinates: (N, 4) int64 rows (y0, x0, y1, x1).
+        """Pixel boxes of the given windows in canvas coordinates.
 
-        Coordinates may lie outside [0, H) x [0, W) where a window reads mirror padding.
+        Args:
+            indices (tuple[int, ...] or list[int]): N window indices.
+
+        Returns:
+            torch.Tensor: (N, 4) int64 rows (y0, x0, y1, x1); coordinates may lie outside [0, H) x [0, W)
+            where a window reads mirror padding.
         """
         h, w = self.window
         starts = torch.tensor([[self.windows[i].y0, self.windows[i].x0] for i in indices], dtype=torch.int64)
@@ -126,8 +140,16 @@ class WindowPlan:
     def crop(self, canvas: torch.Tensor, indices: tuple[int, ...] | list[int]) -> torch.Tensor:
         """Crop windows out of a canvas with this plan's boxes and mirror padding.
 
-        canvas: (C, T, s*H, s*W), any dtype/device, for an integer s >= 1 (s > 1: a pixel-space condition
-        for a latent-space plan; boxes and padding are scaled by s). Returns (N, C, T, s*h, s*w), same dtype.
+        Args:
+            canvas (torch.Tensor): (C, T, s*H, s*W), any dtype/device, for an integer s >= 1 (s > 1: a
+                pixel-space condition for a latent-space plan; boxes and padding are scaled by s).
+            indices (tuple[int, ...] or list[int]): N window indices.
+
+        Returns:
+            torch.Tensor: (N, C, T, s*h, s*w), canvas's dtype and device.
+
+        Raises:
+            ValueError: if the canvas is not an integer multiple of the plan's.
         """
         scale = canvas_scale(self, canvas.shape[-2:])
         starts = self.boxes(indices)[:, :2].to(canvas.device) * scale
@@ -137,11 +159,17 @@ class WindowPlan:
         crops = canvas[:, :, rows[:, :, None], cols[:, None, :]]  # (C, T, N, h, w)
         return einops.rearrange(crops, "c t n h w -> n c t h w")
 
-    def pad(self, canvas: torch.Tensor, origin: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-        """The mirror-padded region of a canvas that starts at `origin` (canvas coordinates, may be < 0).
+    def pad(self, canvas: torch.Tensor, origin: tuple[int, int], size: HW) -> torch.Tensor:
+        """The mirror-padded region of a canvas that starts at `origin`; window crops are then plain slices of
+        it (what the fusion does once per step instead of per-window gathers).
 
-        canvas: (C, T, H, W); origin: (oy, ox); size: (Hb, Wb). Returns (C, T, Hb, Wb), same dtype; window
-        crops are then plain slices of it (what the fusion does once per step instead of per-window gathers).
+        Args:
+            canvas (torch.Tensor): (C, T, H, W), any dtype.
+            origin (tuple[int, int]): (oy, ox) in canvas coordinates, may be < 0.
+            size (HW): (Hb, Wb) of the region.
+
+        Returns:
+            torch.Tensor: (C, T, Hb, Wb), canvas's dtype and device.
         """
         (oy, ox), (height, width), (H, W) = origin, size, canvas.shape[-2:]
         top, left, bottom, right = -oy, -ox, oy + height - H, ox + width - W
@@ -171,19 +199,37 @@ class WindowPlan:
         )
 
 
-def band_overlap(window: tuple[int, int]) -> int:
-    """Default overlap of `band` fusion for (h, w) windows: a quarter of the smaller side rounded down to an
-    even number, at least 1 (0 for a 1-px window, which cannot overlap)."""
+def band_overlap(window: HW) -> int:
+    """Default overlap of `band` fusion for (h, w) windows.
+
+    Args:
+        window (HW): (h, w) window size, >= 1 each.
+
+    Returns:
+        int: a quarter of the smaller side rounded down to an even number, at least 1 (0 for a 1-px window,
+        which cannot overlap).
+    """
     side = min(window)
     return 0 if side < 2 else max(1, side // 8 * 2)
 
 
-def make_plan(canvas: tuple[int, int], window: tuple[int, int], fusion: str = "weighted",
+def make_plan(canvas: HW, window: HW, fusion: str = "weighted",
               overlap: int | None = None) -> WindowPlan:
     """Plan the windows of a (H, W) canvas for (h, w) windows and a fusion mode (see the module docstring).
 
-    overlap: pixels neighbouring `band` windows share, in [1, min(h, w)); default `band_overlap(window)`.
-    A 1-px window cannot overlap: its `band` plan is the `none` plan.
+    Args:
+        canvas (HW): (H, W) of the unpadded canvas, >= 1 each.
+        window (HW): (h, w) window size, >= 1 each.
+        fusion (str, *optional*, defaults to "weighted"): one of `FUSION_MODES`.
+        overlap (int, *optional*): pixels neighbouring `band` windows share, in [1, min(h, w)); default
+            `band_overlap(window)`; ignored by the other modes. A 1-px window cannot overlap: its `band` plan is
+            the `none` plan.
+
+    Returns:
+        WindowPlan: the plan.
+
+    Raises:
+        ValueError: for a bad size, fusion mode or overlap.
     """
     _check_arguments(canvas, window, fusion)
     canvas, window = tuple(int(n) for n in canvas), tuple(int(n) for n in window)
@@ -219,7 +265,7 @@ def _grid_count(extent: int, size: int, overlap: int) -> int:
     return max(1, math.ceil((extent - overlap) / (size - overlap)))
 
 
-def _check_arguments(canvas: tuple[int, int], window: tuple[int, int], fusion: str) -> None:
+def _check_arguments(canvas: HW, window: HW, fusion: str) -> None:
     """ValueError naming the bad value unless both sizes are two ints >= 1 and `fusion` is known."""
     for name, size in (("canvas", canvas), ("window", window)):
         if not isinstance(size, (tuple, list)) or len(size) != 2 or not all(isinstance(n, numbers.Integral) and n >= 1 for n in size):
@@ -238,8 +284,15 @@ def _shifted_starts(count: int, size: int, extent: int) -> list[int]:
 def mirror_index(coords: torch.Tensor, size: int) -> torch.Tensor:
     """Map integer coordinates (any range) to [0, size) by mirror reflection without edge repeat.
 
-    coords: int64 tensor of any shape. For size 1 every coordinate maps to 0; otherwise the pattern is
-    0, 1, .., size-1, size-2, .., 1, 0, 1, .. (period 2 * (size - 1)), also for negative coordinates.
+    For size 1 every coordinate maps to 0; otherwise the pattern is 0, 1, .., size-1, size-2, .., 1, 0, 1, ..
+    (period 2 * (size - 1)), also for negative coordinates.
+
+    Args:
+        coords (torch.Tensor): int64, any shape.
+        size (int): the axis length, >= 1.
+
+    Returns:
+        torch.Tensor: int64 in [0, size), coords' shape.
     """
     if size == 1:
         return torch.zeros_like(coords)
@@ -248,8 +301,19 @@ def mirror_index(coords: torch.Tensor, size: int) -> torch.Tensor:
     return torch.where(folded >= size, period - folded, folded)
 
 
-def canvas_scale(plan: WindowPlan, shape: tuple[int, int] | torch.Size) -> int:
-    """Integer factor s with shape == (s*H, s*W) for the plan's canvas (H, W); ValueError otherwise."""
+def canvas_scale(plan: WindowPlan, shape: HW | torch.Size) -> int:
+    """Integer factor s with shape == (s*H, s*W) for the plan's canvas (H, W).
+
+    Args:
+        plan (WindowPlan): the plan.
+        shape (HW or torch.Size): (height, width) of a canvas, e.g. `tensor.shape[-2:]`.
+
+    Returns:
+        int: s >= 1.
+
+    Raises:
+        ValueError: if the shape is no integer multiple of the plan's canvas.
+    """
     (H, W), (height, width) = plan.canvas, tuple(shape)
     scale = height // H
     if scale < 1 or (height, width) != (scale * H, scale * W):

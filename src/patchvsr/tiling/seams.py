@@ -18,9 +18,17 @@ from patchvsr.tiling.plan import WindowPlan, canvas_scale
 def seam_score(frame: torch.Tensor | np.ndarray, plan: WindowPlan) -> float:
     """Seam visibility of `frame` for the primary seams of `plan`; 1.0 when the plan has no seam.
 
-    frame: (..., s*H, s*W) any real dtype and range (e.g. (3, H, W) RGB in [0, 1], or channels-first uint8),
-    where (H, W) is the plan's canvas and s >= 1 an integer (s > 1: pixel frame of a latent-space plan).
-    Leading axes (channels, frames) are pooled. Returns a float >= 0.
+    Args:
+        frame (torch.Tensor or np.ndarray): (..., s*H, s*W) any real dtype and range (e.g. (3, H, W) RGB in
+            [0, 1], or channels-first uint8), where (H, W) is the plan's canvas and s >= 1 an integer (s > 1:
+            pixel frame of a latent-space plan). Leading axes (channels, frames) are pooled.
+        plan (WindowPlan): the plan whose primary seams are measured.
+
+    Returns:
+        float: >= 0; about 1 for invisible seams, >> 1 for visible ones.
+
+    Raises:
+        ValueError: if the frame is no integer multiple of the plan's canvas.
     """
     image = torch.as_tensor(frame).double()
     scale = canvas_scale(plan, image.shape[-2:])

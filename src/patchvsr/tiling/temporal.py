@@ -51,7 +51,18 @@ class Clip:
 
 
 def clip_step(clip_frames: int, overlap: int) -> int:
-    """Frames between the starts of two consecutive clips; validates the clip layout."""
+    """Frames between the starts of two consecutive clips; validates the clip layout.
+
+    Args:
+        clip_frames (int): frames per clip, >= 1.
+        overlap (int): frames shared by consecutive clips, in [0, clip_frames).
+
+    Returns:
+        int: clip_frames - overlap, >= 1.
+
+    Raises:
+        ValueError: for a bad layout.
+    """
     if clip_frames < 1:
         raise ValueError(f"clip_frames must be >= 1, got {clip_frames}")
     if not 0 <= overlap < clip_frames:
@@ -60,7 +71,19 @@ def clip_step(clip_frames: int, overlap: int) -> int:
 
 
 def count_clips(frames: int, clip_frames: int, overlap: int) -> int:
-    """Number of clips `split_clips` makes of a stream of `frames` frames (0 for an empty stream)."""
+    """Number of clips `split_clips` makes of a stream of `frames` frames (0 for an empty stream).
+
+    Args:
+        frames (int): the stream's frame count.
+        clip_frames (int): frames per clip, >= 1.
+        overlap (int): frames shared by consecutive clips, in [0, clip_frames).
+
+    Returns:
+        int: the clip count, >= 0.
+
+    Raises:
+        ValueError: for a bad layout.
+    """
     step = clip_step(clip_frames, overlap)
     if frames <= 0:
         return 0
@@ -69,10 +92,22 @@ def count_clips(frames: int, clip_frames: int, overlap: int) -> int:
 
 def split_clips(frames: Iterable[np.ndarray | TimedFrame], clip_frames: int, overlap: int,
                 start_clip: int = 0) -> Iterator[Clip]:
-    """Yield the clips of a stream of (H, W, C) frames (or `TimedFrame`s), beginning with clip `start_clip`.
+    """Yield the clips of a stream of frames, beginning with clip `start_clip`.
 
-    Each clip's `frames` is a (clip_frames, H, W, C) stack; reading stays one frame ahead of the clip being
-    filled, to know whether it is the last one.
+    Reading stays one frame ahead of the clip being filled, to know whether it is the last one.
+
+    Args:
+        frames (Iterable[np.ndarray or TimedFrame]): (H, W, C) frames of one size and dtype, or `TimedFrame`s.
+        clip_frames (int): frames per clip, >= 1.
+        overlap (int): frames shared by consecutive clips, in [0, clip_frames).
+        start_clip (int, *optional*, defaults to 0): the first clip, >= 0 (its first k·step frames are skipped).
+
+    Yields:
+        Clip: frames a (clip_frames, H, W, C) stack of the frames' dtype, padded by repetition after the
+        `real` ones; pts the real frames' timestamps for `TimedFrame`s, else None.
+
+    Raises:
+        ValueError: for a bad layout or start_clip < 0.
     """
     step = clip_step(clip_frames, overlap)
     if start_clip < 0:
@@ -98,7 +133,14 @@ def split_clips(frames: Iterable[np.ndarray | TimedFrame], clip_frames: int, ove
 
 
 def fade_weights(overlap: int) -> torch.Tensor:
-    """(overlap,) float32 weights of the newer clip on the shared frames: (j + 1) / (overlap + 1)."""
+    """Weights of the newer clip on the shared frames.
+
+    Args:
+        overlap (int): frames shared by consecutive clips, >= 0.
+
+    Returns:
+        torch.Tensor: (overlap,) float32 in (0, 1): (j + 1) / (overlap + 1) for j = 0..overlap-1.
+    """
     return torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
 
 
@@ -106,10 +148,20 @@ def join_clips(clips: Iterable[tuple[Clip, torch.Tensor]], overlap: int,
                warmup: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
     """Cross-fade consecutive clips' outputs and drop the padding.
 
-    clips: pairs (clip, output) with output (T, C, H', W') float, in stream order without gaps.
-    Yields (clip index, frames) with frames (n, C, H', W'): the `step` frames starting at the clip's first
-    frame (all its real frames for the last clip), final once yielded. With `warmup`, the first pair only
-    seeds the cross-fade and yields nothing.
+    Args:
+        clips (Iterable[tuple[Clip, torch.Tensor]]): pairs (clip, output) with output (T, C, H', W') float, in
+            stream order without gaps.
+        overlap (int): frames shared by consecutive clips, in [0, T).
+        warmup (bool, *optional*, defaults to False): the first pair only seeds the cross-fade and yields
+            nothing.
+
+    Yields:
+        tuple[int, torch.Tensor]: (clip index, frames) with frames (n, C, H', W') of the output's dtype: the
+        `step` frames starting at the clip's first frame (all its real frames for the last clip), final once
+        yielded.
+
+    Raises:
+        ValueError: if a clip does not follow the one before.
     """
     held, expected = None, None
     ramp = fade_weights(overlap).view(-1, 1, 1, 1)

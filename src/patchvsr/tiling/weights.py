@@ -59,19 +59,43 @@ class PlanWeights:
     groups: tuple[GroupWeights, ...]
 
     def maps(self, indices: tuple[int, ...] | list[int]) -> torch.Tensor:
-        """Full weight maps of the given windows: (N, h, w) float32 in [0, 1]."""
+        """Full weight maps of the given windows.
+
+        Args:
+            indices (tuple[int, ...] or list[int]): N window indices.
+
+        Returns:
+            torch.Tensor: (N, h, w) float32 in [0, 1].
+        """
         return self.wy[list(indices), :, None] * self.wx[list(indices), None, :]
 
 
 def plan_weights(plan: WindowPlan) -> PlanWeights:
-    """Precompute the weight profiles and per-group total weights of a plan."""
+    """Precompute the weight profiles and per-group total weights of a plan.
+
+    Args:
+        plan (WindowPlan): the plan.
+
+    Returns:
+        PlanWeights: profiles wy (N, h) and wx (N, w) float32 in [0, 1], and one `GroupWeights` per step group.
+
+    Raises:
+        RuntimeError: if a canvas pixel gets no weight.
+    """
     wy, wx = _profiles(plan)
     groups = tuple(_group_weights(plan, wy, wx, g) for g in range(plan.num_groups))
     return PlanWeights(wy, wx, plan.fusion not in ("weighted", "band"), groups)
 
 
 def hann_bump(size: int) -> torch.Tensor:
-    """(size,) float32: sin^2(pi (u + 1/2) / size) for u = 0..size-1; peak 1 at the centre, > 0 everywhere."""
+    """The Hann bump sin^2(pi (u + 1/2) / size) for u = 0..size-1.
+
+    Args:
+        size (int): the bump's length, >= 1.
+
+    Returns:
+        torch.Tensor: (size,) float32 in (0, 1]; peak 1 at the centre, > 0 everywhere.
+    """
     u = torch.arange(size, dtype=torch.float64)
     return torch.sin(math.pi * (u + 0.5) / size).pow(2).float()
 
