@@ -35,11 +35,24 @@ class ArgumentParser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
+        """Print the usage error on one line with a hint at --help, and exit with code 2.
+
+        Args:
+            message (str): argparse's message (whitespace, line breaks included, collapsed to single spaces).
+
+        Raises:
+            SystemExit: always, with code 2.
+        """
         message = " ".join(message.split())  # argparse may wrap a long message
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `patchvsr` parser with every subcommand of SUBCOMMAND_MODULES registered.
+
+    Returns:
+        argparse.ArgumentParser: an `ArgumentParser` (one-line usage errors).
+    """
     parser = ArgumentParser(prog="patchvsr", description="Patch-wise video super-resolution.")
     parser.add_argument("--version", action="version", version=f"patchvsr {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
@@ -50,7 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
-    """The (sub)command parser that parsed the chosen command, e.g. the one of `patchvsr wan train`."""
+    """The (sub)command parser that parsed the chosen command, e.g. the one of `patchvsr wan train`.
+
+    Args:
+        parser (argparse.ArgumentParser): the top-level parser.
+        args (argparse.Namespace): what it parsed.
+
+    Returns:
+        argparse.ArgumentParser: the innermost subcommand parser chosen (`parser` itself without subcommands).
+    """
     while True:
         actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         if not actions or getattr(args, actions[0].dest, None) is None:
@@ -59,6 +80,14 @@ def innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argp
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the `patchvsr` command line; errors are reported as one line on stderr.
+
+    Args:
+        argv (list[str], optional): the arguments after the program name; None: `sys.argv[1:]`.
+
+    Returns:
+        int: the exit code: 0 success, 2 a usage or PatchVSR error, 130 interrupted, 1 an internal error.
+    """
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)

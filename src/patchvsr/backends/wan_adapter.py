@@ -51,7 +51,18 @@ class DecoupledCrossAttnProcessor:
 
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, rotary_emb=None) -> torch.Tensor:
-        """hidden_states: (N, L, D); encoder_hidden_states: (N, Lc, D) text context. Returns (N, L, D)."""
+        """Text cross-attention plus the gated attention over the global tokens.
+
+        Args:
+            attn: the block's diffusers `attn2` attention module (to_q, to_k, to_v, norms, to_out).
+            hidden_states (torch.Tensor): (N, L, D) the windows' tokens (the queries).
+            encoder_hidden_states (torch.Tensor): (N, Lc, D) the projected text context.
+            attention_mask (torch.Tensor, optional): a mask for the text attention, broadcastable to (N, heads, L, Lc).
+            rotary_emb: unused (the cross-attention has no rotary positions).
+
+        Returns:
+            torch.Tensor: (N, L, D) in the queries' dtype.
+        """
         heads = attn.heads
         query = rearrange(attn.norm_q(attn.to_q(hidden_states)), "n l (h d) -> n h l d", h=heads)
         key = rearrange(attn.norm_k(attn.to_k(encoder_hidden_states)), "n l (h d) -> n h l d", h=heads)
@@ -76,7 +87,14 @@ class GlobalKeyValue(nn.Module):
         self.gate = nn.Parameter(torch.zeros(dim))
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens: (N, Lg, D) -> K_g, V_g each (N, heads, Lg, D / heads)."""
+        """K_g and the gated V_g of the global tokens.
+
+        Args:
+            tokens (torch.Tensor): (N, Lg, D) global-branch tokens.
+
+        Returns:
+            tuple[torch.Tensor, torch.Tensor]: K_g, V_g, each (N, heads, Lg, D / heads).
+        """
         key = rearrange(self.norm_k(self.to_k(tokens)), "n l (h d) -> n h l d", h=self.heads)
         value = rearrange(self.to_v(tokens) * self.gate, "n l (h d) -> n h l d", h=self.heads)
         return key, value
@@ -132,8 +150,19 @@ class WanPatchVSRAdapter(ModelMixin, ConfigMixin):
                          **options) -> WanPatchVSRAdapter:
         """An adapter for `base` (its weights copied where the branches start from the base's).
 
-        prompt_embeds: (L, text_dim) fixed prompt; options: patch_depth, global_depth, cond_freq_dim,
-        use_global_branch, use_position. New weights depend only on `seed`.
+        New weights depend only on `seed`.
+
+        Args:
+            base (WanTransformer3DModel): the Wan DiT the adapter is for.
+            prompt_embeds (torch.Tensor): (L, text_dim) float, the fixed prompt's text-encoder states.
+            seed (int, optional): seed of the new weights.
+            **options: patch_depth, global_depth, cond_freq_dim, use_global_branch, use_position.
+
+        Returns:
+            WanPatchVSRAdapter: in the base's dtype, the new paths zero-initialised.
+
+        Raises:
+            ValueError: `prompt_embeds` is not (L, text_dim).
         """
         config = {key: base.config[key] for key in BASE_KEYS}
         config["patch_size"] = tuple(config["patch_size"])
@@ -150,7 +179,11 @@ class WanPatchVSRAdapter(ModelMixin, ConfigMixin):
 
     @torch.no_grad()
     def copy_from_base(self, base: WanTransformer3DModel) -> None:
-        """Patch embedding and the first blocks of both branches start as the base's."""
+        """Patch embedding and the first blocks of both branches start as the base's.
+
+        Args:
+            base (WanTransformer3DModel): the base whose weights are copied.
+        """
         self.patch_embedding.load_state_dict(base.patch_embedding.state_dict())
         branches = [self.patch_blocks] + ([self.global_blocks] if self.global_branch else [])
         for branch in branches:
@@ -159,8 +192,16 @@ class WanPatchVSRAdapter(ModelMixin, ConfigMixin):
 
     def patch_states(self, cond_latent: torch.Tensor, context: torch.Tensor,
                      timestep_proj: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """cond_latent: (N, C, t, h, w) window latent of V_up; context: (N, Lc, D) projected fixed prompt;
-        timestep_proj: (N, 6, D) modulation at the condition's noise level. Returns patch_depth x (N, L, D)."""
+        """The patch branch's block outputs.
+
+        Args:
+            cond_latent (torch.Tensor): (N, C, t, h, w) window latents of V_up (noise-augmented).
+            context (torch.Tensor): (N, Lc, D) the projected fixed prompt.
+            timestep_proj (torch.Tensor): (N, 6, D) block modulation at the condition's noise level.
+
+        Returns:
+            tuple[torch.Tensor, ...]: patch_depth tensors (N, L, D), L = the windows' token count.
+        """
         rope = self.rope(cond_latent)
         tokens = rearrange(self.patch_embedding(cond_latent), "n d t h w -> n (t h w) d")
         states = []
@@ -171,7 +212,17 @@ class WanPatchVSRAdapter(ModelMixin, ConfigMixin):
 
     def global_tokens(self, global_input: torch.Tensor, context: torch.Tensor,
                       timestep_proj: torch.Tensor) -> torch.Tensor | None:
-        """global_input: (N, C + 1, t, gh, gw) latent G + mask in {0, 1} -> (N, t·gh·gw / 4p², D), or None."""
+        """The global branch's tokens.
+
+        Args:
+            global_input (torch.Tensor): (N, C + 1, t, gh, gw) latent G + the position mask in {0, 1}.
+            context (torch.Tensor): (N, Lc, D) the projected fixed prompt.
+            timestep_proj (torch.Tensor): (N, 6, D) block modulation at the condition's noise level.
+
+        Returns:
+            torch.Tensor | None: (N, Lg, D), Lg = t·gh·gw / 4p² (p the base's spatial patch), normalised; None
+            without global branch.
+        """
         if not self.global_branch:
             return None
         if not self.config.use_position:  # the ablation: the mask no longer says where the window is
@@ -183,9 +234,23 @@ class WanPatchVSRAdapter(ModelMixin, ConfigMixin):
         return self.global_norm(tokens)
 
     def residuals(self, patch_states: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """The per-base-block residuals (N, L, D) from the patch branch's block outputs."""
+        """The per-base-block residuals from the patch branch's block outputs.
+
+        Args:
+            patch_states (Sequence[torch.Tensor]): patch_depth tensors (N, L, D), from `patch_states`.
+
+        Returns:
+            list[torch.Tensor]: num_layers tensors (N, L, D), one per base block.
+        """
         return [proj(patch_states[source]) for proj, source in zip(self.residual_proj, self.sources)]
 
     def global_key_values(self, tokens: torch.Tensor | None) -> list | None:
-        """K_g / V_g of every base block from the global tokens (None without global branch)."""
+        """K_g / V_g of every base block from the global tokens (None without global branch).
+
+        Args:
+            tokens (torch.Tensor, optional): (N, Lg, D) from `global_tokens`, or None.
+
+        Returns:
+            list | None: num_layers pairs (K_g, V_g), each (N, heads, Lg, D / heads); None if `tokens` is None.
+        """
         return None if tokens is None else [layer(tokens) for layer in self.global_kv]

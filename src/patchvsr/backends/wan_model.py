@@ -60,7 +60,20 @@ class WanPatchVSR(nn.Module):
     @classmethod
     def from_base(cls, base: WanTransformer3DModel, prompt_embeds: torch.Tensor, seed: int = 0, lora_rank: int = 16,
                   lora_alpha: float = 16.0, geometry: dict | None = None, **options) -> WanPatchVSR:
-        """A fresh adapter (weights from `seed`, see `WanPatchVSRAdapter.from_transformer`) on `base`."""
+        """A fresh adapter (weights from `seed`, see `WanPatchVSRAdapter.from_transformer`) on `base`.
+
+        Args:
+            base (WanTransformer3DModel): the Wan DiT, frozen and given LoRA layers in place.
+            prompt_embeds (torch.Tensor): (L, text_dim) float, the fixed prompt's text-encoder states.
+            seed (int, optional): seed of the adapter (`seed`) and of the LoRA weights (`seed + 1`).
+            lora_rank (int, optional): LoRA rank on the base; 0: no LoRA.
+            lora_alpha (float, optional): LoRA alpha.
+            geometry (dict, optional): {"window": px, "clip_frames": frames}; None: 512 px, 17 frames.
+            **options: adapter options (see `WanPatchVSRAdapter.from_transformer`).
+
+        Returns:
+            WanPatchVSR: the base with its new adapter.
+        """
         adapter = WanPatchVSRAdapter.from_transformer(base, prompt_embeds, seed=seed, **options)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
@@ -68,12 +81,30 @@ class WanPatchVSR(nn.Module):
 
     # ----- the forward pass ---------------------------------------------------------------------------------
     def velocity(self, z: torch.Tensor, t: torch.Tensor | float, cond: WindowConditions) -> torch.Tensor:
-        """z: (N, C, t, h, w) noisy window latents z_t; t: (N,) or scalar in [0, 1]; cond: lr_up = the windows'
-        latent of V_up (N, C, t, h, w), global_input = latent G + mask (N, C + 1, t, gh, gw), scale, crop box,
-        noise level. Returns v = ε - z0, (N, C, t, h, w) in z's dtype."""
+        """The flow velocity of N windows (the same as calling the module).
+
+        Args:
+            z (torch.Tensor): (N, C, t, h, w) noisy window latents z_t.
+            t (torch.Tensor | float): (N,) or a scalar, the flow time in [0, 1].
+            cond (WindowConditions): lr_up = the windows' latent of V_up (N, C, t, h, w), global_input = latent G
+                + mask (N, C + 1, t, gh, gw), scale, crop box, noise level (and cache keys at inference).
+
+        Returns:
+            torch.Tensor: v = ε - z0, (N, C, t, h, w) in z's dtype.
+        """
         return self(z, t, cond)
 
     def forward(self, z: torch.Tensor, t: torch.Tensor | float, cond: WindowConditions) -> torch.Tensor:
+        """The forward pass behind `velocity`.
+
+        Args:
+            z (torch.Tensor): (N, C, t, h, w) noisy window latents z_t.
+            t (torch.Tensor | float): (N,) or a scalar, the flow time in [0, 1].
+            cond (WindowConditions): the windows' conditions (see `velocity`).
+
+        Returns:
+            torch.Tensor: v = ε - z0, (N, C, t, h, w) in z's dtype.
+        """
         n, dtype = z.shape[0], self.base.dtype
         t = torch.as_tensor(t, dtype=torch.float32, device=z.device).reshape(-1).expand(n)
         cond_emb = self.adapter.condition_embedder(cond.scale, cond.crop_box, cond.noise_level)   # (N, D)
@@ -92,7 +123,15 @@ class WanPatchVSR(nn.Module):
         return self._unpatchify(self._output(tokens, temb), z.shape).to(z.dtype)
 
     def time_embedding(self, t: torch.Tensor, cond_emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """t: (N,) in [0, 1]; cond_emb: (N, D). Returns temb (N, D) and the block modulation (N, 6, D)."""
+        """The base's timestep embedding (of t · 1000) plus the adapter's condition embedding.
+
+        Args:
+            t (torch.Tensor): (N,) float32, the flow time in [0, 1].
+            cond_emb (torch.Tensor): (N, D) the condition embedding.
+
+        Returns:
+            tuple[torch.Tensor, torch.Tensor]: temb (N, D) and the block modulation (N, 6, D), in the base's dtype.
+        """
         embedder = self.base.condition_embedder
         frequencies = embedder.timesteps_proj(t * 1000.0)
         time_dtype = next(embedder.time_embedder.parameters()).dtype
@@ -101,14 +140,30 @@ class WanPatchVSR(nn.Module):
         return temb, embedder.time_proj(embedder.act_fn(temb)).unflatten(1, (6, -1))
 
     def text_context(self, n: int) -> torch.Tensor:
-        """The fixed prompt through the base's text projection: (N, L, D)."""
+        """The fixed prompt through the base's text projection.
+
+        Args:
+            n (int): the batch size N.
+
+        Returns:
+            torch.Tensor: (N, L, D) in the base's dtype, L the prompt length.
+        """
         prompt = self.adapter.prompt_embeds.to(self.base.dtype)
         return self.base.condition_embedder.text_embedder(prompt.expand(n, *prompt.shape))
 
     def branch_features(self, cond: WindowConditions, context: torch.Tensor,
                         cond_emb: torch.Tensor) -> BranchFeatures:
         """Patch-branch states and global tokens (t-independent: their blocks run at the noise level);
-        from the cache when `cond.keys` is given (inference)."""
+        from the cache when `cond.keys` is given (inference).
+
+        Args:
+            cond (WindowConditions): the N windows' conditions.
+            context (torch.Tensor): (N, Lc, D) the projected fixed prompt.
+            cond_emb (torch.Tensor): (N, D) the condition embedding.
+
+        Returns:
+            BranchFeatures: patch_states patch_depth x (N, L, D); global_tokens (N, Lg, D) or None.
+        """
         dtype = self.base.dtype
 
         def compute(rows: list[int]) -> BranchFeatures:
@@ -144,7 +199,11 @@ class WanPatchVSR(nn.Module):
 
     # ----- training, LoRA, saving ---------------------------------------------------------------------------
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """Adapter + LoRA parameters (the base itself stays frozen)."""
+        """Adapter + LoRA parameters (the base itself stays frozen).
+
+        Returns:
+            list[nn.Parameter]: the parameters that require grad.
+        """
         return [parameter for parameter in self.parameters() if parameter.requires_grad]
 
     def merge_lora(self) -> None:
@@ -152,7 +211,13 @@ class WanPatchVSR(nn.Module):
         lora.merge_lora(self.base)
 
     def save_adapter(self, directory: str | Path, base_path: str | Path, card: str = "") -> None:
-        """Write the adapter folder (see the module docstring); the base is referenced, not copied."""
+        """Write the adapter folder (see the module docstring); the base is referenced, not copied.
+
+        Args:
+            directory (str | Path): the adapter folder to write.
+            base_path (str | Path): the base's diffusers folder, recorded in patchvsr_wan.json.
+            card (str, optional): extra text for the model card.
+        """
         directory = Path(directory)
         self.adapter.save_pretrained(directory)
         if lora.has_lora(self.base):
@@ -167,7 +232,19 @@ class WanPatchVSR(nn.Module):
     @classmethod
     def load(cls, directory: str | Path, base: WanTransformer3DModel | None = None,
              dtype: torch.dtype = torch.float32) -> WanPatchVSR:
-        """Load an adapter folder onto `base`, or onto `info["base"]/transformer` loaded in `dtype`."""
+        """Load an adapter folder onto `base`, or onto `info["base"]/transformer` loaded in `dtype`.
+
+        Args:
+            directory (str | Path): the adapter folder (patchvsr_wan.json, the adapter, lora.safetensors).
+            base (WanTransformer3DModel, optional): the base to load onto; None: load the folder's base.
+            dtype (torch.dtype, optional): the dtype of a base loaded here.
+
+        Returns:
+            WanPatchVSR: in eval mode, LoRA not merged.
+
+        Raises:
+            InputError: not an adapter folder, or its base is missing.
+        """
         directory = Path(directory)
         info = read_info(directory)
         if base is None:
@@ -181,7 +258,17 @@ class WanPatchVSR(nn.Module):
 
 
 def read_info(directory: Path) -> dict:
-    """patchvsr_wan.json of an adapter folder; InputError if it is not one."""
+    """patchvsr_wan.json of an adapter folder; InputError if it is not one.
+
+    Args:
+        directory (Path): the adapter folder.
+
+    Returns:
+        dict: format, format_version, base, lora_rank, lora_alpha, window, clip_frames.
+
+    Raises:
+        InputError: the file is missing, unreadable or of another format.
+    """
     path = directory / "patchvsr_wan.json"
     try:
         info = json.loads(path.read_text())
@@ -193,7 +280,18 @@ def read_info(directory: Path) -> dict:
 
 
 def base_folder(directory: Path, info: dict) -> Path:
-    """The base's diffusers folder named by the adapter (relative paths are relative to the adapter)."""
+    """The base's diffusers folder named by the adapter (relative paths are relative to the adapter).
+
+    Args:
+        directory (Path): the adapter folder.
+        info (dict): its patchvsr_wan.json (see `read_info`).
+
+    Returns:
+        Path: the resolved base folder.
+
+    Raises:
+        InputError: the folder has no transformer/ and vae/ in diffusers layout.
+    """
     folder = (directory / info["base"]).resolve()
     if not (folder / "transformer" / "config.json").is_file() or not (folder / "vae" / "config.json").is_file():
         raise InputError(f"{folder}: the adapter's Wan base is not there (needs transformer/ and vae/ in "
@@ -202,7 +300,16 @@ def base_folder(directory: Path, info: dict) -> Path:
 
 
 def model_card(model: WanPatchVSR, info: dict, extra: str = "") -> str:
-    """Markdown model card: base, adapter configuration and parameter counts."""
+    """Markdown model card: base, adapter configuration and parameter counts.
+
+    Args:
+        model (WanPatchVSR): the model.
+        info (dict): its patchvsr_wan.json fields.
+        extra (str, optional): text appended at the end.
+
+    Returns:
+        str: the card's markdown.
+    """
     adapter = sum(p.numel() for p in model.adapter.parameters())
     lora_count = sum(v.numel() for v in lora.lora_state_dict(model.base).values()) if lora.has_lora(model.base) else 0
     lines = ["# PatchVSR adapter for a Wan video DiT", "",

@@ -34,7 +34,16 @@ DEFAULT_PROMPT = "a sharp, detailed, high-quality video"
 def encode_prompt(base: str | Path, text: str = DEFAULT_PROMPT, max_length: int = 512) -> torch.Tensor:
     """The fixed prompt as the Wan pipelines encode it: UMT5 states of the tokens, zero after the last one.
 
-    base: a Wan diffusers folder with text_encoder/ and tokenizer/. Returns (max_length, text_dim) float32.
+    Args:
+        base (str | Path): a Wan diffusers folder with text_encoder/ and tokenizer/.
+        text (str, optional): the prompt.
+        max_length (int, optional): tokens kept (padded or truncated to it).
+
+    Returns:
+        torch.Tensor: (max_length, text_dim) float32 on the CPU.
+
+    Raises:
+        InputError: the folder has no text_encoder/ and tokenizer/.
     """
     from transformers import AutoTokenizer, UMT5EncoderModel
 
@@ -54,8 +63,23 @@ def create_adapter(base: str | Path, out: str | Path, prompt_embeds: torch.Tenso
                    seed: int = 0, **options) -> WanPatchVSR:
     """A fresh (zero-initialised) adapter for the Wan base in `base`, saved to `out`; returns the model.
 
-    prompt_embeds: (L, text_dim), or None to encode `prompt` with the base's text encoder. options:
-    patch_depth, global_depth, cond_freq_dim, use_global_branch, use_position, lora_alpha.
+    Args:
+        base (str | Path): the Wan diffusers folder (transformer/, vae/, and text_encoder/ + tokenizer/ to encode
+            the prompt).
+        out (str | Path): the adapter folder to write.
+        prompt_embeds (torch.Tensor, optional): (L, text_dim) float; None: encode `prompt` with the base's encoder.
+        prompt (str, optional): the fixed prompt.
+        window (int, optional): the native window side in pixels.
+        clip_frames (int, optional): the native frames per clip, 4k + 1.
+        lora_rank (int, optional): LoRA rank on the base; 0: no LoRA.
+        seed (int, optional): seed of the new weights.
+        **options: patch_depth, global_depth, cond_freq_dim, use_global_branch, use_position, lora_alpha.
+
+    Returns:
+        WanPatchVSR: the base with its new adapter.
+
+    Raises:
+        InputError: no text_encoder/ and tokenizer/ to encode the prompt with.
     """
     base = Path(base).resolve()
     transformer = WanTransformer3DModel.from_pretrained(base / "transformer")
@@ -70,8 +94,19 @@ def create_adapter(base: str | Path, out: str | Path, prompt_embeds: torch.Tenso
 
 def wan_flow_loss(model: WanPatchVSR, latents: WanLatents, batch: Degraded, t: torch.Tensor,
                   generator: torch.Generator) -> torch.Tensor:
-    """Rectified-flow loss of a degraded batch (pixel windows (B, 3, T, w, w), T = 4k + 1; G (B, 3, T, w, w))
-    in latent space; t: (B,) in [0, 1]; generator: the latent noises. Returns a float32 scalar."""
+    """Rectified-flow loss of a degraded batch in latent space.
+
+    Args:
+        model (WanPatchVSR): the model trained.
+        latents (WanLatents): the VAE.
+        batch (Degraded): pixel windows hr, lr_up (B, 3, T, w, w) in [-1, 1], T = 4k + 1; G (B, 3, T, w, w);
+            position_mask (B, 1, w, w); scale, crop box, noise level.
+        t (torch.Tensor): (B,) the flow times in [0, 1].
+        generator (torch.Generator): a CPU generator for the latent noises.
+
+    Returns:
+        torch.Tensor: the MSE, a float32 scalar.
+    """
     hr = latents.encode(batch.hr)                                              # (B, C, t, h, w)
     level = batch.noise_level.view(-1, 1, 1, 1, 1).to(hr)
     clean = latents.encode(batch.lr_up)
@@ -89,7 +124,20 @@ def wan_flow_loss(model: WanPatchVSR, latents: WanLatents, batch: Degraded, t: t
 
 def training_step(model: WanPatchVSR, latents: WanLatents, optimizer: torch.optim.Optimizer, batch: Degraded,
                   t: torch.Tensor, generator: torch.Generator, grad_clip: float = 1.0) -> float:
-    """One optimisation step; returns the loss before the update."""
+    """One optimisation step; returns the loss before the update.
+
+    Args:
+        model (WanPatchVSR): the model trained.
+        latents (WanLatents): the VAE.
+        optimizer (torch.optim.Optimizer): over `model.trainable_parameters()`.
+        batch (Degraded): the degraded batch (see `wan_flow_loss`).
+        t (torch.Tensor): (B,) the flow times in [0, 1].
+        generator (torch.Generator): a CPU generator for the latent noises.
+        grad_clip (float, optional): the gradient norm clip.
+
+    Returns:
+        float: the loss.
+    """
     loss = wan_flow_loss(model, latents, batch, t, generator)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), grad_clip)
@@ -99,7 +147,14 @@ def training_step(model: WanPatchVSR, latents: WanLatents, optimizer: torch.opti
 
 
 def degradation(model: WanPatchVSR) -> DegradeConfig:
-    """Training windows of the adapter's native geometry, G at window size."""
+    """Training windows of the adapter's native geometry, G at window size.
+
+    Args:
+        model (WanPatchVSR): the model, its geometry read.
+
+    Returns:
+        DegradeConfig: window and frames of the geometry, global_size = window.
+    """
     window, frames = model.geometry["window"], model.geometry["clip_frames"]
     return DegradeConfig(window=window, frames=frames, global_size=window)
 
@@ -110,6 +165,23 @@ def train_wan_adapter(adapter: str | Path, data_dir: str | Path, out: str | Path
     """Train the adapter folder `adapter` for `steps` steps on a `patchvsr data` folder; save it to `out`.
 
     The data's clips must have at least the adapter's clip_frames frames and window pixels per side.
+
+    Args:
+        adapter (str | Path): the adapter folder to start from.
+        data_dir (str | Path): a folder prepared by `patchvsr data`.
+        out (str | Path): the trained adapter folder to write.
+        steps (int): optimisation steps.
+        batch (int, optional): windows per step.
+        lr (float, optional): the AdamW learning rate.
+        seed (int, optional): seed of the data order and the noises.
+        device (str, optional): the torch device, e.g. "cpu" or "cuda".
+        log (Callable[[str], None], optional): told one line per step.
+
+    Returns:
+        dict: steps done and the last loss (None without steps).
+
+    Raises:
+        InputError: not an adapter folder, or its base is missing.
     """
     adapter = Path(adapter)
     base = base_folder(adapter, read_info(adapter))

@@ -30,6 +30,7 @@ from patchvsr.methods.patchvsr import (DTYPES, SamplerOptions, batch_size, bicub
                                       start_latent)
 from patchvsr.models.conditions import WindowConditions
 from patchvsr.sampling import sample_euler
+from patchvsr.sizes import HW
 from patchvsr.stabilize import compose
 from patchvsr.tiling import FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
 from patchvsr.tiling.plan import mirror_index
@@ -60,11 +61,26 @@ class WanUpscaler:
         self._last_plan: WindowPlan | None = None
 
     def describe(self) -> dict:
+        """Stats fields of the method (see `Upscaler.describe` and `sampler_stats`).
+
+        Returns:
+            dict: windows_per_clip (of the last clip's latent plan, None before the first), steps, fusion,
+            temporal_radius, dtype, dtype_reason.
+        """
         return sampler_stats(self._last_plan, self.options, self.dtype)
 
     @torch.no_grad()
-    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
-        """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1]."""
+    def upscale_clip(self, clip: torch.Tensor, size: HW, clip_index: int) -> torch.Tensor:
+        """Upscale one clip in latent space (see the module docstring).
+
+        Args:
+            clip (torch.Tensor): (T, 3, H, W) float32 in [0, 1], the LR frames, T = 4k + 1.
+            size (HW): (out_h, out_w) of the output frames.
+            clip_index (int): index of the clip in the video (>= 0); seeds the noise of the detail mode.
+
+        Returns:
+            torch.Tensor: (T, 3, out_h, out_w) float32 in [0, 1] on the CPU.
+        """
         up, scale = bicubic_canvas(clip.to(self.device), size)                  # (3, T, oh, ow) in [-1, 1]
         with self._resident(self.latents.vae):
             latent_up = self.latents.encode(pad_to_multiple(up, self.latents.spatial)[None])[0]   # (C, t, h, w)
@@ -106,7 +122,15 @@ class WanUpscaler:
 
 
 def pad_to_multiple(video: torch.Tensor, multiple: int) -> torch.Tensor:
-    """(C, T, H, W) -> (C, T, H', W') with H', W' the next multiples of `multiple`, mirror-padded bottom/right."""
+    """Mirror-pad a video bottom/right to the next multiples of `multiple`.
+
+    Args:
+        video (torch.Tensor): (C, T, H, W), any dtype and device.
+        multiple (int): the multiple, e.g. the VAE's spatial factor 8.
+
+    Returns:
+        torch.Tensor: (C, T, H', W'), H' and W' the next multiples of `multiple` (>= H, W), same dtype.
+    """
     height, width = video.shape[-2:]
     rows = mirror_index(torch.arange(-(-height // multiple) * multiple, device=video.device), height)
     cols = mirror_index(torch.arange(-(-width // multiple) * multiple, device=video.device), width)
@@ -114,7 +138,14 @@ def pad_to_multiple(video: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 def is_wan_adapter(path: str | Path) -> bool:
-    """True for a folder written by `WanPatchVSR.save_adapter` (it holds patchvsr_wan.json)."""
+    """True for a folder written by `WanPatchVSR.save_adapter` (it holds patchvsr_wan.json).
+
+    Args:
+        path (str | Path): any path.
+
+    Returns:
+        bool: whether `path` is such a folder.
+    """
     return (Path(path) / "patchvsr_wan.json").is_file()
 
 
@@ -122,8 +153,21 @@ def load_wan_upscaler(path: str | Path, device: torch.device, name: str | None =
                       vae_tile: int | None = 256, **options) -> WanUpscaler:
     """A WanUpscaler from an adapter folder; its base is loaded from the folder it names (local files only).
 
-    options: SamplerOptions fields (None = default); dtype sets the weights' dtype (bf16 halves the memory of
-    fp32; auto: bf16 where the device runs it natively; the VAE stays float32); offload and vae_tile: see `WanUpscaler` and `WanLatents`.
+    Args:
+        path (str | Path): the adapter folder.
+        device (torch.device): where the model runs.
+        name (str, optional): the method's name in the stats; None: the folder's name.
+        offload (bool, optional): transformer and VAE take turns on the device (see `WanUpscaler`).
+        vae_tile (int, optional): VAE tile side in pixels, None for untiled (see `WanLatents`).
+        **options: SamplerOptions fields (None = default); dtype sets the weights' dtype (bf16 halves the memory
+            of fp32; auto: bf16 where the device runs it natively; the VAE stays float32).
+
+    Returns:
+        WanUpscaler: the upscaler.
+
+    Raises:
+        InputError: not an adapter folder, or its base is missing.
+        OptionError: an option value out of range, a bad VAE tile, window or clip length.
     """
     path = Path(path)
     sampler = SamplerOptions(**{key: value for key, value in options.items() if value is not None})

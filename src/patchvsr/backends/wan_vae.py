@@ -35,19 +35,46 @@ class WanLatents:
         return int(self.vae.config.z_dim)
 
     def check_frames(self, frames: int) -> None:
-        """OptionError unless `frames` is 4k + 1 (what the causal VAE maps to k + 1 latent frames)."""
+        """OptionError unless `frames` is 4k + 1 (what the causal VAE maps to k + 1 latent frames).
+
+        Args:
+            frames (int): frames per clip.
+
+        Raises:
+            OptionError: `frames` is not 4k + 1 (k >= 0).
+        """
         if frames < 1 or (frames - 1) % self.temporal:
             raise OptionError(f"--clip-frames must be {self.temporal}k + 1 (1, 5, 9, 13, 17, ...) for the Wan VAE, "
                               f"got {frames}")
 
     def latent_frames(self, frames: int) -> int:
+        """Latent frames of a clip.
+
+        Args:
+            frames (int): pixel frames, 4k + 1.
+
+        Returns:
+            int: k + 1.
+
+        Raises:
+            OptionError: `frames` is not 4k + 1.
+        """
         self.check_frames(frames)
         return 1 + (frames - 1) // self.temporal
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        """pixels: (N, 3, T, H, W) in [-1, 1], T = 4k + 1, H and W multiples of 8 -> latents
-        (N, C, k + 1, H / 8, W / 8), normalised (the posterior's mode)."""
+        """Encode pixels to normalised latents (the posterior's mode).
+
+        Args:
+            pixels (torch.Tensor): (N, 3, T, H, W) in [-1, 1], T = 4k + 1, H and W multiples of 8.
+
+        Returns:
+            torch.Tensor: (N, C, k + 1, H / 8, W / 8) float32 on the VAE's device, about unit scale.
+
+        Raises:
+            OptionError: T is not 4k + 1.
+        """
         self.check_frames(pixels.shape[2])
         device = self.vae.device
         moments = self.vae.encode(pixels.to(device, torch.float32)).latent_dist.mode()
@@ -55,7 +82,14 @@ class WanLatents:
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """latents: (N, C, t, h, w) normalised -> pixels (N, 3, 4(t - 1) + 1, 8h, 8w) in [-1, 1]."""
+        """Decode normalised latents to pixels.
+
+        Args:
+            latents (torch.Tensor): (N, C, t, h, w) normalised latents.
+
+        Returns:
+            torch.Tensor: (N, 3, 4(t - 1) + 1, 8h, 8w) float32 in [-1, 1] on the VAE's device.
+        """
         device = self.vae.device
         latents = latents.to(device, torch.float32) * self.std.to(device) + self.mean.to(device)
         return self.vae.decode(latents).sample

@@ -14,6 +14,11 @@ from patchvsr.io.target import FORMATS
 
 
 def add_parser(subparsers) -> None:
+    """Register `batch` on the `patchvsr` subparsers.
+
+    Args:
+        subparsers (argparse._SubParsersAction): the `patchvsr` subparsers (`ArgumentParser.add_subparsers()`).
+    """
     parser = subparsers.add_parser(
         "batch", parents=[upscale_options()],
         help="upscale many videos into one folder, locally or on a Ray cluster",
@@ -32,6 +37,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `patchvsr batch`: every input through `patchvsr.batch.upscale_batch`.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        int: the exit code, 0.
+    """
     from patchvsr.batch import upscale_batch
     from patchvsr.progress import configure_logging, stderr_console
 

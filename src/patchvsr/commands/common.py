@@ -15,7 +15,11 @@ MODEL_HELP = ("tiny (the embedded PatchVSR model, default), bicubic, lanczos, re
 
 
 def upscale_options() -> argparse.ArgumentParser:
-    """A parent parser (`parents=[...]`) with the size, model, output, run and model options."""
+    """A parent parser (`parents=[...]`) with the size, model, output, run and model options.
+
+    Returns:
+        argparse.ArgumentParser: without help, for `add_parser(..., parents=[upscale_options()])`.
+    """
     parser = argparse.ArgumentParser(add_help=False)
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--scale", type=float, metavar="K", help="scale factor > 1 for both axes (default 4)")
@@ -52,18 +56,36 @@ def upscale_options() -> argparse.ArgumentParser:
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """The diffusion model options (`patchvsr.options.MODEL_OPTIONS`), as a group of `parser`."""
+    """The diffusion model options (`patchvsr.options.MODEL_OPTIONS`), as a group of `parser`.
+
+    Args:
+        parser (argparse.ArgumentParser): the parser to add the group to.
+    """
     models = parser.add_argument_group("diffusion model options (not for bicubic/lanczos/realesrgan)")
     for name, kind, text in MODEL_OPTIONS:
         models.add_argument(flag(name), type=kind, default=None, help=text)
 
 
 def output_options(args: argparse.Namespace) -> dict:
-    """The codec and part options given on the command line, as `upscale_video` takes them."""
+    """The codec and part options given on the command line, as `upscale_video` takes them.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        dict: codec, crf, preset, pix_fmt, start, duration, frames (None for those left out).
+    """
     return {name: getattr(args, name) for name in ("codec", "crf", "preset", "pix_fmt", "start", "duration",
                                                      "frames")}
 
 
 def model_options(args: argparse.Namespace) -> dict:
-    """The model options given on the command line (None for those left out)."""
+    """The model options given on the command line (None for those left out).
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        dict: option name (MODEL_OPTIONS) -> value or None.
+    """
     return {name: getattr(args, name) for name, _, _ in MODEL_OPTIONS}

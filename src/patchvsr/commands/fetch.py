@@ -10,6 +10,11 @@ FETCHABLE = ("realesrgan",)
 
 
 def add_parser(subparsers) -> None:
+    """Register `fetch` on the `patchvsr` subparsers.
+
+    Args:
+        subparsers (argparse._SubParsersAction): the `patchvsr` subparsers (`ArgumentParser.add_subparsers()`).
+    """
     parser = subparsers.add_parser(
         "fetch", help="fetch the weights of a peer method once (realesrgan)",
         description="Fetch the ncnn models of the Real-ESRGAN peers (realesrgan-animevideov3, realesrgan-x4plus) "
@@ -23,6 +28,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `patchvsr fetch realesrgan`: fetch the weights and print where they are.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        int: the exit code, 0.
+    """
     from patchvsr.errors import InputError
     from patchvsr.methods.realesrgan import SHA256, fetch_weights
 

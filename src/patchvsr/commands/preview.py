@@ -9,6 +9,11 @@ from patchvsr.devices import DEVICE_HELP, device_arg
 
 
 def add_parser(subparsers) -> None:
+    """Register `preview` on the `patchvsr` subparsers.
+
+    Args:
+        subparsers (argparse._SubParsersAction): the `patchvsr` subparsers (`ArgumentParser.add_subparsers()`).
+    """
     parser = subparsers.add_parser(
         "preview", help="see in seconds what a model does to one moment of a video",
         description="Write a PNG of one crop of the frame at --at: the input (enlarged by pixel repetition), "
@@ -29,6 +34,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `patchvsr preview`: write the comparison image and print its summary.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        int: the exit code, 0.
+    """
     from patchvsr.preview import describe, preview  # noqa: PLC0415 - keep `patchvsr --help` fast
 
     result = preview(args.input, args.output, at=args.at, model=args.model, scale=args.scale, size=args.size,

@@ -12,7 +12,11 @@ from patchvsr.errors import OptionError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `data` (and `train` when the training loop is importable)."""
+    """Register `data` (and `train` when the training loop is importable).
+
+    Args:
+        subparsers (argparse._SubParsersAction): the `patchvsr` subparsers (`ArgumentParser.add_subparsers()`).
+    """
     data = subparsers.add_parser("data", help="fetch photos and synthesise training clips",
                                  description="Fetch the training photos (Debian wallpaper packages + "
                                              "scikit-image images) and render HR clips into DIR/clips.")
@@ -95,6 +99,14 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Run `patchvsr train`: train (or resume, or continue a carried run) and print its summary.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        int: the exit code, 0.
+    """
     from patchvsr.train import config as train_config  # noqa: PLC0415 - keep `patchvsr --help` fast
     from patchvsr.train import carry, loop  # noqa: PLC0415
 
@@ -144,6 +156,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_data(args: argparse.Namespace) -> int:
+    """Run `patchvsr data`: prepare the training clips and print what was made.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        int: the exit code, 0.
+    """
     from patchvsr.train import data  # noqa: PLC0415 - keep `patchvsr --help` fast
 
     try:

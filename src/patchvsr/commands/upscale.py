@@ -9,6 +9,11 @@ from patchvsr.commands.common import output_options, model_options, upscale_opti
 
 
 def add_parser(subparsers) -> None:
+    """Register `upscale` on the `patchvsr` subparsers.
+
+    Args:
+        subparsers (argparse._SubParsersAction): the `patchvsr` subparsers (`ArgumentParser.add_subparsers()`).
+    """
     parser = subparsers.add_parser(
         "upscale", parents=[upscale_options()], help="upscale a video file or a folder of PNG frames",
         description="Upscale a video (any file FFmpeg decodes) or a folder of numbered PNG frames. "
@@ -23,6 +28,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `patchvsr upscale` through `patchvsr.api.upscale_video` (or its Ray version).
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        int: the exit code, 0.
+    """
     from patchvsr.api import upscale_video
     from patchvsr.progress import ProgressReporter, configure_logging, stderr_console
 

@@ -18,6 +18,11 @@ from patchvsr.errors import OptionError
 
 
 def add_parser(subparsers) -> None:
+    """Register `wan` (with its `init` and `train` subcommands) on the `patchvsr` subparsers.
+
+    Args:
+        subparsers (argparse._SubParsersAction): the `patchvsr` subparsers (`ArgumentParser.add_subparsers()`).
+    """
     parser = subparsers.add_parser("wan", help="PatchVSR adapter for a local Wan video DiT: create, train",
                                    description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="wan_command", required=True, metavar="COMMAND")
@@ -45,6 +50,14 @@ def add_parser(subparsers) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    """Run `patchvsr wan init`: create and save a fresh adapter.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        int: the exit code, 0.
+    """
     from patchvsr.backends.wan_train import DEFAULT_PROMPT, create_adapter
 
     if args.window < 32 or args.window % 32 or args.clip_frames < 1 or (args.clip_frames - 1) % 4:
@@ -61,6 +74,14 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Run `patchvsr wan train`: train an adapter and print its summary.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+
+    Returns:
+        int: the exit code, 0.
+    """
     from patchvsr.backends.wan_train import train_wan_adapter
     from patchvsr.devices import resolve_device
 

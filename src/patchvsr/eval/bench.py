@@ -33,6 +33,7 @@ import numpy as np
 
 from patchvsr.errors import OptionError
 from patchvsr.eval.bench_worker import MODES, PATCH_MODES
+from patchvsr.sizes import WH
 
 # (width, height): 256² up to 2K DCI and 4K UHD; roughly doubling pixels per step.
 DEFAULT_SIZES = ((256, 256), (384, 384), (512, 512), (960, 540), (1280, 720), (2048, 1080), (3840, 2160))
@@ -59,7 +60,7 @@ class BenchConfig:
     even when the machine is shared) drives the fits, caps, estimates, ratios and plots."""
 
     model: str = "tiny"
-    sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES
+    sizes: tuple[WH, ...] = DEFAULT_SIZES
     modes: tuple[str, ...] = DEFAULT_MODES
     frames: int | None = None
     steps: int = 2
@@ -103,7 +104,14 @@ class BenchConfig:
     @classmethod
     def quick(cls, **overrides) -> "BenchConfig":
         """A seconds-long run for tests: the test preset on 32² and 48² (64² estimated: the time cap is
-        tiny), short RSS videos, bicubic only."""
+        tiny), short RSS videos, bicubic only.
+
+        Args:
+            **overrides: BenchConfig fields that replace the quick ones.
+
+        Returns:
+            BenchConfig: the quick configuration.
+        """
         fields = dict(model="test", sizes=QUICK_SIZES, budget_s=0.0, time_cap_s=1e-3, rss_seconds=(0.4, 2.0),
                       rss_model=False, rss_overlap=True)
         return cls(**{**fields, **overrides})
@@ -113,8 +121,15 @@ class BenchConfig:
 def fit_power_law(pixels, values) -> tuple[float, float]:
     """Least squares of log(values) on log(pixels): values ≈ coefficient · pixels^exponent.
 
-    pixels, values: equal-length sequences of positive numbers, at least two distinct pixel counts.
-    Returns (exponent, coefficient).
+    Args:
+        pixels (Sequence[float]): positive pixel counts, at least two distinct ones.
+        values (Sequence[float]): positive values, as many as `pixels`.
+
+    Returns:
+        tuple[float, float]: (exponent, coefficient).
+
+    Raises:
+        ValueError: fewer than two distinct pixel counts.
     """
     x, y = np.log(np.asarray(pixels, dtype=float)), np.log(np.asarray(values, dtype=float))
     if len(x) < 2 or np.ptp(x) == 0:
@@ -124,13 +139,30 @@ def fit_power_law(pixels, values) -> tuple[float, float]:
 
 
 def fit_rows(rows: list[dict], points: int = FIT_POINTS) -> list[dict]:
-    """The `points` largest measured rows of one mode (the fit range), smallest first."""
+    """The `points` largest measured rows of one mode (the fit range), smallest first.
+
+    Args:
+        rows (list[dict]): rows of one mode (ROW_FIELDS).
+        points (int, optional): how many rows the fit range holds at most.
+
+    Returns:
+        list[dict]: the measured (not estimated) rows of the fit range, by ascending pixels.
+    """
     measured = sorted((r for r in rows if not r["estimated"]), key=lambda r: r["pixels"])
     return measured[-points:]
 
 
 def predict(rows: list[dict], pixels: int, key: str = "seconds") -> tuple[float, float] | None:
-    """(time `key`, peak RSS MB) at `pixels` from the fit range of measured `rows`; None with < 2 of them."""
+    """(time `key`, peak RSS MB) at `pixels` from the fit range of measured `rows`; None with < 2 of them.
+
+    Args:
+        rows (list[dict]): rows of one mode (ROW_FIELDS).
+        pixels (int): output pixels per frame (width · height) to predict at.
+        key (str, optional): the time field, "seconds" or "cpu_seconds" (see CLOCKS).
+
+    Returns:
+        tuple[float, float] | None: predicted seconds per clip and peak RSS in MB, or None.
+    """
     fit = fit_rows(rows)
     if len(fit) < 2:
         return None
@@ -142,7 +174,18 @@ def predict(rows: list[dict], pixels: int, key: str = "seconds") -> tuple[float,
 
 def over_cap(rows: list[dict], pixels: int, time_cap_s: float, memory_cap_mb: float,
              key: str = "seconds") -> str | None:
-    """Why a size must not be measured (prediction beyond a cap), or None to measure it."""
+    """Why a size must not be measured (prediction beyond a cap), or None to measure it.
+
+    Args:
+        rows (list[dict]): the rows of the mode so far (ROW_FIELDS).
+        pixels (int): output pixels per frame (width · height) of the size.
+        time_cap_s (float): largest predicted seconds per clip still measured.
+        memory_cap_mb (float): largest predicted peak RSS in MB still measured.
+        key (str, optional): the time field, "seconds" or "cpu_seconds" (see CLOCKS).
+
+    Returns:
+        str | None: the reason, or None (always None before MIN_MEASURED rows are measured).
+    """
     if len([r for r in rows if not r["estimated"]]) < MIN_MEASURED:
         return None
     seconds, memory = predict(rows, pixels, key)
@@ -154,7 +197,12 @@ def over_cap(rows: list[dict], pixels: int, time_cap_s: float, memory_cap_mb: fl
 
 
 def fill_estimates(rows: list[dict], key: str = "seconds") -> None:
-    """Give every estimated row of one mode its time `key` and memory from the final fit (None without)."""
+    """Give every estimated row of one mode its time `key` and memory from the final fit (None without).
+
+    Args:
+        rows (list[dict]): rows of one mode (ROW_FIELDS), changed in place.
+        key (str, optional): the time field, "seconds" or "cpu_seconds" (see CLOCKS).
+    """
     measured = [r for r in rows if not r["estimated"]]
     for row in rows:
         if row["estimated"]:
@@ -165,7 +213,16 @@ def fill_estimates(rows: list[dict], key: str = "seconds") -> None:
 
 
 def growth_summary(rows: list[dict], key: str = "seconds") -> dict:
-    """Time (`key`) and memory growth exponents of one mode: over the fit range and over all measured sizes."""
+    """Time (`key`) and memory growth exponents of one mode: over the fit range and over all measured sizes.
+
+    Args:
+        rows (list[dict]): rows of one mode (ROW_FIELDS).
+        key (str, optional): the time field, "seconds" or "cpu_seconds" (see CLOCKS).
+
+    Returns:
+        dict: time_exponent, memory_exponent, fit_sizes ("WxH" names), time_exponent_all_sizes and fit_pixels;
+        with fewer than two measured sizes the exponents are None and fit_pixels is absent.
+    """
     fit, measured = fit_rows(rows), fit_rows(rows, points=len(rows))
     if len(fit) < 2:
         return {"time_exponent": None, "memory_exponent": None, "fit_sizes": [_name(r) for r in fit],
@@ -182,7 +239,16 @@ def growth_summary(rows: list[dict], key: str = "seconds") -> dict:
 
 def full_frame_ratios(rows: list[dict], key: str = "seconds") -> dict:
     """Per patch-wise mode: full-frame / patch-wise time `key` (the speed-up) and memory, at the largest size
-    both measured, and at the largest size of the run (estimates included, flagged)."""
+    both measured, and at the largest size of the run (estimates included, flagged).
+
+    Args:
+        rows (list[dict]): rows of every mode (ROW_FIELDS), "full" among them.
+        key (str, optional): the time field, "seconds" or "cpu_seconds" (see CLOCKS).
+
+    Returns:
+        dict: mode -> {"largest_measured", "largest_size"}, each a ratio dict (size, pixels, speedup,
+        memory_ratio, clip_memory_ratio, estimated) or None.
+    """
     full = {r["pixels"]: r for r in rows if r["mode"] == "full"}
     ratios = {}
     for mode in dict.fromkeys(r["mode"] for r in rows if r["mode"] in PATCH_MODES):
@@ -216,7 +282,17 @@ def _context(device: str):
 
 
 def run_child(context, target: Callable, spec: dict, timeout_s: float) -> dict:
-    """Run target(spec, connection) in a new process; its dict, or {"error": ...} if it failed or timed out."""
+    """Run target(spec, connection) in a new process; its dict, or {"error": ...} if it failed or timed out.
+
+    Args:
+        context: a multiprocessing context (see `_context`).
+        target (Callable): the child's entry point, e.g. `bench_worker.measure_in_child`.
+        spec (dict): its configuration.
+        timeout_s (float): seconds to wait for the answer before killing the child.
+
+    Returns:
+        dict: what the child sent, or {"error": reason}.
+    """
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=target, args=(spec, sender), daemon=True)
     process.start()
@@ -237,7 +313,19 @@ def run_child(context, target: Callable, spec: dict, timeout_s: float) -> dict:
 
 def bench_mode(mode: str, config: BenchConfig, device: str, memory_cap_mb: float, context,
                log: Callable[[str], None]) -> list[dict]:
-    """Rows of one mode for every size (ascending pixels): measured until a cap or a failure, then estimated."""
+    """Rows of one mode for every size (ascending pixels): measured until a cap or a failure, then estimated.
+
+    Args:
+        mode (str): one of bench_worker.MODES.
+        config (BenchConfig): the study; its sizes are (width, height).
+        device (str): the resolved device, e.g. "cpu" or "cuda:0".
+        memory_cap_mb (float): largest predicted peak RSS in MB still measured.
+        context: the multiprocessing context of the children (see `_context`).
+        log (Callable[[str], None]): told one line per size.
+
+    Returns:
+        list[dict]: one row (ROW_FIELDS) per size, by ascending pixels.
+    """
     from patchvsr.eval.bench_worker import measure_in_child
 
     rows, stop, key = [], None, CLOCKS[config.clock]  # stop: why the first unmeasured size was not measured
@@ -269,14 +357,29 @@ def bench_mode(mode: str, config: BenchConfig, device: str, memory_cap_mb: float
 
 
 def default_memory_cap() -> float:
-    """60 % of the memory available now, in MB (the machine may be shared)."""
+    """60 % of the memory available now, in MB (the machine may be shared).
+
+    Returns:
+        float: the memory cap in MB.
+    """
     import psutil
 
     return 0.6 * psutil.virtual_memory().available / 2**20
 
 
 def run_bench(config: BenchConfig, log: Callable[[str], None] = lambda line: None) -> dict:
-    """The whole study as a JSON-ready dict: model, settings, rows, fits, ratios, rss_vs_length."""
+    """The whole study as a JSON-ready dict: model, settings, rows, fits, ratios, rss_vs_length.
+
+    Args:
+        config (BenchConfig): what to measure.
+        log (Callable[[str], None], optional): told one line per measurement.
+
+    Returns:
+        dict: model (description), settings, rows (ROW_FIELDS), fits (per mode), ratios, rss_vs_length.
+
+    Raises:
+        OptionError: the model cannot be loaded, or an unknown device.
+    """
     import torch
 
     from patchvsr.eval.bench_rss import finish_rss_runs, start_rss_runs

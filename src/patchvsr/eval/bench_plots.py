@@ -22,7 +22,15 @@ LABELS = {"weighted": "patch-wise, joint modulation (weighted)", "average": "pat
 
 
 def write_bench_plots(result: dict, folder: Path) -> list[Path]:
-    """time_vs_pixels.png, memory_vs_pixels.png and (if measured) rss_vs_length.png in `folder`."""
+    """time_vs_pixels.png, memory_vs_pixels.png and (if measured) rss_vs_length.png in `folder`.
+
+    Args:
+        result (dict): what `patchvsr.eval.bench.run_bench` returned.
+        folder (Path): the output folder (created if missing).
+
+    Returns:
+        list[Path]: the files written.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     clock = result["settings"]["clock"]
     label = "seconds per clip" if clock == "wall" else "CPU seconds per clip"
@@ -96,7 +104,14 @@ def _cell(row: dict | None, key: str, digits: int) -> str:
 
 
 def markdown_tables(result: dict) -> str:
-    """Seconds and peak RSS per clip (size x mode; ≈ marks estimates), then exponents and ratios."""
+    """Seconds and peak RSS per clip (size x mode; ≈ marks estimates), then exponents and ratios.
+
+    Args:
+        result (dict): what `patchvsr.eval.bench.run_bench` returned.
+
+    Returns:
+        str: markdown tables and lists, joined by newlines.
+    """
     key = CLOCKS[result["settings"]["clock"]]
     modes = list(dict.fromkeys(r["mode"] for r in result["rows"]))
     sizes = list(dict.fromkeys((r["width"], r["height"]) for r in result["rows"]))

@@ -23,7 +23,19 @@ RSS_LR_SIZES = {"bicubic": (176, 144), "model": (32, 24)}  # (width, height) of 
 
 
 def upscale_command(src: Path, dst: Path, stats: Path, model: str, scale: int, device: str) -> list[str]:
-    """argv of one `patchvsr upscale` run (list form, no shell)."""
+    """argv of one `patchvsr upscale` run (list form, no shell).
+
+    Args:
+        src (Path): the input video.
+        dst (Path): the output video.
+        stats (Path): where the run writes its `--stats` JSON.
+        model (str): the --model name or folder.
+        scale (int): the --scale factor.
+        device (str): the --device.
+
+    Returns:
+        list[str]: the command, starting with this Python interpreter.
+    """
     return [sys.executable, "-m", "patchvsr.cli", "upscale", str(src), "-o", str(dst), "--scale", str(scale),
             "--model", model, "--stats", str(stats), "--device", device, "--quiet"]
 
@@ -32,14 +44,31 @@ def rss_vs_length(config, device: str, model_folder: str | None, workdir: Path,
                   log: Callable[[str], None] = lambda line: None) -> dict | None:
     """Short and long video through `patchvsr upscale`, for bicubic and (config.rss_model) the model.
 
-    config: a BenchConfig (rss_seconds, rss_model, scale, threads); model_folder: the model's weights folder.
-    Returns {"fps", "rows": [...], "growth": {method: {...}}}, or None when config.rss_seconds is (0, 0).
+    Args:
+        config (BenchConfig): its rss_seconds, rss_model, scale and threads.
+        device (str): the --device of the runs.
+        model_folder (str, optional): the model's weights folder (needed with config.rss_model).
+        workdir (Path): where the videos, stats and logs go.
+        log (Callable[[str], None], optional): told one line per run.
+
+    Returns:
+        dict | None: {"fps", "rows": [...], "growth": {method: {...}}}, or None when config.rss_seconds is (0, 0).
     """
     return finish_rss_runs(start_rss_runs(config, device, model_folder, workdir), log)
 
 
 def start_rss_runs(config, device: str, model_folder: str | None, workdir: Path) -> list[tuple]:
-    """Write the synthetic videos and start every `patchvsr upscale` run; returns the jobs to finish."""
+    """Write the synthetic videos and start every `patchvsr upscale` run; returns the jobs to finish.
+
+    Args:
+        config (BenchConfig): its rss_seconds, rss_model, scale and threads.
+        device (str): the --device of the runs.
+        model_folder (str, optional): the model's weights folder (needed with config.rss_model).
+        workdir (Path): where the videos, stats and logs go.
+
+    Returns:
+        list[tuple]: (label, seconds, frames, stem, process) per run; [] when config.rss_seconds is (0, 0).
+    """
     if config.rss_seconds[1] == 0:
         return []
     methods = {"bicubic": "bicubic", **({"model": model_folder} if config.rss_model else {})}
@@ -59,7 +88,15 @@ def start_rss_runs(config, device: str, model_folder: str | None, workdir: Path)
 
 
 def finish_rss_runs(jobs: list[tuple], log: Callable[[str], None] = lambda line: None) -> dict | None:
-    """Wait for the runs of `start_rss_runs` and collect their rows (None when there were none)."""
+    """Wait for the runs of `start_rss_runs` and collect their rows (None when there were none).
+
+    Args:
+        jobs (list[tuple]): what `start_rss_runs` returned.
+        log (Callable[[str], None], optional): told one line per run.
+
+    Returns:
+        dict | None: {"fps", "rows", "growth"} (see `rss_vs_length`), or None for no jobs.
+    """
     if not jobs:
         return None
     rows = [_row(label, seconds, frames, stem, process.wait())

@@ -32,6 +32,7 @@ from patchvsr.memory import PeakMemory
 from patchvsr.methods.patchvsr import DTYPES, SHIPPED, PatchVSRUpscaler, SamplerOptions, load_upscaler, start_latent
 from patchvsr.models import PatchVSRModel, full_frame_conditions
 from patchvsr.sampling import sample_euler
+from patchvsr.sizes import HW
 from patchvsr.tiling.plan import FUSION_MODES
 from patchvsr.tiling.seams import seam_score
 
@@ -51,16 +52,38 @@ class FullFrameUpscaler(PatchVSRUpscaler):
 
     reports_progress = False  # one model call per step: nothing to report inside a clip
 
-    def window_plan(self, size: tuple[int, int]) -> None:
+    def window_plan(self, size: HW) -> None:
+        """No plan: the whole frame is one window.
+
+        Args:
+            size (HW): (out_h, out_w) of the output canvas (unused).
+
+        Returns:
+            None: no windows, so no seams to score.
+        """
         return None  # no windows: no seams to score
 
     def describe(self) -> dict:
+        """Stats fields of the method (see `Upscaler.describe`).
+
+        Returns:
+            dict: windows_per_clip (1), steps, fusion ("full"), temporal_radius.
+        """
         return {"windows_per_clip": 1, "steps": self.options.steps, "fusion": "full",
                 "temporal_radius": self.options.temporal_radius}
 
     @torch.no_grad()
-    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
-        """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1]."""
+    def upscale_clip(self, clip: torch.Tensor, size: HW, clip_index: int) -> torch.Tensor:
+        """Upscale one clip with the model on the whole (padded) frame.
+
+        Args:
+            clip (torch.Tensor): (T, 3, H, W) float32 in [0, 1], the LR frames.
+            size (HW): (out_h, out_w) of the output frames.
+            clip_index (int): index of the clip in the video (>= 0); seeds the noise of the detail mode.
+
+        Returns:
+            torch.Tensor: (T, 3, out_h, out_w) float32 in [0, 1] on the CPU.
+        """
         up = F.interpolate(clip.to(self.device), size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
         up = rearrange(up, "t c h w -> c t h w") * 2.0 - 1.0                        # (3, T, oh, ow) in [-1, 1]
         multiple = 2 * self.model.token_patch[1]
@@ -83,7 +106,21 @@ def build_upscaler(model: str, mode: str, options: dict, device: torch.device) -
     """The upscaler of `mode` for `model`: "tiny" (the shipped weights, else a random-weight tiny preset),
     "test" (random-weight test preset) or a trained model's folder. options: SamplerOptions fields.
     The temporal detail filter is off unless options set it and clips are the model's native length unless
-    options set `clip_frames`: the study times the network and the tiling on one model run per clip."""
+    options set `clip_frames`: the study times the network and the tiling on one model run per clip.
+
+    Args:
+        model (str): "tiny", "test" or a trained model's folder.
+        mode (str): one of MODES (a fusion mode, or "full").
+        options (dict): SamplerOptions fields (`fusion` is set by `mode`).
+        device (torch.device): where the model runs.
+
+    Returns:
+        PatchVSRUpscaler: a `FullFrameUpscaler` for "full", else a `PatchVSRUpscaler` with fusion `mode`.
+
+    Raises:
+        ValueError: an unknown mode.
+        InputError: a folder that is not a trained model.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     sampler = SamplerOptions(**{"temporal_radius": 0, **options, "fusion": "none" if mode == "full" else mode})
@@ -100,7 +137,14 @@ def build_upscaler(model: str, mode: str, options: dict, device: torch.device) -
 
 
 def model_folder(model: str) -> Path | None:
-    """The weights folder of `model`, or None for a random-weight preset (the shipped weights are absent)."""
+    """The weights folder of `model`, or None for a random-weight preset (the shipped weights are absent).
+
+    Args:
+        model (str): "tiny", "test" or a model folder.
+
+    Returns:
+        Path | None: the folder (not checked for other names), or None.
+    """
     if model in RANDOM_PRESETS:
         shipped = SHIPPED / model
         return shipped if (shipped / "config.json").is_file() else None
@@ -108,7 +152,14 @@ def model_folder(model: str) -> Path | None:
 
 
 def describe_model(model: str) -> str:
-    """The `model` field of the bench JSON: which weights were timed."""
+    """The `model` field of the bench JSON: which weights were timed.
+
+    Args:
+        model (str): "tiny", "test" or a model folder.
+
+    Returns:
+        str: one sentence naming the weights.
+    """
     folder = model_folder(model)
     if folder is None:
         return (f"{model} preset with random weights (shipped weights absent; timing and memory do not depend "
@@ -116,14 +167,23 @@ def describe_model(model: str) -> str:
     return f"{model} (trained weights from {folder})" if model in RANDOM_PRESETS else f"trained model {folder}"
 
 
-def lr_clip(size: tuple[int, int], scale: int, frames: int) -> torch.Tensor:
-    """A synthetic LR clip for an output of size (out_h, out_w): (frames, 3, out_h/scale, out_w/scale) in [0, 1]."""
+def lr_clip(size: HW, scale: int, frames: int) -> torch.Tensor:
+    """A synthetic LR clip (`patchvsr.io.synth.synthetic_frame`) for an output of `size`.
+
+    Args:
+        size (HW): (out_h, out_w) of the output.
+        scale (int): the upscaling factor.
+        frames (int): frames of the clip.
+
+    Returns:
+        torch.Tensor: (frames, 3, out_h // scale, out_w // scale) float32 in [0, 1] (each side at least 1).
+    """
     height, width = max(1, size[0] // scale), max(1, size[1] // scale)
     stack = np.stack([synthetic_frame(i, width, height) for i in range(frames)])    # (T, h, w, 3) uint8
     return rearrange(torch.from_numpy(stack), "t h w c -> t c h w").float().div_(255.0)
 
 
-def time_clips(upscaler: PatchVSRUpscaler, clip: torch.Tensor, size: tuple[int, int],
+def time_clips(upscaler: PatchVSRUpscaler, clip: torch.Tensor, size: HW,
                budget_s: float, max_runs: int = 5) -> tuple[float, float, int, torch.Tensor]:
     """Median wall seconds and median process CPU seconds of one `upscale_clip` call, how many calls
     they are the median of, and the last call's output frames.
@@ -132,6 +192,17 @@ def time_clips(upscaler: PatchVSRUpscaler, clip: torch.Tensor, size: tuple[int, 
     is dropped whenever a second one fits (a call longer than the budget is reported alone: start-up costs
     are then a negligible part of it). CPU time counts every thread of the process, so with one thread it
     is what the call would take on an otherwise idle core, whatever else the machine runs.
+
+    Args:
+        upscaler (PatchVSRUpscaler): the upscaler timed.
+        clip (torch.Tensor): (T, 3, h, w) float32 in [0, 1], the LR clip.
+        size (HW): (out_h, out_w) of the output frames.
+        budget_s (float): wall seconds the calls may take together (at least one call runs).
+        max_runs (int, optional): most calls.
+
+    Returns:
+        tuple[float, float, int, torch.Tensor]: median wall seconds, median CPU seconds, the number of calls
+        they are the median of, and the last output (T, 3, out_h, out_w) float32 in [0, 1] on the CPU.
     """
     wall: list[float] = []
     cpu: list[float] = []
@@ -146,8 +217,18 @@ def time_clips(upscaler: PatchVSRUpscaler, clip: torch.Tensor, size: tuple[int, 
 
 
 def seam_scores(frames: torch.Tensor, clip: torch.Tensor, plan) -> tuple[float | None, float | None]:
-    """Seam score of output frames (T, 3, H, W) for `plan` (None: no windows), raw and over the score of the
-    bicubic upscale of the same LR clip on the same lines (which has no seams)."""
+    """Seam score of output frames for `plan` (None: no windows), raw and over the score of the
+    bicubic upscale of the same LR clip on the same lines (which has no seams).
+
+    Args:
+        frames (torch.Tensor): (T, 3, H, W) float32 in [0, 1] on the CPU, the output frames.
+        clip (torch.Tensor): (T, 3, h, w) float32 in [0, 1] on the CPU, the LR clip they were made from.
+        plan (WindowPlan, optional): the plan of the (H, W) canvas; None: no windows.
+
+    Returns:
+        tuple[float | None, float | None]: the raw score and its ratio to bicubic's (1.0: no visible seams),
+        (None, None) without a plan.
+    """
     if plan is None:
         return None, None
     bicubic = F.interpolate(clip, size=frames.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
@@ -156,8 +237,16 @@ def seam_scores(frames: torch.Tensor, clip: torch.Tensor, plan) -> tuple[float |
 
 
 def measure(spec: dict) -> dict:
-    """Run one configuration. spec: model, mode, size (out_h, out_w), scale, frames (None: the model's),
-    threads (None: PyTorch's default), device, options (SamplerOptions fields), budget_s."""
+    """Run one configuration.
+
+    Args:
+        spec (dict): model, mode, size (out_h, out_w), scale, frames (None: the model's), threads (None: PyTorch's
+            default), device, options (SamplerOptions fields), budget_s.
+
+    Returns:
+        dict: seam_score, seam_vs_bicubic, seconds, cpu_seconds, runs, peak_rss_mb, base_rss_mb, peak_gpu_mb
+        (None off CUDA), windows_per_clip, frames, device, threads.
+    """
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     device = resolve_device(spec["device"])
@@ -183,7 +272,12 @@ def measure(spec: dict) -> dict:
 
 
 def measure_in_child(spec: dict, connection) -> None:
-    """Child-process entry point: send `measure(spec)`, or {"error": "..."} if it raised."""
+    """Child-process entry point: send `measure(spec)`, or {"error": "..."} if it raised.
+
+    Args:
+        spec (dict): the configuration (see `measure`).
+        connection: the sending end of a multiprocessing Pipe, closed afterwards.
+    """
     try:
         result = measure(spec)
     except Exception as err:  # noqa: BLE001 - reported to the parent as a failed configuration
@@ -194,7 +288,12 @@ def measure_in_child(spec: dict, connection) -> None:
 
 def model_info_in_child(spec: dict, connection) -> None:
     """Child-process entry point: send {"description", "folder"} for spec["model"]; a random-weight preset
-    is first saved into spec["folder"] (with residual_std 1) so that `patchvsr upscale --model` can load it."""
+    is first saved into spec["folder"] (with residual_std 1) so that `patchvsr upscale --model` can load it.
+
+    Args:
+        spec (dict): model ("tiny", "test" or a folder) and folder (where to save a random-weight preset).
+        connection: the sending end of a multiprocessing Pipe, closed afterwards.
+    """
     try:
         folder = model_folder(spec["model"])
         if folder is None:

@@ -43,6 +43,7 @@ from patchvsr.io.codecs import h264_uint8
 from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
 from patchvsr.memory import PeakMemory
+from patchvsr.sizes import HW, WH
 
 ROW_FIELDS = ("video", "method", "scale", "lr_crf", "frames", "psnr_y", "ssim_y", "warp_error", "seam_score",
               "seam_vs_reference", "niqe",
@@ -58,7 +59,7 @@ class EvalConfig:
 
     scale: int
     frames: int | None = None
-    crop: tuple[int, int] | None = None
+    crop: WH | None = None
     methods: tuple[str, ...] = ("bicubic", "lanczos")
     device: str = "auto"
     niqe_every: int = 1
@@ -104,7 +105,19 @@ class EvalResult:
 
 def make_upscaler(spec: str, device: str):
     """The method `spec` ("NAME" or "NAME:OPTION=VALUE:..."), through the same registry as
-    `patchvsr upscale --model`."""
+    `patchvsr upscale --model`.
+
+    Args:
+        spec (str): the method and its options (see `patchvsr.methods.parse_method`).
+        device (str): "auto", "cpu", "cuda" or "cuda:N".
+
+    Returns:
+        Upscaler: the method, its model loaded.
+
+    Raises:
+        OptionError: an unknown method, option or device.
+        InputError: a folder that is not a trained model, or missing Real-ESRGAN weights.
+    """
     from patchvsr.methods import get_upscaler, parse_method
 
     name, options = parse_method(spec)
@@ -112,7 +125,18 @@ def make_upscaler(spec: str, device: str):
 
 
 def crop_reference(frame: np.ndarray, config: EvalConfig) -> np.ndarray:
-    """frame: (H, W, 3) uint8. Centre crop to config.crop (w, h), then trim right/bottom to multiples of K."""
+    """Centre crop to config.crop, then trim right/bottom to multiples of K.
+
+    Args:
+        frame (np.ndarray): (H, W, 3) uint8 RGB, a reference frame.
+        config (EvalConfig): its crop (w, h) (None: no crop) and scale K.
+
+    Returns:
+        np.ndarray: (H', W', 3) uint8, a view of `frame`, H' and W' multiples of K.
+
+    Raises:
+        OptionError: the crop is larger than the frame, or the frame smaller than two LR pixels.
+    """
     h, w = frame.shape[:2]
     if config.crop is not None:
         cw, ch = config.crop
@@ -128,7 +152,15 @@ def crop_reference(frame: np.ndarray, config: EvalConfig) -> np.ndarray:
 
 
 def downscale(frame: np.ndarray, k: int) -> np.ndarray:
-    """(H, W, 3) uint8, H and W multiples of k -> (H/k, W/k, 3) uint8 by antialiased bicubic, rounded."""
+    """Downscale a frame by antialiased bicubic, rounded.
+
+    Args:
+        frame (np.ndarray): (H, W, 3) uint8 RGB, H and W multiples of k.
+        k (int): the downscaling factor.
+
+    Returns:
+        np.ndarray: (H / k, W / k, 3) uint8 RGB.
+    """
     x = rearrange(torch.from_numpy(frame).float(), "h w c -> 1 c h w")  # in [0, 255]
     y = F.interpolate(x, size=(frame.shape[0] // k, frame.shape[1] // k), mode="bicubic", antialias=True,
                       align_corners=False)
@@ -137,7 +169,16 @@ def downscale(frame: np.ndarray, k: int) -> np.ndarray:
 
 def detail_box(frame: np.ndarray, side: int, k: int) -> tuple[int, int, int]:
     """(top, left, side) of the most textured square among a 3x3 grid of candidates (corners on the LR
-    grid, multiples of k), for the crop grid."""
+    grid, multiples of k), for the crop grid.
+
+    Args:
+        frame (np.ndarray): (H, W, 3) uint8 RGB, the reference frame.
+        side (int): the wanted side in pixels (clamped to the frame, rounded down to a multiple of k).
+        k (int): the scale factor.
+
+    Returns:
+        tuple[int, int, int]: top, left and side in pixels of `frame`, all multiples of k.
+    """
     h, w = frame.shape[:2]
     side = min(side, h, w) // k * k
     luma = metrics.rgb_to_y(frame)
@@ -152,9 +193,22 @@ class Reporter:
     callable (frames done, frames total). The default is silent; the CLI passes a rich/plain one."""
 
     def log(self, line: str) -> None:
+        """Report one finished row (silent here).
+
+        Args:
+            line (str): the row's summary.
+        """
         pass
 
     def progress(self, description: str):
+        """A progress context for one (video, method).
+
+        Args:
+            description (str): "<video> <method>".
+
+        Returns:
+            contextlib.AbstractContextManager: yields a callable (frames done, frames total) -> None.
+        """
         return contextlib.nullcontext(lambda done, total: None)
 
 
@@ -202,7 +256,12 @@ class FrameScores:
         self.previous: tuple[np.ndarray, np.ndarray] | None = None
 
     def add(self, ref: np.ndarray, out: np.ndarray) -> None:
-        """ref, out: (H, W, 3) uint8, same size."""
+        """Score one output frame against its reference.
+
+        Args:
+            ref (np.ndarray): (H, W, 3) uint8 RGB, the reference frame.
+            out (np.ndarray): (H, W, 3) uint8 RGB, the method's output frame, same size.
+        """
         index = len(self.psnr)
         self.psnr.append(metrics.psnr_y(ref, out, crop=self.scale))
         self.ssim.append(metrics.ssim_y(ref, out, crop=self.scale))
@@ -223,6 +282,11 @@ class FrameScores:
             self.reference_seams.append(seam_score(np.ascontiguousarray(ref.transpose(2, 0, 1)), self.plan))
 
     def summary(self) -> dict:
+        """The means over frames (nan frames ignored) of the row's metrics.
+
+        Returns:
+            dict: frames, psnr_y, ssim_y, warp_error, seam_score, seam_vs_reference, niqe (None where not scored).
+        """
         relative = None
         if self.plan is not None and self.seams:
             relative = _mean(self.seams) / _mean(self.reference_seams)
@@ -232,8 +296,20 @@ class FrameScores:
 
 
 def reference_pairs(info: VideoInfo, config: EvalConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(reference (H, W, 3) uint8, LR (H/K, W/K, 3) uint8) per frame, streamed from the video (with
-    `config.lr_crf`, the LR frames are those of the H.264-compressed LR stream, see the module docstring)."""
+    """(reference, LR) per frame, streamed from the video (with `config.lr_crf`, the LR frames are those of
+    the H.264-compressed LR stream, see the module docstring).
+
+    Args:
+        info (VideoInfo): the probed reference video.
+        config (EvalConfig): frames, crop, scale K and lr_crf.
+
+    Returns:
+        Iterator[tuple[np.ndarray, np.ndarray]]: per frame, the reference (H, W, 3) uint8 RGB (cropped, multiples
+        of K) and the LR (H/K, W/K, 3) uint8 RGB.
+
+    Raises:
+        OptionError: the crop does not fit the video (see `crop_reference`).
+    """
     if config.lr_crf is None:
         for ref in _references(info, config):
             yield ref, downscale(ref, config.scale)
@@ -251,11 +327,20 @@ def _references(info: VideoInfo, config: EvalConfig) -> Iterator[np.ndarray]:
 
 
 def h264_round_trip(frames: np.ndarray, crf: int, preset: str = "medium") -> np.ndarray:
-    """(T, h, w, 3) uint8 RGB through libx264 (yuv420p, `crf`, `preset`, one thread) and back: same shape."""
+    """Frames through libx264 (yuv420p, `crf`, `preset`, one thread) and back.
+
+    Args:
+        frames (np.ndarray): (T, h, w, 3) uint8 RGB.
+        crf (int): the x264 CRF, 0-51.
+        preset (str, optional): the x264 preset.
+
+    Returns:
+        np.ndarray: (T, h, w, 3) uint8 RGB, the decoded frames.
+    """
     return h264_uint8(frames, crf, preset=preset)
 
 
-def _warm_up(upscaler, lr: np.ndarray, size: tuple[int, int], calls: int = 2) -> None:
+def _warm_up(upscaler, lr: np.ndarray, size: HW, calls: int = 2) -> None:
     """A clip of the first LR frame through the method, twice (PyTorch's CPU kernels settle on the second
     call), so one-off start-up costs stay out of `seconds`."""
     clip = repeat(torch.from_numpy(lr).float().div(255), "h w c -> t c h w", t=upscaler.clip_frames)
@@ -265,7 +350,24 @@ def _warm_up(upscaler, lr: np.ndarray, size: tuple[int, int], calls: int = 2) ->
 
 def evaluate_method(info: VideoInfo, name: str, config: EvalConfig, grid_index: int, result: EvalResult,
                     reporter: Reporter | None = None) -> MethodRun:
-    """Upscale one reference with one method, scoring frames as they stream out."""
+    """Upscale one reference with one method, scoring frames as they stream out.
+
+    Args:
+        info (VideoInfo): the probed reference video.
+        name (str): the method spec (see `make_upscaler`).
+        config (EvalConfig): the evaluation settings.
+        grid_index (int): the frame whose crops go into the crop grid.
+        result (EvalResult): the evaluation so far; gets the video's reference scores and crops on its first
+            method.
+        reporter (Reporter, optional): where progress goes; None: silent.
+
+    Returns:
+        MethodRun: the row (ROW_FIELDS), PSNR-Y per frame and the method's crop (side, side, 3) uint8 (or None).
+
+    Raises:
+        InputError: the video has no frames to evaluate.
+        OptionError: an unknown method or a crop that does not fit.
+    """
     reporter = reporter or Reporter()
     video = info.path.stem
     upscaler = make_upscaler(name, config.device)
@@ -304,7 +406,7 @@ def evaluate_method(info: VideoInfo, name: str, config: EvalConfig, grid_index: 
     return MethodRun({key: row[key] for key in ROW_FIELDS}, scores.psnr, crops[0] if crops else None)
 
 
-def _stream(upscaler, pairs: Iterator[tuple[np.ndarray, np.ndarray]], size: tuple[int, int],
+def _stream(upscaler, pairs: Iterator[tuple[np.ndarray, np.ndarray]], size: HW,
             on_frame: Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]) -> float:
     """Run the `upscale` clip loop over the LR frames, calling on_frame(index, ref, lr, out) per HR frame.
 
@@ -343,7 +445,20 @@ def _grid_crop(video: str, ref: np.ndarray, lr: np.ndarray, out: np.ndarray, k: 
 
 
 def evaluate(videos: list[Path], config: EvalConfig, reporter: Reporter | None = None) -> EvalResult:
-    """Every (video, method) pair, methods in the given order; see the module docstring for the row fields."""
+    """Every (video, method) pair, methods in the given order; see the module docstring for the row fields.
+
+    Args:
+        videos (list[Path]): reference videos or PNG folders, with distinct file names.
+        config (EvalConfig): the evaluation settings.
+        reporter (Reporter, optional): where progress goes; None: silent.
+
+    Returns:
+        EvalResult: one run per (video, method), the crops and the references' own scores.
+
+    Raises:
+        OptionError: two videos share a file name, an unknown method, or a crop that does not fit.
+        InputError: a video that cannot be read or has no frames.
+    """
     stems = [Path(v).stem for v in videos]
     if len(set(stems)) != len(stems):
         raise OptionError(f"reference videos need distinct file names, got {', '.join(stems)}")
@@ -363,7 +478,15 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 def markdown_table(rows: list[dict], reference: dict[str, dict] | None = None) -> str:
     """The rows as a GitHub markdown table (fidelity, temporal, perception, cost); with `reference`, a
-    `(reference)` line per video gives the scores of the ground truth itself."""
+    `(reference)` line per video gives the scores of the ground truth itself.
+
+    Args:
+        rows (list[dict]): rows of `EvalResult.rows`, grouped by video.
+        reference (dict[str, dict], optional): video -> {"niqe", "warp_error"} of the reference.
+
+    Returns:
+        str: the table's lines joined by newlines.
+    """
     lines = ["| video | method | frames | PSNR-Y ↑ | SSIM-Y ↑ | warp err ↓ | seam | seam / ref | NIQE ↓ | s | "
              "Mpix/s | peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for index, r in enumerate(rows):
@@ -381,7 +504,14 @@ def markdown_table(rows: list[dict], reference: dict[str, dict] | None = None) -
 
 
 def json_ready(value):
-    """Replace non-finite floats (an exact reconstruction's infinite PSNR) by None, recursively."""
+    """Replace non-finite floats (an exact reconstruction's infinite PSNR) by None, recursively.
+
+    Args:
+        value: a float, dict, list, tuple or any other JSON value.
+
+    Returns:
+        Any: the same structure (tuples as lists), with None for inf and nan.
+    """
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):

