@@ -32,13 +32,27 @@ class BranchFeatures:
     global_tokens: torch.Tensor | None
 
     def row(self, index: int) -> "BranchFeatures":
-        """Features of one window, without the batch axis, detached from autograd (for the cache)."""
+        """Features of one window, without the batch axis, detached from autograd (for the cache).
+
+        Args:
+            index (int): the row in [0, N).
+
+        Returns:
+            BranchFeatures: patch_states `patch_depth` x (L, D); global_tokens (Lg, D) or None.
+        """
         tokens = None if self.global_tokens is None else self.global_tokens[index].detach()
         return BranchFeatures(tuple(state[index].detach() for state in self.patch_states), tokens)
 
     @staticmethod
     def stack(rows: list["BranchFeatures"]) -> "BranchFeatures":
-        """Inverse of `row`: N single-window features -> batched features."""
+        """Inverse of `row`: N single-window features -> batched features.
+
+        Args:
+            rows (list[BranchFeatures]): N features without batch axis, of one shape.
+
+        Returns:
+            BranchFeatures: patch_states `patch_depth` x (N, L, D); global_tokens (N, Lg, D) or None.
+        """
         states = tuple(torch.stack(layer) for layer in zip(*(r.patch_states for r in rows)))
         tokens = None if rows[0].global_tokens is None else torch.stack([r.global_tokens for r in rows])
         return BranchFeatures(states, tokens)
@@ -73,8 +87,17 @@ class BranchCache:
     def fetch(
         self, keys: Sequence[Hashable], compute: Callable[[list[int]], BranchFeatures]
     ) -> BranchFeatures:
-        """Batched features of the windows `keys`; `compute(rows)` is called once, on the rows whose key is not
-        cached yet (first occurrence of each), and must return their features in that order."""
+        """Batched features of the windows `keys`, computing only those not cached yet.
+
+        Args:
+            keys (Sequence[Hashable]): N window keys (repeats allowed).
+            compute (Callable[[list[int]], BranchFeatures]): called at most once, on the rows whose key is not cached
+                yet (first occurrence of each); must return their features in that order.
+
+        Returns:
+            BranchFeatures: N rows in `keys` order (patch_states `patch_depth` x (N, L, D), global_tokens
+            (N, Lg, D) or None), detached from autograd.
+        """
         missing: dict[Hashable, int] = {}
         for row, key in enumerate(keys):
             if key not in self._store and key not in missing:
@@ -104,7 +127,11 @@ class PatchBranch(nn.Module):
         )
 
     def copy_from_base(self, base: VideoDiT) -> None:
-        """Start from the base's stem, token embedding and first blocks (ControlNet's `from_transformer`)."""
+        """Start from the base's stem, token embedding and first blocks (ControlNet's `from_transformer`).
+
+        Args:
+            base (VideoDiT): the base this branch was built for.
+        """
         self.stem.load_state_dict(base.stem.state_dict())
         self.patch_embed.load_state_dict(base.patch_embed.state_dict())
         for block, source in zip(self.blocks, base.blocks):
@@ -112,11 +139,25 @@ class PatchBranch(nn.Module):
             block.mlp.load_state_dict(source.mlp.state_dict())
 
     def stem_features(self, lr_up: torch.Tensor) -> torch.Tensor:
-        """lr_up: (N, C, T, h, w) in [-1, 1] -> (N, S, T, h / r, w / r) features on the base stem's grid."""
+        """Features on the base stem's grid.
+
+        Args:
+            lr_up (torch.Tensor): (N, C, T, h, w) in [-1, 1].
+
+        Returns:
+            torch.Tensor: (N, S, T, h / r, w / r), S = stem_channels, r = stem_stride.
+        """
         return self.stem_act(self.stem(lr_up))
 
     def forward(self, lr_up: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """lr_up: (N, C, T, h, w) in [-1, 1] -> `depth` x (N, L, D), the output of every block."""
+        """The output of every block.
+
+        Args:
+            lr_up (torch.Tensor): (N, C, T, h, w) in [-1, 1], h and w multiples of the token patch.
+
+        Returns:
+            tuple[torch.Tensor, ...]: `depth` x (N, L, D), L = T'·H'·W' the window's tokens.
+        """
         grid = token_grid(lr_up.shape, self.patch, self.patch_t)
         tokens = self.patch_embed(patchify(self.stem_features(lr_up), self.grid_patch, self.patch_t))
         tokens = tokens + sincos_3d(self.dim, grid, tokens.device, tokens.dtype)
@@ -142,7 +183,15 @@ class GlobalBranch(nn.Module):
         self.norm = nn.LayerNorm(self.dim, eps=1e-6)
 
     def forward(self, global_input: torch.Tensor) -> torch.Tensor:
-        """global_input: (N, C + 1, T, gh, gw), G in [-1, 1] + mask in {0, 1} -> context tokens (N, Lg, D)."""
+        """Context tokens of the global input.
+
+        Args:
+            global_input (torch.Tensor): (N, C + 1, T, gh, gw): G in [-1, 1] + mask in {0, 1}; gh and gw multiples
+                of twice the base's token patch.
+
+        Returns:
+            torch.Tensor: (N, Lg, D), Lg = (T / patch_t)·(gh / 2p)·(gw / 2p) for the base's token patch p.
+        """
         grid = token_grid(global_input.shape, self.patch, self.patch_t)
         tokens = self.patch_embed(patchify(global_input, self.patch, self.patch_t))
         tokens = tokens + sincos_3d(self.dim, grid, tokens.device, tokens.dtype)
@@ -167,7 +216,14 @@ class GlobalKeyValue(nn.Module):
         self.gate = nn.Parameter(torch.zeros(dim))
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens: (N, Lg, D) -> K_g, V_g each (N, heads, Lg, D / heads)."""
+        """K_g (normalised) and gated V_g of the global tokens.
+
+        Args:
+            tokens (torch.Tensor): (N, Lg, D).
+
+        Returns:
+            tuple[torch.Tensor, torch.Tensor]: K_g, V_g, each (N, heads, Lg, D / heads).
+        """
         keys = split_heads(self.to_k(tokens), self.heads, self.norm_k)
         return keys, split_heads(self.to_v(tokens) * self.gate, self.heads)
 
@@ -196,14 +252,32 @@ class PatchVSRAdapter(nn.Module):
         self.patch_branch.copy_from_base(base)
 
     def position_switch(self, global_input: torch.Tensor) -> torch.Tensor:
-        """(N, C + 1, T, gh, gw) -> the same, with the mask channel zeroed when position is switched off."""
+        """The global input with the mask channel zeroed when position is switched off.
+
+        Args:
+            global_input (torch.Tensor): (N, C + 1, T, gh, gw).
+
+        Returns:
+            torch.Tensor: (N, C + 1, T, gh, gw) (the input itself with `use_position`).
+        """
         if self.use_position:
             return global_input
         image, mask = global_input[:, : self.in_channels], global_input[:, self.in_channels:]
         return torch.cat([image, torch.zeros_like(mask)], dim=1)
 
     def branch_features(self, lr_up: torch.Tensor, global_input: torch.Tensor | None) -> BranchFeatures:
-        """lr_up: (N, C, T, h, w) in [-1, 1]; global_input: (N, C + 1, T, gh, gw) or None. t-independent."""
+        """The t-independent features of N windows.
+
+        Args:
+            lr_up (torch.Tensor): (N, C, T, h, w) in [-1, 1].
+            global_input (torch.Tensor, *optional*): (N, C + 1, T, gh, gw); required with a global branch.
+
+        Returns:
+            BranchFeatures: patch_states `patch_depth` x (N, L, D); global_tokens (N, Lg, D) or None.
+
+        Raises:
+            ValueError: if the model has a global branch and `global_input` is None.
+        """
         tokens = None
         if self.global_branch is not None:
             if global_input is None:
@@ -212,7 +286,17 @@ class PatchVSRAdapter(nn.Module):
         return BranchFeatures(self.patch_branch(lr_up), tokens)
 
     def injection(self, features: BranchFeatures, lr_up: torch.Tensor, cond: torch.Tensor) -> BaseInjection:
-        """Per-step part: features of N windows, lr_up (N, C, T, h, w), cond (N, D) -> BaseInjection for the base."""
+        """Per-step part: what the adapter adds to one base forward pass.
+
+        Args:
+            features (BranchFeatures): the N windows' branch features.
+            lr_up (torch.Tensor): (N, C, T, h, w) in [-1, 1].
+            cond (torch.Tensor): (N, D) condition embedding.
+
+        Returns:
+            BaseInjection: cond (N, D), stem (N, S, T, h / r, w / r), residuals `depth` x (N, L, D), global_kv
+            `depth` x 2 x (N, heads, Lg, D / heads) or None.
+        """
         residuals = tuple(proj(features.patch_states[src]) for proj, src in zip(self.residual_proj, self.sources))
         global_kv = None
         if self.global_kv is not None:

@@ -76,10 +76,27 @@ class WindowConditions:
         keys: Sequence[Hashable] | None = None,
         degradation: float | torch.Tensor | None = None,
     ) -> "WindowConditions":
-        """From the tiling engine's pieces: lr_up (N, C, T, h, w); global_frame (C, T, gh, gw) shared by the clip
-        (or None without global branch); masks (N, 1, gh, gw) in {0, 1}, the same for every frame; scale and
-        noise_level scalars or (N,); crop_box (N, 4) (x0, y0, x1, y1) in [0, 1]; degradation a scalar, (N,) or
-        None (estimated by the model)."""
+        """Conditions from the tiling engine's pieces.
+
+        Args:
+            lr_up (torch.Tensor): (N, C, T, h, w) in [-1, 1], the upsampled LR windows.
+            global_frame (torch.Tensor, *optional*): (C, T, gh, gw) in [-1, 1], G shared by the clip; None without
+                global branch.
+            masks (torch.Tensor, *optional*): (N, 1, gh, gw) in {0, 1}, the same for every frame; needed with
+                `global_frame`.
+            scale (float or torch.Tensor): k > 0, a scalar or (N,).
+            crop_box (torch.Tensor): (N, 4) (x0, y0, x1, y1) in [0, 1].
+            noise_level (float or torch.Tensor): in [0, 1], a scalar or (N,).
+            keys (Sequence[Hashable], *optional*): N cache keys.
+            degradation (float or torch.Tensor, *optional*): in [0, 1], a scalar or (N,); None: estimated by the
+                model.
+
+        Returns:
+            WindowConditions: every tensor in lr_up's dtype and device; global_input (N, C + 1, T, gh, gw).
+
+        Raises:
+            ValueError: if the shapes do not fit together.
+        """
         n, _, frames = lr_up.shape[:3]
         global_input = None
         if global_frame is not None:
@@ -97,7 +114,14 @@ class WindowConditions:
         return self.lr_up.shape[0]
 
     def select(self, rows: Sequence[int]) -> "WindowConditions":
-        """The conditions of the given rows only (same order)."""
+        """The conditions of the given rows only (same order).
+
+        Args:
+            rows (Sequence[int]): M row indices in [0, N).
+
+        Returns:
+            WindowConditions: M rows.
+        """
         index = torch.as_tensor(list(rows), dtype=torch.long, device=self.lr_up.device)
         return WindowConditions(
             lr_up=self.lr_up[index],
@@ -113,9 +137,18 @@ class WindowConditions:
 def full_frame_conditions(lr_up: torch.Tensor, scale: float, noise_level: float = 0.0) -> WindowConditions:
     """Conditions for the full-frame mode: one window = the whole frame (the quadratic-cost baseline).
 
-    lr_up: (N, C, T, H, W) in [-1, 1], whole upsampled frames (H, W multiples of twice the token patch, so the
-    global branch, which sees G = the frame itself, gets a quarter of the tokens). The mask is all ones and the
-    crop box is (0, 0, 1, 1).
+    The global branch sees G = the frame itself, so it gets a quarter of the tokens; the mask is all ones and
+    the crop box is (0, 0, 1, 1).
+
+    Args:
+        lr_up (torch.Tensor): (N, C, T, H, W) in [-1, 1], whole upsampled frames, H and W multiples of twice
+            the token patch.
+        scale (float): the upscaling factor k > 0.
+        noise_level (float, *optional*, defaults to 0.0): in [0, 1], the condition's noise-augmentation level.
+
+    Returns:
+        WindowConditions: N rows, global_input (N, C + 1, T, H, W); scale and noise_level float32, on lr_up's
+        device.
     """
     n = lr_up.shape[0]
     mask = torch.ones_like(lr_up[:, :1])
@@ -153,7 +186,14 @@ class DegradationEstimator(nn.Module):
                                  nn.Linear(width, 1))
 
     def statistics(self, lr_up: torch.Tensor) -> torch.Tensor:
-        """lr_up (N, 3, T, h, w) -> (N, 27): quantiles of the log high-pass energy per channel and level."""
+        """Quantiles of the log high-pass energy per channel (luma, two colour differences) and level.
+
+        Args:
+            lr_up (torch.Tensor): (N, 3, T, h, w) in [-1, 1].
+
+        Returns:
+            torch.Tensor: (N, 27) float32, about [-1, 1] (`LOG_SHIFT`, `LOG_SPREAD`).
+        """
         frames = lr_up.shape[2]
         x = rearrange(lr_up.float(), "n c t h w -> (n t) c h w")
         luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
@@ -169,6 +209,15 @@ class DegradationEstimator(nn.Module):
         return (torch.cat(columns, dim=1) + self.LOG_SHIFT) / self.LOG_SPREAD
 
     def forward(self, lr_up: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """Estimate the degradation strength of each window.
+
+        Args:
+            lr_up (torch.Tensor): (N, 3, T, h, w) in [-1, 1].
+            scale (torch.Tensor): (N,) upscaling factor k > 0.
+
+        Returns:
+            torch.Tensor: (N,) float32 in [0, 1].
+        """
         features = torch.cat([self.statistics(lr_up), torch.log2(scale.float())[:, None] - 1.5], dim=1)
         return torch.sigmoid(self.mlp(features.to(self.mlp[0].weight.dtype)))[:, 0].float()
 
@@ -198,8 +247,21 @@ class ConditionEmbedder(nn.Module):
 
     def forward(self, scale: torch.Tensor, crop_box: torch.Tensor, noise_level: torch.Tensor,
                 degradation: torch.Tensor | None = None) -> torch.Tensor:
-        """scale: (N,) > 0; crop_box: (N, 4) in [0, 1]; noise_level: (N,) in [0, 1]; degradation: (N,) in
-        [0, 1], required with `use_degradation` (ignored without). Returns (N, D)."""
+        """Embed the scalar conditions of N windows.
+
+        Args:
+            scale (torch.Tensor): (N,) upscaling factor k > 0.
+            crop_box (torch.Tensor): (N, 4) (x0, y0, x1, y1) in [0, 1].
+            noise_level (torch.Tensor): (N,) in [0, 1].
+            degradation (torch.Tensor, *optional*): (N,) in [0, 1]; required with `use_degradation` (ignored
+                without).
+
+        Returns:
+            torch.Tensor: (N, D) in the MLP's dtype, zero at init.
+
+        Raises:
+            ValueError: with `use_degradation` and no `degradation`.
+        """
         if not self.use_position:
             crop_box = torch.zeros_like(crop_box)
         log_scale = 250.0 * torch.log2(scale.float())[:, None]

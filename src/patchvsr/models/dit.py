@@ -73,9 +73,19 @@ def check_config(config: dict) -> None:
 
 
 def grow_head_state(state: dict[str, torch.Tensor], prefix: str, old: int, new: int) -> dict[str, torch.Tensor]:
-    """A state dict of a model whose output head (`prefix`, e.g. "head." or "base.head.") has `old` residual
-    blocks, renamed for the same head with `new` blocks (`VideoDiT.with_head_blocks`): the layers after the
-    blocks move up by new - old places; the new blocks' entries are not in the result."""
+    """A state dict renamed for the same output head with more residual blocks (`VideoDiT.with_head_blocks`).
+
+    The layers after the blocks move up by new - old places; the new blocks' entries are not in the result.
+
+    Args:
+        state (dict[str, torch.Tensor]): a model's state dict.
+        prefix (str): the head's key prefix, e.g. "head." or "base.head.".
+        old (int): residual blocks of the head in `state`, >= 0.
+        new (int): residual blocks of the head to rename for, >= old.
+
+    Returns:
+        dict[str, torch.Tensor]: the same tensors, head keys renamed.
+    """
     renamed = {}
     for name, value in state.items():
         if name.startswith(prefix):
@@ -127,8 +137,18 @@ class DiTBlock(nn.Module):
         context: torch.Tensor,
         global_kv: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> torch.Tensor:
-        """x: (B, L, D); c6: (B, 6, D) shared modulation; context: (B, Lc, context_dim); global_kv as in
-        `BaseInjection` or None. Returns (B, L, D)."""
+        """Apply the block.
+
+        Args:
+            x (torch.Tensor): (B, L, D) tokens.
+            c6 (torch.Tensor): (B, 6, D) shared modulation.
+            context (torch.Tensor): (B, Lc, context_dim) text tokens.
+            global_kv (tuple[torch.Tensor, torch.Tensor], *optional*): (K_g, V_g) as in `BaseInjection`, each
+                (B, heads, Lg, D / heads).
+
+        Returns:
+            torch.Tensor: (B, L, D).
+        """
         shift1, scale1, gate1, shift3, scale3, gate3 = (c6 + self.modulation).chunk(6, dim=1)   # 6 x (B, 1, D)
         # 1. Self-attention over all T'·H'·W' tokens of the window
         x = x + gate1 * self.attn1(modulate(self.norm1(x), shift1, scale1))
@@ -190,7 +210,19 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
 
     @classmethod
     def from_preset(cls, name: str, seed: int = 0, **overrides) -> "VideoDiT":
-        """A randomly initialised model of preset `name` (a key of DIT_PRESETS); weights depend only on `seed`."""
+        """A randomly initialised model of a preset; weights depend only on `seed`.
+
+        Args:
+            name (str): a key of DIT_PRESETS.
+            seed (int, *optional*, defaults to 0): the initialisation seed.
+            overrides: `VideoDiT` arguments replacing the preset's.
+
+        Returns:
+            VideoDiT: the model, float32.
+
+        Raises:
+            ValueError: for an unknown preset or a bad override (`check_config`).
+        """
         if name not in DIT_PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(DIT_PRESETS)}")
         with torch.random.fork_rng(devices=[]):
@@ -198,9 +230,20 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
             return cls(**{**DIT_PRESETS[name], **overrides})
 
     def with_head_blocks(self, blocks: int, seed: int = 0) -> "VideoDiT":
-        """A copy of this model with `blocks` (>= its own) residual blocks in the output head: the new blocks
-        come after the existing ones, their last convolution zero (each is the identity), so the copy computes
-        exactly what this model does, and a fine-tune can grow the pixel decoder of a trained network."""
+        """A copy of this model with more residual blocks in the output head: the new blocks come after the existing
+        ones, their last convolution zero (each is the identity), so the copy computes exactly what this model
+        does, and a fine-tune can grow the pixel decoder of a trained network.
+
+        Args:
+            blocks (int): residual blocks of the copy's head, >= this model's.
+            seed (int, *optional*, defaults to 0): initialisation seed of the new blocks.
+
+        Returns:
+            VideoDiT: the copy, in this model's dtype.
+
+        Raises:
+            ValueError: if `blocks` is fewer than the head has.
+        """
         old = self.config.head_blocks
         if blocks < old:
             raise ValueError(f"the head can only grow: it has {old} blocks, asked for {blocks}")
@@ -219,27 +262,73 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         return self.config.patch_size // self.config.stem_stride
 
     def grid(self, shape: torch.Size | tuple[int, ...]) -> tuple[int, int, int]:
-        """Token grid (T', H', W') of a video of shape (..., T, H, W); ValueError if it is not a multiple."""
+        """Token grid (T', H', W') of a video.
+
+        Args:
+            shape (torch.Size or tuple[int, ...]): (..., T, H, W).
+
+        Returns:
+            tuple[int, int, int]: (T / patch_size_t, H / patch_size, W / patch_size).
+
+        Raises:
+            ValueError: if a size is not a multiple of the token patch.
+        """
         return token_grid(shape, self.config.patch_size, self.config.patch_size_t)
 
     def embed_time(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """t: (B,) in [0, 1] -> (B, D) timestep embedding (t scaled to [0, 1000] before the sinusoid)."""
+        """Timestep embedding (t scaled to [0, 1000] before the sinusoid).
+
+        Args:
+            t (torch.Tensor): (B,) in [0, 1].
+            dtype (torch.dtype): the dtype the sinusoid is cast to before the MLP.
+
+        Returns:
+            torch.Tensor: (B, D).
+        """
         return self.time_embed(self.time_proj(t * 1000).to(dtype))
 
     def tokens_in(self, feats: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        """feats: (B, S, T, h, w) stem features -> (B, L, D) tokens with the 3-D position embedding added."""
+        """Tokens of the stem features, with the 3-D position embedding added.
+
+        Args:
+            feats (torch.Tensor): (B, S, T, h, w) stem features on the stem's grid (h = H / stem_stride).
+            grid (tuple[int, int, int]): the token grid (T', H', W').
+
+        Returns:
+            torch.Tensor: (B, L, D), L = T'·H'·W'.
+        """
         tokens = self.patch_embed(patchify(feats, self.grid_patch, self.config.patch_size_t))
         return tokens + sincos_3d(self.config.hidden_size, grid, tokens.device, tokens.dtype)
 
     def tokens_out(self, tokens: torch.Tensor, c: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        """tokens: (B, L, D), c: (B, D) -> (B, S, T, h, w) features on the stem's grid (adaLN final layer)."""
+        """The adaLN final layer: tokens back to features on the stem's grid.
+
+        Args:
+            tokens (torch.Tensor): (B, L, D).
+            c (torch.Tensor): (B, D) conditioning (timestep embedding plus the adapter's).
+            grid (tuple[int, int, int]): the token grid (T', H', W').
+
+        Returns:
+            torch.Tensor: (B, S, T, h, w), stored channels-last.
+        """
         shift, scale = self.final_modulation(c)[:, None].chunk(2, dim=-1)
         tokens = self.final_proj(modulate(self.final_norm(tokens), shift, scale))
         return unpatchify(tokens, grid, self.grid_patch, self.config.patch_size_t)
 
     def text_context(self, context: torch.Tensor | None, batch: int, use_prompt: bool = True) -> torch.Tensor:
-        """context: (B, Lc, context_dim) from a text encoder, or None for the learned fixed prompt. With
-        use_prompt=False: a null prompt (one all-zero token, the "empty caption"), whatever `context` is."""
+        """The text cross-attention's context.
+
+        Args:
+            context (torch.Tensor, *optional*): (B, Lc, context_dim) from a text encoder; None: the learned fixed
+                prompt.
+            batch (int): B.
+            use_prompt (bool, *optional*, defaults to True): False: a null prompt (one all-zero token, the "empty
+                caption"), whatever `context` is.
+
+        Returns:
+            torch.Tensor: (B, Lc, context_dim): `context`, the prompt (Lc = prompt_length) or the null prompt
+            (Lc = 1).
+        """
         if not use_prompt:
             return self.prompt.new_zeros(batch, 1, self.config.context_dim)
         return self.prompt.expand(batch, -1, -1) if context is None else context
@@ -252,10 +341,20 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         injection: BaseInjection | None = None,
         use_prompt: bool = True,
     ) -> torch.Tensor:
-        """x: (B, C, T, H, W); t: (B,) in [0, 1]; context: (B, Lc, context_dim) or None (learned fixed prompt);
-        injection: what an adapter adds, or None; use_prompt=False: a null prompt replaces the fixed prompt.
+        """The velocity of a batch of windows (or whole frames).
 
-        Returns the velocity (B, out_channels, T, H, W) in x.dtype.
+        Args:
+            x (torch.Tensor): (B, in_channels, T, H, W), T a multiple of patch_size_t, H and W of patch_size.
+            t (torch.Tensor): (B,) in [0, 1].
+            context (torch.Tensor, *optional*): (B, Lc, context_dim); None: the learned fixed prompt.
+            injection (BaseInjection, *optional*): what an adapter adds.
+            use_prompt (bool, *optional*, defaults to True): False: a null prompt replaces the fixed prompt.
+
+        Returns:
+            torch.Tensor: (B, out_channels, T, H, W) in x's dtype, contiguous.
+
+        Raises:
+            ValueError: if a size of x is not a multiple of the token patch.
         """
         inject = injection or BaseInjection()
         grid = self.grid(x.shape)

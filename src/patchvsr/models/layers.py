@@ -19,19 +19,47 @@ from torch import nn
 
 
 def zero_init(module: nn.Module) -> nn.Module:
-    """Set every parameter of `module` to zero (new conditioning paths start as the identity) and return it."""
+    """Set every parameter of `module` to zero (new conditioning paths start as the identity) and return it.
+
+    Args:
+        module (nn.Module): the module, changed in place.
+
+    Returns:
+        nn.Module: `module` itself.
+    """
     for parameter in module.parameters():
         nn.init.zeros_(parameter)
     return module
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN: x: (B, L, D); shift, scale: (B, 1, D). Returns (B, L, D)."""
+    """adaLN: x · (1 + scale) + shift.
+
+    Args:
+        x (torch.Tensor): (B, L, D) tokens.
+        shift (torch.Tensor): (B, 1, D).
+        scale (torch.Tensor): (B, 1, D).
+
+    Returns:
+        torch.Tensor: (B, L, D).
+    """
     return x * (1 + scale) + shift
 
 
 def token_grid(shape: torch.Size | tuple[int, ...], patch: int, patch_t: int) -> tuple[int, int, int]:
-    """Token grid (T', H', W') of a video of shape (B, C, T, H, W); ValueError if a size is not a multiple."""
+    """Token grid (T', H', W') of a video.
+
+    Args:
+        shape (torch.Size or tuple[int, ...]): (B, C, T, H, W) (only the last three are read).
+        patch (int): spatial side of a token patch, in pixels.
+        patch_t (int): temporal length of a token patch, in frames.
+
+    Returns:
+        tuple[int, int, int]: (T / patch_t, H / patch, W / patch).
+
+    Raises:
+        ValueError: if T is not a multiple of `patch_t` or H, W are not multiples of `patch`.
+    """
     frames, height, width = shape[-3:]
     if frames % patch_t or height % patch or width % patch:
         raise ValueError(
@@ -42,14 +70,32 @@ def token_grid(shape: torch.Size | tuple[int, ...], patch: int, patch_t: int) ->
 
 
 def patchify(x: torch.Tensor, patch: int, patch_t: int) -> torch.Tensor:
-    """x: (B, C, T, H, W) -> (B, L, patch_t·patch·patch·C), one row per token patch."""
+    """One row per token patch, tokens in (t h w) order.
+
+    Args:
+        x (torch.Tensor): (B, C, T, H, W), T a multiple of `patch_t`, H and W of `patch`.
+        patch (int): spatial side of a token patch.
+        patch_t (int): temporal length of a token patch.
+
+    Returns:
+        torch.Tensor: (B, L, patch_t·patch·patch·C), L = T'·H'·W', each row in (pt ph pw c) order; x's dtype.
+    """
     return rearrange(x, "b c (t pt) (h ph) (w pw) -> b (t h w) (pt ph pw c)", pt=patch_t, ph=patch, pw=patch)
 
 
 def unpatchify(tokens: torch.Tensor, grid: tuple[int, int, int], patch: int, patch_t: int) -> torch.Tensor:
-    """tokens: (B, L, patch_t·patch·patch·C) on grid (T', H', W') -> (B, C, T, H, W); inverse of `patchify`.
+    """Inverse of `patchify`.
 
     The result is stored channels-last (`torch.channels_last_3d`), the layout `FrameConv` works in.
+
+    Args:
+        tokens (torch.Tensor): (B, L, patch_t·patch·patch·C), L = T'·H'·W'.
+        grid (tuple[int, int, int]): the token grid (T', H', W').
+        patch (int): spatial side of a token patch.
+        patch_t (int): temporal length of a token patch.
+
+    Returns:
+        torch.Tensor: (B, C, T'·patch_t, H'·patch, W'·patch), tokens' dtype.
     """
     frames, height, width = grid
     video = rearrange(
@@ -69,10 +115,19 @@ _sincos_3d_cached = functools.lru_cache(maxsize=32)(_sincos_3d_table)
 
 
 def sincos_3d(dim: int, grid: tuple[int, int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Fixed 3-D sin-cos position embedding for ANY token grid (T', H', W'): (T'·H'·W', D), dim % 16 == 0.
+    """Fixed 3-D sin-cos position embedding for ANY token grid.
 
     Computed on the fly, so a window of any size, including a whole frame, works; eager calls reuse a per-grid
     CPU cache, compiled graphs (torch.compile) compute it in the graph.
+
+    Args:
+        dim (int): embedding width D, dim % 16 == 0.
+        grid (tuple[int, int, int]): the token grid (T', H', W').
+        device (torch.device): where the result goes.
+        dtype (torch.dtype): the result's dtype.
+
+    Returns:
+        torch.Tensor: (T'·H'·W', dim), rows in (t h w) token order.
     """
     make = _sincos_3d_table if torch.compiler.is_compiling() else _sincos_3d_cached
     return make(dim, *grid).to(device=device, dtype=dtype)
@@ -90,6 +145,14 @@ class FrameConv(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve every frame.
+
+        Args:
+            x (torch.Tensor): (B, in_channels, T, H, W), any layout.
+
+        Returns:
+            torch.Tensor: (B, out_channels, T, H, W), stored channels-last.
+        """
         frames = x.shape[2]
         x = x.contiguous(memory_format=torch.channels_last_3d)
         y = super().forward(rearrange(x, "b c t h w -> (b t) c h w"))                # channels-last view
@@ -108,6 +171,14 @@ class SpaceToDepth(nn.Module):
         self.factor = factor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel-unshuffle every frame by `factor` r.
+
+        Args:
+            x (torch.Tensor): (B, C, T, H, W), H and W multiples of r.
+
+        Returns:
+            torch.Tensor: (B, C·r², T, H / r, W / r), channels in (c r r) order, stored channels-last.
+        """
         r = self.factor
         return rearrange(x, "b c t (h r1) (w r2) -> b t h w (c r1 r2)", r1=r, r2=r).permute(0, 4, 1, 2, 3)
 
@@ -116,13 +187,30 @@ class DepthToSpace(SpaceToDepth):
     """Pixel shuffle of every frame, the inverse of `SpaceToDepth`: (B, C·r², T, h, w) -> (B, C, T, h·r, w·r)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel-shuffle every frame by `factor` r.
+
+        Args:
+            x (torch.Tensor): (B, C·r², T, h, w), channels in (c r r) order.
+
+        Returns:
+            torch.Tensor: (B, C, T, h·r, w·r).
+        """
         r = self.factor
         return rearrange(x, "b (c r1 r2) t h w -> b c t (h r1) (w r2)", r1=r, r2=r)
 
 
 def stem_conv(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     """The 3x3 input convolution of a video, at full resolution (stride 1: a plain `FrameConv`) or on the
-    `stride`-times smaller grid of its pixel-unshuffled frames: (B, C, T, H, W) -> (B, out, T, H / s, W / s)."""
+    `stride`-times smaller grid of its pixel-unshuffled frames.
+
+    Args:
+        in_channels (int): C of the input video.
+        out_channels (int): channels of the features.
+        stride (int): s >= 1, the pixel-unshuffle factor.
+
+    Returns:
+        nn.Module: (B, in_channels, T, H, W) -> (B, out_channels, T, H / s, W / s), H and W multiples of s.
+    """
     if stride == 1:
         return FrameConv(in_channels, out_channels, 3)
     return nn.Sequential(SpaceToDepth(stride), FrameConv(in_channels * stride * stride, out_channels, 3))
@@ -138,13 +226,30 @@ class ResidualConvBlock(nn.Module):
         self.conv2 = FrameConv(channels, channels, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block.
+
+        Args:
+            x (torch.Tensor): (B, C, T, H, W).
+
+        Returns:
+            torch.Tensor: (B, C, T, H, W).
+        """
         return x + self.conv2(self.act(self.conv1(x)))
 
 
 def output_head(channels: int, out_channels: int, stride: int, blocks: int) -> nn.Sequential:
-    """Features on the stem's grid (B, channels, T, h, w) -> (B, out_channels, T, h·stride, w·stride): `blocks`
-    residual conv blocks, conv, SiLU, conv, then (stride > 1) a pixel shuffle. The last conv is the module's
-    last layer with parameters (`last_conv`), zero-initialised by the model."""
+    """The pixel decoder: `blocks` residual conv blocks, conv, SiLU, conv, then (stride > 1) a pixel shuffle.
+    The last conv is the module's last layer with parameters (`last_conv`), zero-initialised by the model.
+
+    Args:
+        channels (int): channels of the features on the stem's grid.
+        out_channels (int): channels of the output video.
+        stride (int): s >= 1, the stem's pixel-unshuffle factor (undone here).
+        blocks (int): residual blocks, >= 0.
+
+    Returns:
+        nn.Sequential: (B, channels, T, h, w) -> (B, out_channels, T, h·s, w·s).
+    """
     layers: list[nn.Module] = [ResidualConvBlock(channels) for _ in range(blocks)]
     layers += [FrameConv(channels, channels, 3), nn.SiLU(), FrameConv(channels, out_channels * stride * stride, 3)]
     if stride > 1:
@@ -153,7 +258,14 @@ def output_head(channels: int, out_channels: int, stride: int, blocks: int) -> n
 
 
 def last_conv(module: nn.Sequential) -> nn.Module:
-    """The last layer of `module` that has parameters."""
+    """The last layer of `module` that has parameters.
+
+    Args:
+        module (nn.Sequential): e.g. an `output_head`.
+
+    Returns:
+        nn.Module: that layer.
+    """
     return next(layer for layer in reversed(module) if any(True for _ in layer.parameters()))
 
 
@@ -166,6 +278,14 @@ class HeadNorm(nn.RMSNorm):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """RMS-normalise over the last axis.
+
+        Args:
+            x (torch.Tensor): (..., D), any float dtype.
+
+        Returns:
+            torch.Tensor: x's shape and dtype.
+        """
         weight = self.weight.to(x.dtype)
         if x.device.type != "cpu" or x.dtype == torch.float32:
             return F.rms_norm(x, self.normalized_shape, weight, self.eps)
@@ -175,7 +295,16 @@ class HeadNorm(nn.RMSNorm):
 
 
 def split_heads(x: torch.Tensor, heads: int, norm: nn.Module | None = None) -> torch.Tensor:
-    """x: (B, L, D) -> (B, heads, L, D / heads), normalised per head by `norm` first (on contiguous rows)."""
+    """Split the channels into heads, normalised per head by `norm` first (on contiguous rows).
+
+    Args:
+        x (torch.Tensor): (B, L, D), D a multiple of `heads`.
+        heads (int): number of heads.
+        norm (nn.Module, *optional*): applied to each (D / heads) head vector, e.g. a `HeadNorm`.
+
+    Returns:
+        torch.Tensor: (B, heads, L, D / heads).
+    """
     x = rearrange(x, "b l (h d) -> b l h d", h=heads)
     return (x if norm is None else norm(x)).transpose(1, 2)
 
@@ -194,19 +323,47 @@ class Attention(nn.Module):
         self.norm_k = HeadNorm(dim // heads, eps=1e-6)
 
     def queries(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, L, D) -> (B, heads, L, D / heads)."""
+        """Normalised queries.
+
+        Args:
+            x (torch.Tensor): (B, L, D).
+
+        Returns:
+            torch.Tensor: (B, heads, L, D / heads).
+        """
         return split_heads(self.to_q(x), self.heads, self.norm_q)
 
     def keys_values(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """source: (B, Ls, Ds) -> keys and values, each (B, heads, Ls, D / heads)."""
+        """Keys (normalised) and values of a source.
+
+        Args:
+            source (torch.Tensor): (B, Ls, Ds), Ds = `context_dim` (or D without one).
+
+        Returns:
+            tuple[torch.Tensor, torch.Tensor]: keys and values, each (B, heads, Ls, D / heads).
+        """
         return split_heads(self.to_k(source), self.heads, self.norm_k), split_heads(self.to_v(source), self.heads)
 
     def project_out(self, heads: torch.Tensor) -> torch.Tensor:
-        """heads: (B, heads, L, D / heads) -> (B, L, D)."""
+        """Merge the heads and project.
+
+        Args:
+            heads (torch.Tensor): (B, heads, L, D / heads).
+
+        Returns:
+            torch.Tensor: (B, L, D).
+        """
         return self.to_out(rearrange(heads, "b h l d -> b l (h d)"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, L, D) -> (B, L, D), full attention over all L tokens."""
+        """Full self-attention over all L tokens.
+
+        Args:
+            x (torch.Tensor): (B, L, D).
+
+        Returns:
+            torch.Tensor: (B, L, D).
+        """
         q = self.queries(x)
         return self.project_out(F.scaled_dot_product_attention(q, *self.keys_values(x)))
 
@@ -224,9 +381,15 @@ class CrossAttention(Attention):
         context: torch.Tensor,
         extra_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """x: (B, L, D); context: (B, Lc, context_dim); extra_kv: 2 x (B, heads, Lg, D / heads) or None.
+        """Cross-attention to the text context, plus the decoupled attention to `extra_kv`.
 
-        Returns (B, L, D).
+        Args:
+            x (torch.Tensor): (B, L, D) queries' source.
+            context (torch.Tensor): (B, Lc, context_dim) text tokens.
+            extra_kv (tuple[torch.Tensor, torch.Tensor], *optional*): (K_g, V_g), each (B, heads, Lg, D / heads).
+
+        Returns:
+            torch.Tensor: (B, L, D).
         """
         q = self.queries(x)
         out = F.scaled_dot_product_attention(q, *self.keys_values(context))
@@ -245,6 +408,14 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the MLP.
+
+        Args:
+            x (torch.Tensor): (B, L, D).
+
+        Returns:
+            torch.Tensor: (B, L, D).
+        """
         return self.fc2(self.act(self.fc1(x)))
 
 
@@ -259,12 +430,24 @@ class TransformerBlock(nn.Module):
         self.mlp = Mlp(dim, round(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block.
+
+        Args:
+            x (torch.Tensor): (B, L, D).
+
+        Returns:
+            torch.Tensor: (B, L, D).
+        """
         x = x + self.attn1(self.norm1(x))
         return x + self.mlp(self.norm3(x))
 
 
 def init_linear_xavier(module: nn.Module) -> None:
-    """DiT's initialisation: xavier-uniform weights and zero biases for every nn.Linear under `module`."""
+    """DiT's initialisation: xavier-uniform weights and zero biases for every nn.Linear under `module`.
+
+    Args:
+        module (nn.Module): the module, changed in place.
+    """
     for layer in module.modules():
         if isinstance(layer, nn.Linear):
             nn.init.xavier_uniform_(layer.weight)

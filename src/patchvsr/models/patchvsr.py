@@ -127,8 +127,17 @@ class PatchVSRModel(ModelMixin):
     @classmethod
     def from_base(cls, base: VideoDiT | str | Path, config: PatchVSRConfig | None = None,
                   seed: int = 0) -> "PatchVSRModel":
-        """Stage 2: wrap a trained base (a VideoDiT, used in place: frozen and given LoRA layers, or its
-        `save_pretrained` folder). The new weights depend only on `seed`."""
+        """Stage 2: wrap a trained base. The new weights depend only on `seed`.
+
+        Args:
+            base (VideoDiT or str or Path): a VideoDiT, used in place (frozen and given LoRA layers), or its
+                `save_pretrained` folder.
+            config (PatchVSRConfig, *optional*): the adapter configuration (default `PatchVSRConfig()`).
+            seed (int, *optional*, defaults to 0): initialisation seed of the new weights.
+
+        Returns:
+            PatchVSRModel: the model.
+        """
         if not isinstance(base, VideoDiT):
             base = VideoDiT.from_pretrained(str(base))
         with torch.random.fork_rng(devices=[]):
@@ -137,8 +146,19 @@ class PatchVSRModel(ModelMixin):
 
     @classmethod
     def from_preset(cls, name: str, seed: int = 0, **overrides) -> "PatchVSRModel":
-        """A randomly initialised model of preset `name` ("test", "tiny", "small"); `overrides` are
-        PatchVSRConfig fields (e.g. use_lora=False). Weights depend only on `seed`."""
+        """A randomly initialised model of a preset. Weights depend only on `seed`.
+
+        Args:
+            name (str): a key of PRESETS ("test", "tiny", "lite", "small").
+            seed (int, *optional*, defaults to 0): the base's seed (the new weights use seed + 1).
+            overrides: PatchVSRConfig fields replacing the preset's (e.g. use_lora=False).
+
+        Returns:
+            PatchVSRModel: the model, float32.
+
+        Raises:
+            ValueError: for an unknown preset or a bad override.
+        """
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         base = VideoDiT.from_preset(name, seed=seed)
@@ -162,7 +182,17 @@ class PatchVSRModel(ModelMixin):
         return self.base.config.patch_size_t, self.base.config.patch_size
 
     def branch_features(self, cond: WindowConditions) -> BranchFeatures:
-        """Patch/global branch outputs of the windows in `cond`; from the cache when `cond.keys` is given."""
+        """Patch/global branch outputs of the windows in `cond`; from the cache when `cond.keys` is given.
+
+        Args:
+            cond (WindowConditions): the N windows' conditions.
+
+        Returns:
+            BranchFeatures: patch_states `patch_depth` x (N, L, D); global_tokens (N, Lg, D) or None.
+
+        Raises:
+            ValueError: for cache keys while autograd is enabled (the cache is for inference).
+        """
         if cond.keys is None:
             return self.adapter.branch_features(cond.lr_up, cond.global_input)
         if torch.is_grad_enabled():
@@ -176,16 +206,39 @@ class PatchVSRModel(ModelMixin):
         return self.cache.fetch(cond.keys, compute)
 
     def velocity(self, z: torch.Tensor, t: torch.Tensor | float, cond: WindowConditions) -> torch.Tensor:
-        """z: (N, C, T, h, w) noisy windows z_t; t: (N,) or scalar in [0, 1]; cond: the windows' conditions.
+        """The velocity v of noisy windows z_t.
 
-        Returns v: (N, C, T, h, w) in z's dtype. Any h, w that are multiples of the token patch work, including
-        one window covering a whole frame (`full_frame_conditions`). Same as calling the module, which goes
-        through `forward` so wrappers (DDP, accelerate) see the call.
+        Any h, w that are multiples of the token patch work, including one window covering a whole frame
+        (`full_frame_conditions`). Same as calling the module, which goes through `forward` so wrappers (DDP,
+        accelerate) see the call.
+
+        Args:
+            z (torch.Tensor): (N, C, T, h, w) noisy windows z_t, of cond.lr_up's shape.
+            t (torch.Tensor or float): (N,) or a scalar, in [0, 1].
+            cond (WindowConditions): the windows' conditions.
+
+        Returns:
+            torch.Tensor: v, (N, C, T, h, w) in z's dtype.
+
+        Raises:
+            ValueError: if `cond.lr_up` and z differ in shape, or a condition does not fit the model.
         """
         return self(z, t, cond)
 
     def forward(self, z: torch.Tensor, t: torch.Tensor | float, cond: WindowConditions) -> torch.Tensor:
-        """See `velocity`."""
+        """See `velocity`.
+
+        Args:
+            z (torch.Tensor): (N, C, T, h, w) noisy windows z_t.
+            t (torch.Tensor or float): (N,) or a scalar, in [0, 1].
+            cond (WindowConditions): the windows' conditions.
+
+        Returns:
+            torch.Tensor: v, (N, C, T, h, w) in z's dtype.
+
+        Raises:
+            ValueError: if `cond.lr_up` and z differ in shape, or a condition does not fit the model.
+        """
         if cond.lr_up.shape != z.shape:
             raise ValueError(f"cond.lr_up has shape {tuple(cond.lr_up.shape)}, z has {tuple(z.shape)}")
         t = torch.as_tensor(t, dtype=z.dtype, device=z.device).reshape(-1).expand(z.shape[0])
@@ -195,8 +248,14 @@ class PatchVSRModel(ModelMixin):
         return self.base(z, t, injection=injection, use_prompt=self.config.use_fixed_prompt)
 
     def degradation(self, cond: WindowConditions) -> torch.Tensor | None:
-        """The degradation strength (N,) the model conditions on: `cond.degradation`, else the estimate from
-        each window; None for a model without that condition."""
+        """The degradation strength the model conditions on: `cond.degradation`, else the estimate from each window.
+
+        Args:
+            cond (WindowConditions): the N windows' conditions.
+
+        Returns:
+            torch.Tensor or None: (N,) in [0, 1]; None for a model without that condition.
+        """
         estimator = self.embedder.estimator
         if estimator is None or cond.degradation is not None:
             return None if estimator is None else cond.degradation
@@ -233,9 +292,10 @@ class PatchVSRModel(ModelMixin):
         """Write the model folder (module docstring) and model_card.md (with `card` appended).
 
         Args:
-            directory (str | Path): the folder; created if missing. Files of the first format in it are removed.
-            card (str): markdown appended to the generated model card (training, evaluation).
-            dtype (torch.dtype, optional): store floating-point weights in this dtype (torch.float16 halves the
+            directory (str or Path): the folder; created if missing. Files of the first format in it are removed.
+            card (str, *optional*, defaults to ""): markdown appended to the generated model card (training,
+                evaluation).
+            dtype (torch.dtype, *optional*): store floating-point weights in this dtype (torch.float16 halves the
                 size); loading casts them back to the model's dtype.
         """
         directory = Path(directory)
@@ -270,10 +330,11 @@ class PatchVSRModel(ModelMixin):
         """Load a folder written by `save_pretrained` (either format).
 
         Args:
-            directory (str | Path): the model folder.
-            fresh_estimator (bool): where the folder's degradation estimator is of an older design (other
-                tensors), keep a freshly initialised one instead of failing (to fine-tune such a model).
-            torch_dtype (torch.dtype, optional): cast the weights (as `DiffusionPipeline.from_pretrained` asks);
+            directory (str or Path): the model folder.
+            fresh_estimator (bool, *optional*, defaults to False): where the folder's degradation estimator is of
+                an older design (other tensors), keep a freshly initialised one instead of failing (to fine-tune
+                such a model).
+            torch_dtype (torch.dtype, *optional*): cast the weights (as `DiffusionPipeline.from_pretrained` asks);
                 the other loading options diffusers passes (variants, device maps, ...) are ignored.
 
         Returns:
@@ -332,7 +393,17 @@ def _same_shapes(ours: dict[str, torch.Tensor], theirs: dict[str, torch.Tensor])
 
 
 def read_config(directory: Path) -> dict:
-    """The parsed config.json of a PatchVSRModel folder; OptionError if missing or of another kind."""
+    """The parsed config.json of a PatchVSRModel folder.
+
+    Args:
+        directory (Path): the model folder.
+
+    Returns:
+        dict: the config (`_class_name`, `format_version`, `adapter`, `lora_merged`, ...).
+
+    Raises:
+        OptionError: if config.json is missing, unreadable or of another kind or format.
+    """
     path = directory / "config.json"
     if not path.is_file():
         raise OptionError(f"model folder {directory} has no config.json")
@@ -346,7 +417,17 @@ def read_config(directory: Path) -> dict:
 
 
 def load_part(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of one saved file of a model folder; OptionError if it is missing."""
+    """Tensors of one saved file of a model folder.
+
+    Args:
+        path (Path): a safetensors file in the folder (or in its base/).
+
+    Returns:
+        dict[str, torch.Tensor]: the file's tensors, on the CPU.
+
+    Raises:
+        OptionError: if the file is missing.
+    """
     if not path.is_file():
         folder = path.parent.parent if path.parent.name == BASE_FOLDER else path.parent
         raise OptionError(f"model folder {folder} has no {path.relative_to(folder)}")
@@ -354,7 +435,15 @@ def load_part(path: Path) -> dict[str, torch.Tensor]:
 
 
 def model_card(model: PatchVSRModel, extra: str = "") -> str:
-    """Markdown model card: architecture, parameter counts, ablation flags, then `extra` (training, metrics)."""
+    """Markdown model card: architecture, parameter counts, ablation flags, then `extra` (training, metrics).
+
+    Args:
+        model (PatchVSRModel): the model described.
+        extra (str, *optional*, defaults to ""): markdown appended.
+
+    Returns:
+        str: the card, ending in a newline.
+    """
     spec, counts = model.base.config, model.parameter_counts()
     lines = [
         "# PatchVSR model", "",

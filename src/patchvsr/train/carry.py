@@ -44,12 +44,28 @@ def _restore(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def has_carry(carry_dir: Path) -> bool:
-    """Whether `carry_dir` holds a packed run."""
+    """Whether `carry_dir` holds a packed run.
+
+    Args:
+        carry_dir (Path): the carry folder (may be missing).
+
+    Returns:
+        bool: True if it holds a state.json.
+    """
     return (Path(carry_dir) / "state.json").is_file()
 
 
 def pack(checkpoint_dir: Path, carry_dir: Path) -> None:
-    """Write the carry folder of the checkpoint in `checkpoint_dir` (replacing an older one)."""
+    """Write the carry folder of a checkpoint (replacing an older one).
+
+    Args:
+        checkpoint_dir (Path): a folder written by `save_checkpoint`.
+        carry_dir (Path): the carry folder to write (module docstring).
+
+    Raises:
+        InputError: if there is no readable checkpoint in `checkpoint_dir`, or no stage-1 base folder where its
+            config names one.
+    """
     checkpoint = load_checkpoint(checkpoint_dir)
     config = TrainConfig.from_json(checkpoint.state["config"])
     names = [name for name, _ in stages.trainable(stages.build_model(config.model, config.seed, load_init=False))]
@@ -70,8 +86,19 @@ def pack(checkpoint_dir: Path, carry_dir: Path) -> None:
 
 
 def unpack(carry_dir: Path, checkpoint_dir: Path) -> TrainConfig:
-    """Rebuild a full checkpoint in `checkpoint_dir` from a carry folder; restores the stage-1 base folder the
-    run's config names if it is missing. Returns the run's config."""
+    """Rebuild a full checkpoint from a carry folder; restores the stage-1 base folder the run's config names if
+    it is missing.
+
+    Args:
+        carry_dir (Path): a folder written by `pack`.
+        checkpoint_dir (Path): where the checkpoint is written.
+
+    Returns:
+        TrainConfig: the run's config.
+
+    Raises:
+        InputError: if `carry_dir` holds no packed run, or one that does not match the model its config builds.
+    """
     carry_dir = Path(carry_dir)
     if not has_carry(carry_dir):
         raise InputError(f"{carry_dir} holds no packed training run (state.json missing)")

@@ -38,7 +38,15 @@ def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """torch optimizer state dict -> (tensors keyed "<param id>.<name>", JSON part: param groups + scalars)."""
+    """Split a torch optimizer state dict into its tensors and its JSON part.
+
+    Args:
+        state_dict (dict): `optimizer.state_dict()`.
+
+    Returns:
+        tuple[dict[str, torch.Tensor], dict]: (tensors keyed "<param id>.<name>", JSON part: {"param_groups",
+        "scalars"}).
+    """
     tensors, scalars = {}, {}
     for param_id, entries in state_dict["state"].items():
         for name, value in entries.items():
@@ -50,7 +58,15 @@ def flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    """Inverse of `flatten_optimizer`: a state dict for `optimizer.load_state_dict`."""
+    """Inverse of `flatten_optimizer`: a state dict for `optimizer.load_state_dict`.
+
+    Args:
+        tensors (dict[str, torch.Tensor]): tensors keyed "<param id>.<name>".
+        meta (dict): the JSON part, {"param_groups", "scalars"}.
+
+    Returns:
+        dict: {"state": {param id: {name: value}}, "param_groups": [...]}.
+    """
     state: dict[int, dict] = {}
     for key, value in [*tensors.items(), *meta["scalars"].items()]:
         param_id, name = key.split(".", 1)
@@ -60,7 +76,15 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
 
 def save_checkpoint(directory: Path, model: dict[str, torch.Tensor], optimizer: dict,
                     ema: dict[str, torch.Tensor] | None, state: dict) -> None:
-    """Write a checkpoint folder atomically (see the module docstring). `state` must be JSON-serialisable."""
+    """Write a checkpoint folder atomically (see the module docstring).
+
+    Args:
+        directory (Path): the checkpoint folder (replaced).
+        model (dict[str, torch.Tensor]): the training module's state dict.
+        optimizer (dict): the optimizer's state dict.
+        ema (dict[str, torch.Tensor], *optional*): EMA of the trainable parameters, by name.
+        state (dict): JSON-serialisable run state (config, step, scheduler, ...).
+    """
     directory = Path(directory)
     tmp, old = directory.with_name(directory.name + ".tmp"), directory.with_name(directory.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -79,7 +103,18 @@ def save_checkpoint(directory: Path, model: dict[str, torch.Tensor], optimizer: 
 
 
 def load_checkpoint(directory: Path) -> Checkpoint:
-    """Read a folder written by `save_checkpoint`; InputError if it is missing or incomplete."""
+    """Read a folder written by `save_checkpoint` (or its `.old` sibling, after a save interrupted between its
+    renames).
+
+    Args:
+        directory (Path): the checkpoint folder.
+
+    Returns:
+        Checkpoint: tensors on the CPU, as saved, and the state without its "optimizer" entry.
+
+    Raises:
+        InputError: if the checkpoint is missing or damaged.
+    """
     directory = Path(directory)
     if not (directory / "state.json").is_file():
         old = directory.with_name(directory.name + ".old")

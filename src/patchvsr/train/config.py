@@ -73,7 +73,14 @@ class TrainConfig:
 
     def lr_factor(self, step: int) -> float:
         """The learning-rate multiplier after `step` updates: linear warm-up, constant, then (optionally) a
-        linear decay to 0 over [decay_start, decay_end] (warmup-stable-decay)."""
+        linear decay to 0 over [decay_start, decay_end] (warmup-stable-decay).
+
+        Args:
+            step (int): updates done, >= 0.
+
+        Returns:
+            float: in [0, 1].
+        """
         factor = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
         if self.decay_start is not None and step > self.decay_start:
             factor *= max(0.0, 1.0 - (step - self.decay_start) / self.decay_steps)
@@ -84,15 +91,34 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, data: dict) -> "TrainConfig":
-        """Inverse of `to_json` (JSON lists become the tuples the dataclasses expect)."""
+        """Inverse of `to_json` (JSON lists become the tuples the dataclasses expect).
+
+        Args:
+            data (dict): a `to_json` dict, e.g. a checkpoint's state["config"].
+
+        Returns:
+            TrainConfig: the config.
+        """
         degrade = {k: tuple(v) if isinstance(v, list) else v for k, v in data["degrade"].items()}
         return cls(**{**data, "model": ModelSpec(**data["model"]), "degrade": DegradeConfig(**degrade),
                       "draw": FlowDraw(**data["draw"])})
 
 
 def default_config(stage: str, preset: str = "tiny", **overrides) -> TrainConfig:
-    """The config of `stage` for model preset `preset`; `overrides` are TrainConfig fields, or fields of its
-    parts given as `model__x`, `degrade__x`, `draw__x` (None values are ignored)."""
+    """The config of a stage for a model preset, with the preset's optimisation defaults (`TRAIN_PRESETS`).
+
+    Args:
+        stage (str): one of `stages.STAGES`.
+        preset (str, *optional*, defaults to "tiny"): a model preset.
+        overrides: TrainConfig fields, or fields of its parts given as `model__x`, `degrade__x`, `draw__x`
+            (None values are ignored).
+
+    Returns:
+        TrainConfig: the config.
+
+    Raises:
+        ValueError: for an unknown stage or preset or a value out of range.
+    """
     overrides = {k: v for k, v in overrides.items() if v is not None}
     parts = {part: {k.split("__", 1)[1]: v for k, v in overrides.items() if k.startswith(part + "__")}
              for part in ("model", "degrade", "draw")}

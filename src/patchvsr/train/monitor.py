@@ -41,7 +41,11 @@ class TrainLog:
             writer.writerows(rows)
 
     def append(self, **values: float) -> None:
-        """One row; missing columns stay empty."""
+        """One row; missing columns stay empty.
+
+        Args:
+            values: column -> float value, for columns of COLUMNS (others are dropped).
+        """
         with self.path.open("a", newline="") as handle:
             csv.DictWriter(handle, COLUMNS).writerow({k: _fmt(values.get(k)) for k in COLUMNS})
 
@@ -53,7 +57,12 @@ def _fmt(value: float | None) -> str:
 
 
 def plot_log(csv_path: Path, png_path: Path) -> None:
-    """Training loss (raw and smoothed) and validation PSNR gain over bicubic, against the step."""
+    """Training loss (raw and smoothed) and validation PSNR gain over bicubic, against the step.
+
+    Args:
+        csv_path (Path): a `TrainLog` CSV.
+        png_path (Path): the PNG written.
+    """
     import matplotlib  # noqa: PLC0415 - plotting is optional and slow to import
 
     matplotlib.use("Agg")
@@ -85,8 +94,14 @@ def plot_log(csv_path: Path, png_path: Path) -> None:
 
 
 def gains_text(values: dict) -> str:
-    """'+2.08 dB (soft sources +1.45 dB, H.264 CRF 30 +0.40 dB)': the validation gains over bicubic in `values`
-    (a row of the log's validation columns; splits it lacks are left out)."""
+    """'+2.08 dB (soft sources +1.45 dB, H.264 CRF 30 +0.40 dB)': the validation gains over bicubic in `values`.
+
+    Args:
+        values (dict): a row of the log's validation columns (splits it lacks are left out), with val_psnr.
+
+    Returns:
+        str: the gains, the clean split's first.
+    """
     gains = [("" if name == "val_psnr" else f"{label} ") + f"{values[name] - values[f'{name}_bicubic']:+.2f} dB"
              for name, label in SPLIT_COLUMNS.items() if values.get(name) is not None]
     return gains[0] + (f" ({', '.join(gains[1:])})" if len(gains) > 1 else "")
@@ -110,7 +125,15 @@ def _to_uint8_frames(x: torch.Tensor) -> np.ndarray:
 
 
 def mean_psnr_y(reference: torch.Tensor, estimate: torch.Tensor) -> float:
-    """Mean per-frame PSNR-Y (BT.601, as `patchvsr eval`) of two (B, 3, T, h, w) [-1, 1] batches."""
+    """Mean per-frame PSNR-Y (BT.601, as `patchvsr eval`) of two batches, each frame's capped at 100 dB.
+
+    Args:
+        reference (torch.Tensor): (B, 3, T, h, w) in [-1, 1].
+        estimate (torch.Tensor): (B, 3, T, h, w) in [-1, 1] (clamped to it).
+
+    Returns:
+        float: dB.
+    """
     values = [psnr_y(r, e) for r, e in zip(_to_uint8_frames(reference), _to_uint8_frames(estimate))]
     return float(np.mean([min(v, 100.0) for v in values]))
 
@@ -118,10 +141,19 @@ def mean_psnr_y(reference: torch.Tensor, estimate: torch.Tensor) -> float:
 @torch.no_grad()
 def validate(trainee: nn.Module, batches: list[tuple[Degraded, torch.Tensor, torch.Tensor]], residual_std: float,
              autocast) -> dict[str, float]:
-    """Validation on fixed batches (Degraded, t, noise), already on the model's device.
+    """Validation on fixed batches, already on the model's device.
 
     val_loss: flow-matching MSE at the batches' own t and noise; val_psnr: PSNR-Y of the fidelity-mode estimate
     (one Euler step from z = 0 at t = 1: HR = V_up + residual_std · z0_hat); val_psnr_bicubic: of V_up itself.
+
+    Args:
+        trainee (nn.Module): a `stages.Trainee`.
+        batches (list[tuple[Degraded, torch.Tensor, torch.Tensor]]): (Degraded, t (B,), noise (B, 3, T, h, w)).
+        residual_std (float): the run's residual scale, > 0.
+        autocast (Callable): an `autocast_for` context factory.
+
+    Returns:
+        dict[str, float]: val_loss, val_psnr and val_psnr_bicubic (dB).
     """
     losses, estimates, references, bicubic = [], [], [], []
     for batch, t, noise in batches:

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from patchvsr.sizes import HW
+
 
 @dataclass(frozen=True)
 class ClipConfig:
@@ -85,7 +87,7 @@ def _chance(generator: torch.Generator, share: float) -> bool:
     return float(torch.rand((), generator=generator, dtype=torch.float64)) < share
 
 
-def _sample_scale(generator: torch.Generator, photo_hw: tuple[int, int], config: ClipConfig) -> float:
+def _sample_scale(generator: torch.Generator, photo_hw: HW, config: ClipConfig) -> float:
     limit = min(config.max_scale, min(photo_hw) / (config.size * 1.6))
     return math.exp(_uniform(generator, 0.0, math.log(max(limit, 1.0))))
 
@@ -102,8 +104,17 @@ def _radii(path: CameraPath, frames: int, size: int) -> np.ndarray:
     return path.scale * np.exp(path.zoom * t) * size * math.sqrt(0.5) + 4.0 * path.scale
 
 
-def sample_camera(generator: torch.Generator, photo_hw: tuple[int, int], config: ClipConfig) -> CameraPath | None:
-    """A random camera path whose every frame lies inside the photo, or None if this draw does not fit."""
+def sample_camera(generator: torch.Generator, photo_hw: HW, config: ClipConfig) -> CameraPath | None:
+    """A random camera path whose every frame lies inside the photo, or None if this draw does not fit.
+
+    Args:
+        generator (torch.Generator): the clip's generator.
+        photo_hw (HW): (H, W) of the photo.
+        config (ClipConfig): the clip settings.
+
+    Returns:
+        CameraPath or None: the path (centre (x, y) in photo px), or None.
+    """
     scale = _sample_scale(generator, photo_hw, config)
     moving = not _chance(generator, config.static_share)
     speed = config.max_pan * _uniform(generator, 0.0, 1.0) * moving
@@ -124,9 +135,19 @@ def sample_camera(generator: torch.Generator, photo_hw: tuple[int, int], config:
     return CameraPath(**{**asdict(path), "center": center})
 
 
-def sample_object(generator: torch.Generator, photo_hw: tuple[int, int], scale: float,
+def sample_object(generator: torch.Generator, photo_hw: HW, scale: float,
                   config: ClipConfig) -> MovingObject:
-    """A random moving object whose texture comes from anywhere in the photo."""
+    """A random moving object whose texture comes from anywhere in the photo.
+
+    Args:
+        generator (torch.Generator): the clip's generator.
+        photo_hw (HW): (H, W) of the photo.
+        scale (float): the camera's photo px per output px.
+        config (ClipConfig): the clip settings.
+
+    Returns:
+        MovingObject: source (x, y) in photo px; axes, start, velocity (x, y) in output px.
+    """
     axes = (config.size * _uniform(generator, 0.12, 0.3), config.size * _uniform(generator, 0.12, 0.3))
     reach = max(axes) * scale * 1.5 + 4.0 * scale
     source = tuple(_uniform(generator, min(reach, n / 2), max(n - 1 - reach, n / 2)) for n in photo_hw[::-1])
@@ -170,8 +191,19 @@ def _warp(region: np.ndarray, linear: np.ndarray, offset: np.ndarray, size: int)
 
 def render_camera(photo: np.ndarray, path: CameraPath, frames: int, size: int,
                   first_only: bool = False) -> np.ndarray:
-    """photo: (H, W, 3) uint8. Returns (frames, size, size, 3) float32 in [0, 255] (about: Lanczos rings),
-    or only frame 0 as (1, size, size, 3) when `first_only`."""
+    """Render the frames a camera path sees.
+
+    Args:
+        photo (np.ndarray): (H, W, 3) uint8 RGB.
+        path (CameraPath): the camera path (from `sample_camera`).
+        frames (int): frames to render, >= 1.
+        size (int): side S of the square output frames, px.
+        first_only (bool, *optional*, defaults to False): render frame 0 only.
+
+    Returns:
+        np.ndarray: (frames, S, S, 3) float32 in about [0, 255] (Lanczos rings), or (1, S, S, 3) with
+        `first_only`.
+    """
     offsets, radii = _displacements(path, frames), _radii(path, frames, size)
     reach = np.abs(offsets).max(axis=0) + radii.max()
     region, origin, factor = _reduced_region(photo, path.center, reach, path.scale)
@@ -188,7 +220,17 @@ def render_camera(photo: np.ndarray, path: CameraPath, frames: int, size: int,
 
 
 def composite_object(frames: np.ndarray, photo: np.ndarray, obj: MovingObject, scale: float) -> np.ndarray:
-    """Paste the moving object over frames (T, S, S, 3) float32 [0, 255], antialiased 1-px edge. In place."""
+    """Paste the moving object over the frames, antialiased 1-px edge. In place.
+
+    Args:
+        frames (np.ndarray): (T, S, S, 3) float32 in [0, 255], changed in place.
+        photo (np.ndarray): (H, W, 3) uint8 RGB, the texture's source.
+        obj (MovingObject): the object (from `sample_object`).
+        scale (float): the camera's photo px per output px.
+
+    Returns:
+        np.ndarray: `frames` itself.
+    """
     size = frames.shape[1]
     reach = np.full(2, max(obj.axes) * scale * 1.5 + 4.0 * scale)
     texture, origin, factor = _reduced_region(photo, obj.source, reach, scale)
@@ -209,7 +251,14 @@ def composite_object(frames: np.ndarray, photo: np.ndarray, obj: MovingObject, s
 
 
 def gradient_energy(frame: np.ndarray) -> float:
-    """Mean luma gradient magnitude, luma in [0, 1]. frame: (H, W, 3) in [0, 255]."""
+    """Mean luma gradient magnitude, luma in [0, 1].
+
+    Args:
+        frame (np.ndarray): (H, W, 3) in [0, 255], any dtype.
+
+    Returns:
+        float: per pixel, >= 0.
+    """
     luma = frame[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32) / 255.0
     gy, gx = np.gradient(luma)
     return float(np.mean(np.hypot(gx, gy)))
@@ -217,11 +266,22 @@ def gradient_energy(frame: np.ndarray) -> float:
 
 def synthesize_clip(photo: np.ndarray, generator: torch.Generator,
                     config: ClipConfig) -> tuple[np.ndarray, dict]:
-    """One clip from one photo. photo: (H, W, 3) uint8 with min side >= 1.6·size.
+    """One clip from one photo.
 
-    Returns (clip (frames, size, size, 3) uint8, record) where record holds the motion parameters and the
-    frame-0 gradient energy. Textured placements are preferred: up to `config.tries` draws, the first with
-    energy >= min_energy wins, else the most textured draw.
+    Textured placements are preferred: up to `config.tries` draws, the first with energy >= min_energy wins,
+    else the most textured draw.
+
+    Args:
+        photo (np.ndarray): (H, W, 3) uint8 RGB, min(H, W) >= 1.6·size.
+        generator (torch.Generator): the clip's generator.
+        config (ClipConfig): the clip settings.
+
+    Returns:
+        tuple[np.ndarray, dict]: (clip (frames, size, size, 3) uint8 RGB, record of the motion parameters and
+        the frame-0 gradient energy).
+
+    Raises:
+        ValueError: if no draw fits the photo (too small).
     """
     best: tuple[float, CameraPath] | None = None
     for _ in range(config.tries):
@@ -246,16 +306,35 @@ def synthesize_clip(photo: np.ndarray, generator: torch.Generator,
     return clip, record
 
 
-def fits(photo_hw: tuple[int, int], config: ClipConfig) -> bool:
-    """Whether clips of `config.size` can be cut from a photo of this (H, W) without upscaling it."""
+def fits(photo_hw: HW, config: ClipConfig) -> bool:
+    """Whether clips of `config.size` can be cut from a photo of this size without upscaling it.
+
+    Args:
+        photo_hw (HW): (H, W) of the photo.
+        config (ClipConfig): the clip settings.
+
+    Returns:
+        bool: True if min(H, W) >= 1.6·size.
+    """
     return min(photo_hw) >= config.size * 1.6
 
 
 def footage_clip(frames: np.ndarray, generator: torch.Generator,
                  config: ClipConfig) -> tuple[np.ndarray, dict]:
     """One clip cut from real footage: `config.frames` consecutive frames (played forwards or backwards) of a
-    random `config.size`-px square, mirrored for half the clips. frames: (N, H, W, 3) uint8, N >= frames,
-    min(H, W) >= size. Returns (clip (frames, size, size, 3) uint8, record of the cut)."""
+    random `config.size`-px square, mirrored for half the clips.
+
+    Args:
+        frames (np.ndarray): (N, H, W, 3) uint8 RGB, N >= config.frames, min(H, W) >= config.size.
+        generator (torch.Generator): the clip's generator.
+        config (ClipConfig): the clip settings.
+
+    Returns:
+        tuple[np.ndarray, dict]: (clip (frames, size, size, 3) uint8 RGB, contiguous; record of the cut).
+
+    Raises:
+        ValueError: if the footage is too short or too small.
+    """
     count, height, width = frames.shape[:3]
     if count < config.frames or min(height, width) < config.size:
         raise ValueError(f"footage of {count} frames of {width}x{height} is too small for {config.frames}-frame "

@@ -64,7 +64,15 @@ def _rand(generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> fl
 
 
 def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
-    """frames: (N, C, H, W) -> same shape: separable Gaussian blur (sigma in px), edges replicated."""
+    """Separable Gaussian blur, edges replicated.
+
+    Args:
+        frames (torch.Tensor): (N, C, H, W) float, on the CPU.
+        sigma (float): standard deviation in px, > 0.
+
+    Returns:
+        torch.Tensor: (N, C, H, W), frames' dtype (not clamped).
+    """
     radius = max(1, math.ceil(3.0 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=frames.dtype)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
@@ -76,8 +84,16 @@ def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def add_sensor_noise(frames: torch.Tensor, generator: torch.Generator,
                      std_range: tuple[float, float] = NOISE_STD) -> torch.Tensor:
-    """frames: (T, 3, h, w) in [0, 1] -> same, plus Gaussian noise (grey or per channel) of a standard deviation
-    drawn from `std_range` (8-bit levels), clamped."""
+    """Gaussian noise (grey or per channel) of a standard deviation drawn from `std_range`, clamped.
+
+    Args:
+        frames (torch.Tensor): (T, 3, h, w) float in [0, 1].
+        generator (torch.Generator): the sample's generator.
+        std_range (tuple[float, float], *optional*, defaults to NOISE_STD): (low, high) std in 8-bit levels.
+
+    Returns:
+        torch.Tensor: (T, 3, h, w) in [0, 1], frames' dtype.
+    """
     std = _rand(generator, *std_range) / 255.0
     grey = _rand(generator) < GREY_NOISE_SHARE
     shape = (frames.shape[0], 1, *frames.shape[2:]) if grey else frames.shape
@@ -96,7 +112,15 @@ def _from_uint8(frames: np.ndarray) -> torch.Tensor:
 
 
 def jpeg(frames: torch.Tensor, quality: int) -> torch.Tensor:
-    """Each frame through PIL's JPEG encoder at `quality` (4:2:0). (T, 3, h, w) in [0, 1] -> same."""
+    """Each frame through PIL's JPEG encoder at `quality` (4:2:0) and back.
+
+    Args:
+        frames (torch.Tensor): (T, 3, h, w) in [0, 1], on the CPU.
+        quality (int): PIL's JPEG quality, 0 (worst) to 95 (best).
+
+    Returns:
+        torch.Tensor: (T, 3, h, w) float32 in [0, 1], on the 256 levels of 8-bit video.
+    """
     out = []
     for frame in _to_uint8(frames):
         buffer = io.BytesIO()
@@ -108,40 +132,87 @@ def jpeg(frames: torch.Tensor, quality: int) -> torch.Tensor:
 def h264(frames: torch.Tensor, crf: int, preset: str = "veryfast") -> torch.Tensor:
     """The clip through libx264 (yuv420p, constant rate factor `crf`, `preset`, one thread) and back.
 
-    (T, 3, h, w) in [0, 1] -> same, on the 256 levels of 8-bit video (see `patchvsr.io.codecs.h264_uint8`).
+    Args:
+        frames (torch.Tensor): (T, 3, h, w) in [0, 1], on the CPU.
+        crf (int): constant rate factor in [0, 51].
+        preset (str, *optional*, defaults to "veryfast"): an x264 preset.
+
+    Returns:
+        torch.Tensor: (T, 3, h, w) float32 in [0, 1], on the 256 levels of 8-bit video (see
+        `patchvsr.io.codecs.h264_uint8`).
     """
     return _from_uint8(h264_uint8(_to_uint8(frames), crf, preset))
 
 
 def strength(lr: torch.Tensor, clean: torch.Tensor) -> float:
-    """The degradation strength in [0, 1] of `lr` against the clean downscale `clean`, both (T, 3, h, w) in
-    [0, 1] (see STRENGTH_FULL; 0 for the clean input itself)."""
+    """The degradation strength of `lr` against the clean downscale `clean` (see STRENGTH_FULL).
+
+    Args:
+        lr (torch.Tensor): (T, 3, h, w) in [0, 1], the degraded LR.
+        clean (torch.Tensor): (T, 3, h, w) in [0, 1], the clean downscale.
+
+    Returns:
+        float: in [0, 1]; 0 for the clean input itself.
+    """
     rms = float(torch.sqrt(torch.mean((lr.double() - clean.double()) ** 2))) * 255.0
     return min(1.0, math.log2(1.0 + rms) / math.log2(1.0 + STRENGTH_FULL))
 
 
 def blur(canvas: torch.Tensor, factor: float, share: float, generator: torch.Generator) -> torch.Tensor:
     """Before downsampling by `factor`: for `share` of calls, a Gaussian blur of BLUR_SIGMA LR pixels.
-    canvas: (T, 3, H, W) in [0, 1] -> same."""
+
+    Args:
+        canvas (torch.Tensor): (T, 3, H, W) in [0, 1].
+        factor (float): the downsampling factor k >= 1 that follows.
+        share (float): probability of blurring, in [0, 1].
+        generator (torch.Generator): the sample's generator.
+
+    Returns:
+        torch.Tensor: (T, 3, H, W) in [0, 1] (`canvas` itself when not blurred).
+    """
     if _rand(generator) >= share:
         return canvas
     return gaussian_blur(canvas, _rand(generator, *BLUR_SIGMA) * factor).clamp(0.0, 1.0)
 
 
 def soften(canvas: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A soft source: a Gaussian blur of SOFT_SIGMA px of the whole canvas (T, 3, H, W) in [0, 1] -> same."""
+    """A soft source: a Gaussian blur of SOFT_SIGMA px of the whole canvas.
+
+    Args:
+        canvas (torch.Tensor): (T, 3, H, W) in [0, 1].
+        generator (torch.Generator): the sample's generator.
+
+    Returns:
+        torch.Tensor: (T, 3, H, W) in [0, 1].
+    """
     return gaussian_blur(canvas, _rand(generator, *SOFT_SIGMA)).clamp(0.0, 1.0)
 
 
 def grain(canvas: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A grainy source: noise of GRAIN_STD levels on the whole canvas (T, 3, H, W) in [0, 1], HR target
-    included, as in footage whose grain or sensor noise is part of the picture -> same shape."""
+    """A grainy source: noise of GRAIN_STD levels on the whole canvas, HR target included, as in footage whose
+    grain or sensor noise is part of the picture.
+
+    Args:
+        canvas (torch.Tensor): (T, 3, H, W) in [0, 1].
+        generator (torch.Generator): the sample's generator.
+
+    Returns:
+        torch.Tensor: (T, 3, H, W) in [0, 1].
+    """
     return add_sensor_noise(canvas, generator, GRAIN_STD)
 
 
 def corrupt(lr: torch.Tensor, generator: torch.Generator, mix: Mix = Mix()) -> torch.Tensor:
     """After downsampling: sensor noise, 8-bit rounding, then JPEG or H.264 or nothing, as `mix` says.
-    lr: (T, 3, h, w) in [0, 1] -> same shape, in [0, 1] on the 256 levels of 8-bit video."""
+
+    Args:
+        lr (torch.Tensor): (T, 3, h, w) in [0, 1], on the CPU.
+        generator (torch.Generator): the sample's generator.
+        mix (Mix, *optional*, defaults to Mix()): the proportions.
+
+    Returns:
+        torch.Tensor: (T, 3, h, w) in [0, 1] on the 256 levels of 8-bit video.
+    """
     if _rand(generator) < mix.noise_share:
         lr = add_sensor_noise(lr, generator)
     lr = torch.round(lr * 255.0) / 255.0

@@ -51,7 +51,18 @@ VALIDATION_SPLITS = ("clean", "soft", "crf30")
 
 def validation_degradation(config: DegradeConfig, split: str = "clean") -> DegradeConfig:
     """The evaluation protocol inside training for one of VALIDATION_SPLITS: x4 antialiased bicubic, 8-bit, no
-    noise augmentation, no realistic chain."""
+    noise augmentation, no realistic chain (soft: every canvas blurred; crf30: the LR written as H.264 CRF 30).
+
+    Args:
+        config (DegradeConfig): the run's degradation settings (window, frames, global size are kept).
+        split (str, *optional*, defaults to "clean"): one of VALIDATION_SPLITS.
+
+    Returns:
+        DegradeConfig: the split's settings.
+
+    Raises:
+        ValueError: for an unknown split.
+    """
     if split not in VALIDATION_SPLITS:
         raise ValueError(f"split must be one of {VALIDATION_SPLITS}, got {split!r}")
     return dataclasses.replace(config, scale_range=(4.0, 4.0), bicubic_share=1.0, clean_share=1.0,
@@ -61,7 +72,17 @@ def validation_degradation(config: DegradeConfig, split: str = "clean") -> Degra
 
 def draw_time_and_noise(shape: tuple[int, ...], draw: FlowDraw,
                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One sample's t: () float32 in [0, 1] and ε of `shape` (zeros for the z = 0 share at t = 1)."""
+    """One sample's flow-matching draw (module docstring).
+
+    Args:
+        shape (tuple[int, ...]): the noise's shape, e.g. (3, T, h, w).
+        draw (FlowDraw): how t and ε are drawn.
+        generator (torch.Generator): the sample's generator.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: t () float32 in [0, 1]; ε of `shape`, float32 ~ N(0, I) (zeros for
+        the z = 0 share at t = 1).
+    """
     if float(torch.rand((), generator=generator, dtype=torch.float64)) < draw.t_one_share:
         zero = float(torch.rand((), generator=generator, dtype=torch.float64)) < draw.zero_noise_share
         noise = torch.randn(shape, generator=generator)
@@ -97,7 +118,14 @@ class PositionSamples(Dataset):
         return {**self.__dict__, "_store": None, "_order": None}
 
     def clip_index(self, position: int) -> int:
-        """Which clip sample `position` reads: a fresh permutation of the clips per epoch (or in order)."""
+        """Which clip sample `position` reads: a fresh permutation of the clips per epoch (or in order).
+
+        Args:
+            position (int): the global sample position p >= 0.
+
+        Returns:
+            int: a clip index in [0, len(store)).
+        """
         count = len(self.store)
         epoch, offset = divmod(position, count)
         if not self.shuffle:
@@ -130,6 +158,13 @@ class StepPositions(Sampler):
 
 
 def split_batch(batch: dict[str, torch.Tensor]) -> tuple[Degraded, torch.Tensor, torch.Tensor]:
-    """A collated batch -> (Degraded, t: (B,), noise: (B, 3, T, h, w))."""
+    """A collated batch of `PositionSamples` items as the training loop takes it.
+
+    Args:
+        batch (dict[str, torch.Tensor]): the `Degraded` fields, "t" and "noise", each with a batch axis B.
+
+    Returns:
+        tuple[Degraded, torch.Tensor, torch.Tensor]: (Degraded, t (B,), noise (B, 3, T, h, w)).
+    """
     fields = {name: batch[name] for name in Degraded.__dataclass_fields__}
     return Degraded(**fields), batch["t"], batch["noise"]

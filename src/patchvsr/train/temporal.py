@@ -24,8 +24,16 @@ from patchvsr.flow import pair_flows, sample_grid
 def window_flows(hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Flows between consecutive frames of HR windows, as grid_sample grids.
 
-    hr: (B, 3, T, h, w) in [-1, 1]. Returns grid (B·(T-1), h, w, 2), normalised (align_corners=True), on
-    frame k pointing into frame k-1, and valid (B, T-1, 1, h, w) float32 {0, 1}; both on hr's device.
+    Args:
+        hr (torch.Tensor): (B, 3, T, h, w) in [-1, 1], T >= 2.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: grid (B·(T-1), h, w, 2) float32 (x, y) normalised to [-1, 1]
+        (align_corners=True), on frame k pointing into frame k-1; valid (B, T-1, 1, h, w) float32 in {0, 1};
+        both on hr's device.
+
+    Raises:
+        ValueError: for windows of fewer than 2 frames.
     """
     count, _, frames, height, width = hr.shape
     if frames < 2:
@@ -45,7 +53,16 @@ def window_flows(hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def temporal_error(error: torch.Tensor, grid: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean of (valid · (e_k - warp(e_{k-1})))^2. error: (B, C, T, h, w); grid, valid from `window_flows`."""
+    """Mean of (valid · (e_k - warp(e_{k-1})))^2 over the consecutive frames of the windows.
+
+    Args:
+        error (torch.Tensor): (B, C, T, h, w) float32, the clean estimate's error.
+        grid (torch.Tensor): (B·(T-1), h, w, 2) from `window_flows`.
+        valid (torch.Tensor): (B, T-1, 1, h, w) in {0, 1} from `window_flows`.
+
+    Returns:
+        torch.Tensor: () scalar, error's dtype.
+    """
     previous = rearrange(error[:, :, :-1], "b c t h w -> (b t) c h w")
     warped = F.grid_sample(previous, grid, mode="bilinear", padding_mode="border", align_corners=True)
     warped = rearrange(warped, "(b t) c h w -> b t c h w", b=error.shape[0])
