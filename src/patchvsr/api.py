@@ -216,6 +216,11 @@ class LocalExecutor:
         return upscale_clips(frames, self.upscaler, size, start_clip, within_clip)
 
     def stats(self) -> dict:
+        """What this executor adds to the run's stats.
+
+        Returns:
+            dict: nothing for the local executor (empty).
+        """
         return {}
 
 

@@ -70,6 +70,11 @@ class UpscalerSpec:
         return cls(model, str(device), tuple(sorted((k, v) for k, v in options.items() if v is not None)))
 
     def build(self) -> Upscaler:
+        """The upscaler this spec names, loaded in the calling process (a Ray worker).
+
+        Returns:
+            Upscaler: `get_upscaler(model, device, **options)`.
+        """
         from patchvsr.methods import get_upscaler
 
         return get_upscaler(self.model, self.device, **dict(self.options))
@@ -112,6 +117,11 @@ class RemoteLayout:
     described: dict
 
     def describe(self) -> dict:
+        """The upscaler's `describe()` fields, as the driver measured them once.
+
+        Returns:
+            dict: a copy of `described`.
+        """
         return dict(self.described)
 
 
@@ -363,6 +373,11 @@ class RayExecutor:
             yield block
 
     def stats(self) -> dict:
+        """What Ray adds to the run's stats.
+
+        Returns:
+            dict: `{"ray": {"workers", "gpus", "clips_per_task", "clips"}}`.
+        """
         return {"ray": {"workers": self.runner.workers, "gpus": self.runner.gpus, "clips_per_task": self.per_task,
                         "clips": self.clip_count}}
 

@@ -72,6 +72,11 @@ class PeakMemory:
             pass
 
     def peak_mb(self) -> float:
+        """The process's peak resident memory since the last `reset`.
+
+        Returns:
+            float: megabytes (MiB): VmHWM from /proc, else getrusage's maximum.
+        """
         try:
             match = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
             if match:

@@ -91,14 +91,22 @@ class ProgressReporter:
             self._line()
 
     def rate(self) -> float | None:
-        """Frames/s since the first step of progress; None before a second step measured one."""
+        """Frames/s since the first step of progress.
+
+        Returns:
+            float, optional: frames per second; None before a second step measured one.
+        """
         elapsed = time.monotonic() - self.started
         if self.first_done is None or self.done <= self.first_done or elapsed <= 0:
             return None
         return (self.done - self.first_done) / elapsed
 
     def overall_rate(self) -> float:
-        """Frames/s since the reporter was made (warm-up included): for runs too short for `rate`."""
+        """Frames/s since the reporter was made (warm-up included): for runs too short for `rate`.
+
+        Returns:
+            float: frames per second (0.0 before any time passed).
+        """
         elapsed = time.monotonic() - self.created
         return (self.done - (self.initial or 0)) / elapsed if elapsed > 0 else 0.0
 

@@ -138,6 +138,11 @@ class Settings:
     hdr: HDRMetadata | None = None
 
     def options(self) -> dict[str, str]:
+        """The encoder's options for these settings.
+
+        Returns:
+            dict[str, str]: libav codec options (CRF, preset, HDR parameters, ...).
+        """
         return self.codec.options(self.crf, self.preset, self.hdr)
 
     @property
@@ -146,7 +151,11 @@ class Settings:
         return max(component.bits for component in av.VideoFormat(self.pix_fmt).components)
 
     def describe(self) -> str:
-        """For the log: `HEVC crf 20 preset fast yuv420p`."""
+        """For the log: `HEVC crf 20 preset fast yuv420p`.
+
+        Returns:
+            str: the codec's label and the settings given.
+        """
         parts = [self.codec.label]
         if self.crf is not None:
             parts.append(f"crf {self.crf}")

@@ -58,14 +58,22 @@ class HDRMetadata:
 
     def x265(self) -> str:
         """x265-params entries: `master-display=G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)` in x265's units (0.00002
-        and 0.0001 cd/m²), `max-cll=MaxCLL,MaxFALL`."""
+        and 0.0001 cd/m²), `max-cll=MaxCLL,MaxFALL`.
+
+        Returns:
+            str: the entries joined by `:`, starting with `hdr10=1`.
+        """
         display = self._display(lambda v: str(round(v * 50000)), lambda v: str(round(v * 10000)))
         return ":".join(["hdr10=1", *([f"master-display={display}"] if display else []),
                          *([f"max-cll={self.light[0]},{self.light[1]}"] if self.light else [])])
 
     def svtav1(self) -> str:
         """svtav1-params entries: `mastering-display=G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)` as decimals,
-        `content-light=MaxCLL,MaxFALL`."""
+        `content-light=MaxCLL,MaxFALL`.
+
+        Returns:
+            str: the entries joined by `:` (empty without metadata).
+        """
         display = self._display(lambda v: f"{float(v):.5f}", lambda v: f"{float(v):.4f}")
         return ":".join([*([f"mastering-display={display}"] if display else []),
                          *([f"content-light={self.light[0]},{self.light[1]}"] if self.light else [])])
@@ -80,6 +88,11 @@ class HDRMetadata:
         return f"{points}L({luminance(self.luminance[1])},{luminance(self.luminance[0])})"
 
     def describe(self) -> str:
+        """For the log: the mastering display's luminance range and MaxCLL / MaxFALL.
+
+        Returns:
+            str: e.g. `mastering display 0.005-1000 cd/m², MaxCLL 1000, MaxFALL 400`.
+        """
         parts = []
         if self.luminance:
             parts.append(f"mastering display {float(self.luminance[0]):g}-{float(self.luminance[1]):g} cd/m²")

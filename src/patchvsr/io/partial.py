@@ -32,6 +32,11 @@ class PartialRun:
         self._lock = None
 
     def exists(self) -> bool:
+        """Whether an interrupted run left its state folder.
+
+        Returns:
+            bool: True if the folder exists.
+        """
         return self.folder.exists()
 
     def start(self, record: dict) -> None:

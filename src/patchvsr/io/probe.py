@@ -69,6 +69,11 @@ class VideoInfo:
     hdr: HDRMetadata | None = None
 
     def describe(self) -> str:
+        """For the log: size, frame count, rate, bit depth, audio streams and the part taken.
+
+        Returns:
+            str: one line.
+        """
         rate = f"{float(self.fps):.3f} fps" + (" (variable)" if self.vfr else "")
         audio = f", {self.audio_streams} audio" if self.audio_streams else ""
         part = f" of {self.cut.span.describe()}" if self.cut else ""

@@ -75,6 +75,11 @@ class OutputRun:
         self.frames_total = 0
 
     def interrupted_run_exists(self) -> bool:
+        """Whether an interrupted run of this output left its state behind (for `--resume`).
+
+        Returns:
+            bool: True if the state folder exists.
+        """
         return self.state.exists()
 
     def execute(self, clips: ClipSource, *, resume: bool, overwrite: bool,

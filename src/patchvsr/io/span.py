@@ -95,13 +95,22 @@ class Span:
         return span
 
     def describe(self) -> str:
+        """For the log: `frames A:B` or `S s to E s` (`the end` when open).
+
+        Returns:
+            str: one phrase.
+        """
         if self.first is not None:
             return f"frames {self.first}:{'' if self.stop is None else self.stop}"
         end = "the end" if self.duration is None else f"{float(self.start + self.duration):g} s"
         return f"{float(self.start):g} s to {end}"
 
     def record(self) -> list:
-        """For the resume record (JSON)."""
+        """For the resume record (JSON).
+
+        Returns:
+            list: [start, duration, first, stop] as strings, None where not given.
+        """
         return [str(value) if value is not None else None for value in (self.start, self.duration, self.first,
                                                                           self.stop)]
 

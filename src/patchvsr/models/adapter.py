@@ -58,6 +58,11 @@ class BranchFeatures:
         return BranchFeatures(states, tokens)
 
     def nbytes(self) -> int:
+        """Memory held by these features.
+
+        Returns:
+            int: bytes of the patch states and global tokens.
+        """
         tensors = [*self.patch_states, *([] if self.global_tokens is None else [self.global_tokens])]
         return sum(t.numel() * t.element_size() for t in tensors)
 
@@ -81,7 +86,11 @@ class BranchCache:
         self._store.clear()
 
     def nbytes(self) -> int:
-        """Memory held by the cached tensors, in bytes."""
+        """Memory held by the cached tensors.
+
+        Returns:
+            int: bytes.
+        """
         return sum(features.nbytes() for features in self._store.values())
 
     def fetch(

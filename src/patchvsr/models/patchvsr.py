@@ -264,7 +264,11 @@ class PatchVSRModel(ModelMixin):
     # ----- training and LoRA --------------------------------------------------------------------------------
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Adapter + embedder + LoRA parameters (+ the base's output head with `train_head`; the rest of the base
-        stays frozen)."""
+        stays frozen).
+
+        Returns:
+            list[nn.Parameter]: the parameters that require grad.
+        """
         return [parameter for parameter in self.parameters() if parameter.requires_grad]
 
     def merge_lora(self) -> None:
@@ -273,12 +277,20 @@ class PatchVSRModel(ModelMixin):
             self.lora_merged = True
 
     def parameter_counts(self) -> dict[str, int]:
-        """Number of parameters per saved part: base (without LoRA), adapter, embedder, lora."""
+        """Number of parameters per saved part: base (without LoRA), adapter, embedder, lora.
+
+        Returns:
+            dict[str, int]: part name -> parameter count.
+        """
         return {name: sum(t.numel() for t in state.values()) for name, state in self.part_state_dicts().items()}
 
     # ----- saving and loading -------------------------------------------------------------------------------
     def part_state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
-        """One state dict per saved part; `lora` is absent without LoRA layers (none, or merged)."""
+        """One state dict per part; `lora` is absent without LoRA layers (none, or merged).
+
+        Returns:
+            dict[str, dict[str, torch.Tensor]]: part name (base, adapter, embedder, lora) -> its state dict.
+        """
         parts = {
             "base": lora.base_state_dict(self.base),
             "adapter": self.adapter.state_dict(),

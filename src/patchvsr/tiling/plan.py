@@ -116,9 +116,13 @@ class WindowPlan:
         return len(self.windows) / self.num_groups
 
     def seams(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Primary seam positions inside the canvas: (rows y, columns x); a seam lies between y-1 and y.
+        """Primary seam positions inside the canvas; a seam lies between y-1 and y.
 
-        Where neighbouring windows overlap (`band`), the seam is the middle of the band they share."""
+        Where neighbouring windows overlap (`band`), the seam is the middle of the band they share.
+
+        Returns:
+            tuple[tuple[int, ...], tuple[int, ...]]: (rows y, columns x).
+        """
         (sy, sx), (rows, cols), half = self.stride, self.grid, self.overlap // 2
         return (tuple(y for y in (r * sy + half for r in range(1, rows)) if y < self.canvas[0]),
                 tuple(x for x in (c * sx + half for c in range(1, cols)) if x < self.canvas[1]))
@@ -180,7 +184,11 @@ class WindowPlan:
         return canvas.index_select(-2, rows).index_select(-1, cols)
 
     def table(self) -> str:
-        """One line per window: index, kind, step group and box, for users who want to see every window."""
+        """One line per window: index, kind, step group and box, for users who want to see every window.
+
+        Returns:
+            str: the lines joined by newlines.
+        """
         (h, w) = self.window
         return "\n".join(
             f"{win.index:5d} {win.kind:8s} g{win.group} y {win.y0}:{win.y0 + h} x {win.x0}:{win.x0 + w}"

@@ -87,6 +87,11 @@ class TrainConfig:
         return factor
 
     def to_json(self) -> dict:
+        """The config as plain JSON values (inverse: `from_json`).
+
+        Returns:
+            dict: nested dicts of the dataclass fields.
+        """
         return dataclasses.asdict(self)
 
     @classmethod

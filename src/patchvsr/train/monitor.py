@@ -32,6 +32,11 @@ class TrainLog:
             self._write_rows(kept)
 
     def rows(self) -> list[dict[str, str]]:
+        """The log's rows so far.
+
+        Returns:
+            list[dict[str, str]]: one dict per row, COLUMNS as keys (empty strings where not measured).
+        """
         return _read(self.path)
 
     def _write_rows(self, rows: list[dict]) -> None:

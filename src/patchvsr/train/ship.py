@@ -24,7 +24,16 @@ PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 def ship(source: Path, target: Path, notes: str = "") -> dict[str, int]:
     """Copy the model folder `source` (written by `patchvsr train adapter`) to `target` in float16.
 
-    Returns the size in bytes of each file written, by its path relative to `target`.
+    Args:
+        source (Path): the trained model folder (RUN/model, with training.json).
+        target (Path): the folder to write (replaced only once the new one is complete).
+        notes (str, *optional*): markdown appended to the model card (evaluation, ablations, limits).
+
+    Returns:
+        dict[str, int]: the size in bytes of each file written, by its path relative to `target`.
+
+    Raises:
+        InputError: if `source` has no training.json.
     """
     source, target = Path(source), Path(target)
     training = source / "training.json"
@@ -48,6 +57,14 @@ def ship(source: Path, target: Path, notes: str = "") -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m patchvsr.train.ship`.
+
+    Args:
+        argv (list[str], *optional*): the arguments (default: sys.argv[1:]).
+
+    Returns:
+        int: the exit status (0, or 2 after a one-line error).
+    """
     parser = argparse.ArgumentParser(prog="python -m patchvsr.train.ship", description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="trained model folder (RUN/model)")
     parser.add_argument("--name", default="tiny", help="name under patchvsr/weights/ (default tiny)")
