@@ -26,13 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from patchvsr.methods import DEFAULT_MODEL
+
 # (label, --model, model options): the default, each setting it is made of, then the classical and learned peers
 METHODS = (
-    ("default", "tiny", {}),
-    ("fusion weighted (the paper's)", "tiny", {"fusion": "weighted"}),
-    ("fusion none (seams)", "tiny", {"fusion": "none"}),
-    ("temporal radius 0", "tiny", {"temporal_radius": 0}),
-    ("dtype fp32", "tiny", {"dtype": "fp32"}),
+    ("default", DEFAULT_MODEL, {}),
+    ("fusion weighted (the paper's)", DEFAULT_MODEL, {"fusion": "weighted"}),
+    ("fusion none (seams)", DEFAULT_MODEL, {"fusion": "none"}),
+    ("temporal radius 0", DEFAULT_MODEL, {"temporal_radius": 0}),
+    ("dtype fp32", DEFAULT_MODEL, {"dtype": "fp32"}),
     ("bicubic", "bicubic", {}),
     ("lanczos", "lanczos", {}),
     ("realesrgan-animevideov3", "realesrgan-animevideov3", {}),
