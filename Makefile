@@ -52,12 +52,15 @@ train: $(STAMP)
 
 # The next embedded model, `lite` (stem and head on the LR grid, degradation-strength condition; see
 # docs/lite_model_notes.md), trained in resumable pieces. The chain: stage 1 (990 steps, 12 minutes on one core);
-# stage 2 (3317 steps at --realistic-share 0.5, about an hour); then the fine-tune from it with soft sources and
-# without LR-only blur, one piece of PIECE_MINUTES per call. Each piece continues from training/lite/finetune
-# (the committed small state: float16 weights, bfloat16 moments, step and data position, the stage-1 base) and
-# writes it back, so the next piece may run on a fresh machine: `make train-lite && git add training/lite`.
-PIECE_MINUTES ?= 140
+# stage 2 (3317 steps at --realistic-share 0.5, about an hour); the fine-tune from it with soft sources and
+# without LR-only blur (6200 steps, the last 3000 decaying; 1.8 h); piece 3, from the fine-tune's model with the
+# head grown to 4 residual blocks, more H.264 (veryfast or medium) and grainy sources (5600 steps, the last 2400
+# decaying; about 2 h on two cores). Each run continues from its committed small state (float16 weights, bfloat16
+# moments, step and data position, the stage-1 base) in training/lite/ and writes it back at the end of a piece,
+# so a piece may run on a fresh machine: `make train-lite && git add training/lite`. A finished run only exports
+# its model again.
 LITE_FINETUNE := training/lite/finetune
+LITE_PIECE3 := training/lite/piece3
 train-lite: $(STAMP)
 	test -f data/manifest.json || $(MAKE) data
 	test -f $(LITE_FINETUNE)/state.json || test -f runs/lite_base/model/config.json || \
@@ -67,10 +70,15 @@ train-lite: $(STAMP)
 		$(VENV)/bin/patchvsr train adapter --data data --out runs/lite_adapter --preset lite \
 		--base runs/lite_base/model --realistic-share 0.5 --steps 3317 --threads 1 --checkpoint-minutes 8 \
 		--val-every 250 --carry training/lite/adapter
-	$(VENV)/bin/patchvsr train adapter --data data --out runs/lite_finetune --preset lite \
-		--base runs/lite_base/model --init runs/lite_adapter/model --realistic-share 0.5 --soft-share 0.25 \
-		--lr-blur-share 0 --minutes $(PIECE_MINUTES) --threads 1 --checkpoint-minutes 8 --val-every 250 \
-		--carry $(LITE_FINETUNE)
+	test -f $(LITE_PIECE3)/state.json || $(VENV)/bin/patchvsr train adapter --data data --out runs/lite_finetune \
+		--preset lite --base runs/lite_base/model --init runs/lite_adapter/model --realistic-share 0.5 \
+		--soft-share 0.25 --lr-blur-share 0 --steps 6200 --decay-steps 3000 --threads 1 --checkpoint-minutes 8 \
+		--val-every 250 --carry $(LITE_FINETUNE)
+	$(VENV)/bin/patchvsr train adapter --data data --out runs/lite_p3 --preset lite --base runs/lite_base/model \
+		--init runs/lite_finetune/model --head-blocks 4 --realistic-share 0.6 --soft-share 0.2 --grain-share 0.15 \
+		--lr-blur-share 0 --lr-noise-share 0.3 --jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium \
+		--lr 4e-4 --steps 5600 --decay-steps 2400 --threads 2 --checkpoint-minutes 8 --val-every 250 \
+		--carry $(LITE_PIECE3)
 
 # Copy the trained model into the package (float16, < 30 MB) as `--model tiny`, with the model card notes.
 ship: $(STAMP)
