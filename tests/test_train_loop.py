@@ -139,6 +139,20 @@ def test_a_resumed_run_may_gain_a_decay_and_then_matches_a_straight_decayed_run(
     assert load_checkpoint(tmp_path / "later" / "checkpoint").state["config"]["decay_start"] == 2
 
 
+def test_a_decay_not_begun_may_be_rescheduled_but_not_one_under_way(data_dir, base_dir, tmp_path):
+    quiet = dict(device="cpu", log=lambda line: None)
+    long = config_for("adapter", base_dir, val_every=100, decay_start=3, decay_steps=3)
+    short = config_for("adapter", base_dir, val_every=100, decay_start=2, decay_steps=2)
+    straight = loop.train(short, data_dir, tmp_path / "straight", steps=4, **quiet)
+    loop.train(long, data_dir, tmp_path / "run", steps=2, **quiet)             # its decay would start at 3
+    rescheduled = loop.train(short, data_dir, tmp_path / "run", steps=4, resume=True, **quiet)
+    assert rescheduled["val_psnr"] == straight["val_psnr"]
+    assert load_checkpoint(tmp_path / "run" / "checkpoint").state["config"]["decay_start"] == 2
+    loop.train(long, data_dir, tmp_path / "begun", steps=4, **quiet)            # step 4: its decay is under way
+    resumed = loop.Trainer(short, data_dir, tmp_path / "begun", resume=True, **quiet)
+    assert (resumed.config.decay_start, resumed.config.decay_steps) == (3, 3)   # kept, the new one ignored
+
+
 def test_cli_decay_needs_steps(data_dir, tmp_path, capsys):
     assert main(["train", "base", "--data", str(data_dir), "--out", str(tmp_path / "d"), "--preset", "test",
                  "--device", "cpu", "--decay-steps", "5"]) == 2

@@ -139,11 +139,14 @@ def _validation_batches(config: TrainConfig, data_dir: Path, device: torch.devic
 
 
 def _resumed_config(checkpoint, given: TrainConfig, log: Callable[[str], None]) -> TrainConfig:
-    """The config a resumed run continues with: the checkpoint's, except that a run without a learning-rate
-    decay may be given one that starts at or after the checkpoint's step (the cool-down of a long run)."""
+    """The config a resumed run continues with: the checkpoint's, except that a run whose learning-rate decay
+    has not begun (or that has none) may be given another one that starts at or after the checkpoint's step (the
+    cool-down of a long run, or a shorter one when time runs out)."""
     saved = TrainConfig.from_json(checkpoint.state["config"])
-    if given.decay_start is not None and saved.decay_start is None:
-        step = checkpoint.state["run"]["step"]
+    step = checkpoint.state["run"]["step"]
+    not_begun = saved.decay_start is None or saved.decay_start >= step
+    if given.decay_start is not None and not_begun and (given.decay_start, given.decay_steps) != (
+            saved.decay_start, saved.decay_steps):
         if given.decay_start < step:
             raise OptionError(f"the learning-rate decay must start at or after the checkpoint's step {step}, "
                               f"not at {given.decay_start} (--steps minus --decay-steps)")
