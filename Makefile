@@ -54,7 +54,7 @@ train: $(STAMP)
 # docs/lite_model_notes.md), trained in resumable pieces. The chain: stage 1 (990 steps, 12 minutes on one core);
 # stage 2 (3317 steps at --realistic-share 0.5, about an hour); the fine-tune from it with soft sources and
 # without LR-only blur (6200 steps, the last 3000 decaying; 1.8 h); piece 3, from the fine-tune's model with the
-# head grown to 4 residual blocks, more H.264 (veryfast or medium) and grainy sources (5600 steps, the last 2400
+# head grown to 4 residual blocks, more H.264 (veryfast or medium) and grainy sources (4800 steps, the last 1600
 # decaying; about 2 h on two cores). Each run continues from its committed small state (float16 weights, bfloat16
 # moments, step and data position, the stage-1 base) in training/lite/ and writes it back at the end of a piece,
 # so a piece may run on a fresh machine: `make train-lite && git add training/lite`. A finished run only exports
@@ -77,7 +77,7 @@ train-lite: $(STAMP)
 	$(VENV)/bin/patchvsr train adapter --data data --out runs/lite_p3 --preset lite --base runs/lite_base/model \
 		--init runs/lite_finetune/model --head-blocks 4 --realistic-share 0.6 --soft-share 0.2 --grain-share 0.15 \
 		--lr-blur-share 0 --lr-noise-share 0.3 --jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium \
-		--lr 4e-4 --steps 5600 --decay-steps 2400 --threads 2 --checkpoint-minutes 8 --val-every 250 \
+		--lr 4e-4 --steps 4800 --decay-steps 1600 --threads 2 --checkpoint-minutes 8 --val-every 250 \
 		--carry $(LITE_PIECE3)
 
 # Copy the trained model into the package (float16, < 30 MB) as `--model tiny`, with the model card notes.
