@@ -150,3 +150,6 @@ def test_bad_folders_raise_one_line_option_errors(tmp_path):
     (tmp_path / "base" / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(OptionError, match="base/diffusion_pytorch_model.safetensors"):
         PatchVSRModel.from_pretrained(tmp_path)
+    (tmp_path / "base" / "config.json").unlink()
+    with pytest.raises(OptionError, match="no base/config.json"):
+        PatchVSRModel.from_pretrained(tmp_path)

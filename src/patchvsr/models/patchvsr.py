@@ -360,6 +360,8 @@ class PatchVSRModel(ModelMixin):
         if config["format_version"] == 1:
             base_config, parts = config["base"], {part: directory / f"{part}.safetensors" for part in V1_PARTS}
         else:
+            if not (directory / BASE_FOLDER / "config.json").is_file():
+                raise OptionError(f"model folder {directory} has no {BASE_FOLDER}/config.json")
             base_config = VideoDiT.load_config(str(directory / BASE_FOLDER))
             parts = {"base": directory / BASE_FOLDER / WEIGHTS_NAME, "new": directory / ADAPTER_WEIGHTS_NAME,
                      "lora": directory / BASE_FOLDER / LORA_WEIGHTS_NAME}
