@@ -51,11 +51,11 @@ class DegradeConfig:
     lr_blur_share: float = 0.3  # of realistic samples: LR blurred before downsampling (the HR target is not)
     soft_share: float = 0.0     # of all samples: a soft source, the canvas blurred before anything else
     grain_share: float = 0.0    # of all samples: a grainy source, noise on the canvas before anything else
-    # the realistic chain's proportions (realistic.Mix; the defaults are the first lite runs' recipe)
-    lr_noise_share: float = 0.6
-    jpeg_share: float = 0.4
-    h264_share: float = 0.4
-    h264_presets: tuple[str, ...] = ("veryfast",)
+    # the realistic chain's proportions (realistic.Mix, whose defaults are the first lite runs' recipe)
+    lr_noise_share: float = realistic.Mix.noise_share
+    jpeg_share: float = realistic.Mix.jpeg_share
+    h264_share: float = realistic.Mix.h264_share
+    h264_presets: tuple[str, ...] = realistic.Mix.h264_presets
     lr_crf: int | None = None   # every LR written as H.264 at this CRF (a validation split), no other degradation
 
     @property
