@@ -142,8 +142,10 @@ def test_a_grown_head_computes_exactly_what_the_old_one_did():
 
 def test_grow_head_state_renames_only_what_follows_the_blocks():
     state = {"head.0.conv1.weight": 0, "head.1.weight": 1, "head.3.bias": 3, "stem.weight": 9, "base.head.1.w": 5}
-    assert grow_head_state(state, "head.", 1, 3) == {"head.0.conv1.weight": 0, "head.3.weight": 1, "head.5.bias": 3,
-                                                    "stem.weight": 9, "base.head.1.w": 5}
+    fresh = {"head.1.conv1.weight": 7, "head.2.conv2.bias": 8, "head.3.weight": -1, "stem.weight": -1}
+    assert grow_head_state(state, "head.", 1, 3, fresh) == {
+        "head.0.conv1.weight": 0, "head.3.weight": 1, "head.5.bias": 3, "stem.weight": 9, "base.head.1.w": 5,
+        "head.1.conv1.weight": 7, "head.2.conv2.bias": 8}
 
 
 @pytest.fixture

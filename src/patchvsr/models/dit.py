@@ -72,19 +72,22 @@ def check_config(config: dict) -> None:
                          f"token patch {config['patch_size_t']}x{config['patch_size']}")
 
 
-def grow_head_state(state: dict[str, torch.Tensor], prefix: str, old: int, new: int) -> dict[str, torch.Tensor]:
+def grow_head_state(state: dict[str, torch.Tensor], prefix: str, old: int, new: int,
+                    fresh: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A state dict renamed for the same output head with more residual blocks (`VideoDiT.with_head_blocks`).
 
-    The layers after the blocks move up by new - old places; the new blocks' entries are not in the result.
+    The layers after the blocks move up by new - old places; the new blocks' entries come from `fresh`, so the
+    result loads strictly into the grown model (any other key missing from `state` still fails the load).
 
     Args:
         state (dict[str, torch.Tensor]): a model's state dict.
         prefix (str): the head's key prefix, e.g. "head." or "base.head.".
         old (int): residual blocks of the head in `state`, >= 0.
         new (int): residual blocks of the head to rename for, >= old.
+        fresh (dict[str, torch.Tensor]): the grown model's own state dict (its new blocks as initialised).
 
     Returns:
-        dict[str, torch.Tensor]: the same tensors, head keys renamed.
+        dict[str, torch.Tensor]: the same tensors, head keys renamed, plus the new blocks' entries.
     """
     renamed = {}
     for name, value in state.items():
@@ -93,7 +96,9 @@ def grow_head_state(state: dict[str, torch.Tensor], prefix: str, old: int, new: 
             if int(index) >= old:
                 name = f"{prefix}{int(index) + new - old}.{rest}"
         renamed[name] = value
-    return renamed
+    added = {name: value for name, value in fresh.items() if name.startswith(prefix)
+             and old <= int(name[len(prefix):].split(".", 1)[0]) < new}
+    return {**renamed, **added}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,8 +257,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
             grown = type(self)(**{**self.config, "head_blocks": blocks})
         for block in grown.head[old:blocks]:
             zero_init(block.conv2)
-        state = grow_head_state(self.state_dict(), "head.", old, blocks)
-        grown.load_state_dict({**grown.state_dict(), **state})
+        grown.load_state_dict(grow_head_state(self.state_dict(), "head.", old, blocks, grown.state_dict()))
         return grown if grown.dtype == self.dtype else grown.to(self.dtype)
 
     @property

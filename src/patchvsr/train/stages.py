@@ -91,10 +91,10 @@ def build_model(spec: ModelSpec, seed: int, load_init: bool = True) -> nn.Module
     if spec.head_blocks is not None:
         if not config.train_head:
             raise InputError(f"--head-blocks: preset {spec.preset!r} does not train the head in stage 2")
-        if spec.head_blocks < base.config.head_blocks:
-            raise InputError(f"--head-blocks {spec.head_blocks}: the base's head has {base.config.head_blocks} "
-                             "blocks already (it can only grow)")
-        base = base.with_head_blocks(spec.head_blocks, seed=seed + 2)
+        try:
+            base = base.with_head_blocks(spec.head_blocks, seed=seed + 2)
+        except ValueError as err:
+            raise InputError(f"--head-blocks {spec.head_blocks}: {err}") from None
     model = PatchVSRModel.from_base(base, config, seed=seed + 1)
     if spec.init is not None and load_init:
         _load_init(model, Path(spec.init))
@@ -116,8 +116,7 @@ def _load_init(model: PatchVSRModel, folder: Path) -> None:
     old, new = trained.base.config.head_blocks, model.base.config.head_blocks
     if old > new:
         raise InputError(f"{folder} has {old} head blocks, more than this run's {new}")
-    grown = grow_head_state(trained.state_dict(), "base.head.", old, new)
-    model.load_state_dict({**model.state_dict(), **grown})
+    model.load_state_dict(grow_head_state(trained.state_dict(), "base.head.", old, new, model.state_dict()))
 
 
 def window_geometry(model: nn.Module) -> tuple[int, int]:
