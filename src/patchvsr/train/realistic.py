@@ -2,7 +2,8 @@
 
 The paper names the absence of such a degradation as its limitation on real-world inputs; this is a small
 version of the usual recipe (Real-ESRGAN-like first order). Every random choice comes from the caller's
-torch.Generator; PIL's JPEG encoder and single-threaded x264 are deterministic, so a sample is reproducible.
+torch.Generator; PIL's JPEG encoder and single-threaded x264 (capped at AVX2, `io.codecs.h264_uint8`) are
+deterministic, so a sample is reproducible.
 """
 
 from __future__ import annotations
