@@ -170,9 +170,10 @@ def test_a_fine_tune_may_grow_the_head_of_its_init_model(lite_folders):
     clips = torch.rand(1, 3, 4, 64, 64, generator=torch.Generator().manual_seed(0))
     batch = degrade(clips, DegradeConfig(window=64, frames=4), [torch.Generator().manual_seed(0)])
     z, t = torch.zeros_like(batch.hr), torch.ones(1)
-    with torch.no_grad():
+    with torch.no_grad():   # the base alone is bit-exact (above); through the adapter, oneDNN on some CPUs
+        # (AMD Zen 4) rounds differently between the two models: 1e-6 here, against outputs of order 1
         torch.testing.assert_close(stages.Trainee(grown)(z, t, batch), stages.Trainee(plain)(z, t, batch),
-                                   rtol=0, atol=0)
+                                   rtol=0, atol=1e-5)
     with pytest.raises(InputError, match="can only grow"):
         stages.build_model(dataclasses.replace(spec, head_blocks=1), 0)
     tiny_base = VideoDiT.from_preset("test")
