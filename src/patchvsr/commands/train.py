@@ -23,9 +23,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--out", type=Path, default=Path("data"), help="output folder (default: data)")
     data.add_argument("--clips", type=int, default=2048, help="training clips (default: 2048)")
     data.add_argument("--val-clips", type=int, default=64, help="validation clips (default: 64)")
-    data.add_argument("--collection", choices=("v1", "v2"), default="v2",
+    data.add_argument("--collection", choices=("v1", "v2", "v3"), default="v2",
                       help="source collection: v1 = the wallpaper packages of the first tiny model; v2 (default) "
-                           "adds OpenCV's sample photos and footage and Stellarium's panoramas")
+                           "adds OpenCV's sample photos and footage and Stellarium's panoramas; v3 adds three "
+                           "more real videos")
+    data.add_argument("--footage-share", type=float, default=0.08,
+                      help="share of training clips cut from real footage (default: 0.08)")
+    data.add_argument("--footage-val-clips", type=int, default=0,
+                      help="validation clips cut from the held-out last fifth of every video, a second "
+                           "validation split (default: 0, none)")
     data.add_argument("--frames", type=int, default=8, help="frames per clip (default: 8)")
     data.add_argument("--size", type=int, default=192, help="clip side in pixels (default: 192)")
     data.add_argument("--seed", type=int, default=0)
@@ -169,16 +175,20 @@ def run_data(args: argparse.Namespace) -> int:
     try:
         clip_config = dataclasses.replace(data.DataConfig().clip, frames=args.frames, size=args.size)
         config = data.DataConfig(clips=args.clips, val_clips=args.val_clips, seed=args.seed, clip=clip_config,
-                                 collection=args.collection)
+                                 collection=args.collection, footage_share=args.footage_share,
+                                 footage_val_clips=args.footage_val_clips)
     except ValueError as err:
         raise OptionError(str(err)) from None
     manifest = data.prepare_data(args.out, config, raw_dir=args.raw,
                                  log=lambda line: print(line, file=sys.stderr, flush=True))
     clip_bytes = sum(path.stat().st_size for path in (args.out / "clips").glob("*.npy"))
-    used = sum(1 for photo in manifest["photos"] if photo["weight"] > 0 and photo.get("kind") != "footage")
-    footage = sum(1 for photo in manifest["photos"] if photo.get("kind") == "footage")
-    print(f"{len(manifest['clips']['train'])} train + {len(manifest['clips']['val'])} val clips of "
-          f"{args.frames}x{args.size}x{args.size} from {used}/{len(manifest['photos']) - footage} photos "
+    photos = [photo for photo in manifest["photos"] if photo.get("kind") != "footage"]
+    used = sum(1 for photo in photos if photo["weight"] > 0)
+    footage = sum(1 for photo in manifest["photos"] if photo.get("kind") == "footage" and photo["split"] == "train")
+    footage_val = len(manifest["clips"].get("val_footage", []))
+    held_out = f"+ {footage_val} held-out footage " if footage_val else ""
+    print(f"{len(manifest['clips']['train'])} train + {len(manifest['clips']['val'])} val {held_out}clips of "
+          f"{args.frames}x{args.size}x{args.size} from {used}/{len(photos)} photos "
           f"and {footage} videos, "
           f"{clip_bytes / 1e6:.0f} MB in {args.out / 'clips'}, prepared in {manifest['seconds']:.0f} s")
     return 0

@@ -3,17 +3,20 @@
 Layout of the output folder (nothing in it is committed):
     debs/                      downloaded .deb packages
     raw/                       the packages unpacked with `dpkg -x`
-    clips/{train,val}-NNNNN.npy  uint8 (N, T, S, S, 3) RGB clips, `np.load(..., mmap_mode="r")`-able
+    clips/{train,val,val_footage}-NNNNN.npy  uint8 (N, T, S, S, 3) RGB clips, `np.load(..., mmap_mode="r")`-able
     manifest.json              config, package versions, photos (sha256, split, weight), one record per clip
 
 Every clip is a pure function of (seed, split, clip index): its generator is seeded from those alone, so
-the output does not depend on the order clips are rendered in. Validation clips come from held-out photos.
+the output does not depend on the order clips are rendered in. Validation clips ("val") come from held-out
+photos; with `footage_val_clips`, a second validation split ("val_footage") is cut from the last
+FOOTAGE_HOLDOUT of every video's frames, which the training clips then never read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -29,6 +32,8 @@ from patchvsr.train import motion, sources
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+# Share of every video's frames (its end, at least one clip's worth) held out for the "val_footage" split.
+FOOTAGE_HOLDOUT = 0.2
 
 
 def seeded_generator(*keys: object) -> torch.Generator:
@@ -57,6 +62,7 @@ class DataConfig:
     skimage_images: bool = True
     collection: str = "v2"
     footage_share: float = 0.08  # share of training clips cut from real footage (where the collection has some)
+    footage_val_clips: int = 0  # clips of the "val_footage" split (0: none, and the training clips read all frames)
     clip: motion.ClipConfig = field(default_factory=lambda: motion.ClipConfig(min_energy=0.015))
 
     def __post_init__(self) -> None:
@@ -67,6 +73,8 @@ class DataConfig:
             raise ValueError(f"holdout must lie in (0, 1), got {self.holdout}")
         if self.collection not in sources.COLLECTIONS:
             raise ValueError(f"collection must be one of {sorted(sources.COLLECTIONS)}, got {self.collection!r}")
+        if self.footage_val_clips < 0:
+            raise ValueError(f"footage_val_clips must be >= 0, got {self.footage_val_clips}")
         if not 0.0 <= self.footage_share < 1.0:
             raise ValueError(f"footage_share must lie in [0, 1), got {self.footage_share}")
 
@@ -137,28 +145,52 @@ def _textured_share(photo: np.ndarray, generator: torch.Generator, config: DataC
     return float(np.mean(np.array(energies) >= clip_config.min_energy)) if energies else 0.0
 
 
-def footage_records(videos: list[str], records: list[dict], share: float) -> list[dict]:
-    """Training records of real footage: together they get `share` of the training clips' weight.
+def footage_records(videos: list[str], records: list[dict], share: float, held_out: bool = False) -> list[dict]:
+    """Records of real footage: together the training records get `share` of the training clips' weight.
 
     Args:
         videos (list[str]): video paths.
         records (list[dict]): the photo records, already split.
         share (float): share of the training weight for all videos together, in [0, 1).
+        held_out (bool, *optional*, defaults to False): also one "val_footage" record per video (the last
+            FOOTAGE_HOLDOUT of its frames, see `footage_range`; the training record then reads the rest).
 
     Returns:
-        list[dict]: key, path, kind "footage", sha256, weight, split "train" per video (empty for no videos
-        or share 0).
+        list[dict]: key, path, kind "footage", sha256, weight, split "train" per video, then the "val_footage"
+        records (keys ending in "/held-out"); empty for no videos or share 0.
     """
     if not videos or share <= 0.0:
         return []
     photo_weight = sum(r["weight"] for r in records if r["split"] == "train")
-    weight = photo_weight * share / (1.0 - share) / len(videos)
+    weight = round(photo_weight * share / (1.0 - share) / len(videos), 6)
     out = []
-    for path in videos:
-        source = sources.PhotoSource(f"footage/{Path(path).stem}", path)
-        out.append({"key": source.key, "path": path, "kind": "footage", "sha256": sources.file_sha256(source),
-                    "weight": round(weight, 6), "split": "train"})
+    for split in ("train", "val_footage") if held_out else ("train",):
+        for path in videos:
+            source = sources.PhotoSource(f"footage/{Path(path).stem}", path)
+            out.append({"key": source.key + ("/held-out" if split == "val_footage" else ""), "path": path,
+                        "kind": "footage", "sha256": sources.file_sha256(source), "weight": weight, "split": split,
+                        "held_out": held_out})
     return out
+
+
+def footage_range(count: int, split: str, held_out: bool, clip_frames: int) -> tuple[int, int]:
+    """The frames of a video that a split's clips are cut from.
+
+    Args:
+        count (int): frames in the video.
+        split (str): "train" or "val_footage".
+        held_out (bool): whether the video's end is held out for "val_footage" (`footage_records`).
+        clip_frames (int): frames per clip; the held-out end has at least this many.
+
+    Returns:
+        tuple[int, int]: [start, stop) frame indices: everything when nothing is held out; else the last
+        max(ceil(FOOTAGE_HOLDOUT * count), clip_frames) frames for "val_footage" and the frames before them for
+        "train".
+    """
+    if not held_out:
+        return 0, count
+    cut = count - max(math.ceil(FOOTAGE_HOLDOUT * count), clip_frames)
+    return (cut, count) if split == "val_footage" else (0, cut)
 
 
 def assign_photos(records: list[dict], split: str, count: int, seed: int) -> list[int]:
@@ -208,11 +240,19 @@ def render_split(out_dir: Path, records: list[dict], photos: list[sources.PhotoS
     clip_records: list[dict] = [{} for _ in range(count)]
     for photo_index in sorted(set(assignment)):
         footage = records[photo_index].get("kind") == "footage"
-        source = sources.load_video(photos[photo_index].path) if footage else sources.load_photo(photos[photo_index])
-        synthesize = motion.footage_clip if footage else motion.synthesize_clip
+        if footage:
+            source = sources.load_video(photos[photo_index].path)
+            start, stop = footage_range(len(source), split, records[photo_index]["held_out"], clip_config.frames)
+            source = source[start:stop]
+        else:
+            source = sources.load_photo(photos[photo_index])
         for clip_index in (i for i, p in enumerate(assignment) if p == photo_index):
             generator = seeded_generator(config.seed, split, clip_index, "clip")
-            clip, record = synthesize(source, generator, clip_config)
+            if footage:
+                clip, record = motion.footage_clip(source, generator, clip_config)
+                record["footage"]["start"] += start  # a frame index of the whole video
+            else:
+                clip, record = motion.synthesize_clip(source, generator, clip_config)
             shard, offset = divmod(clip_index, config.shard_size)
             shards[shard][offset] = clip
             clip_records[clip_index] = {"index": clip_index, "shard": _shard_name(split, shard),
@@ -270,10 +310,13 @@ def prepare_data(out_dir: Path, config: DataConfig, raw_dir: Path | None = None,
     photos = sources.list_photos(raw_dir, include_skimage=config.skimage_images)
     records = survey_photos(photos, config, log)
     split_photos(records, config.holdout)
-    records += footage_records(sources.list_videos(raw_dir), records, config.footage_share)
+    records += footage_records(sources.list_videos(raw_dir), records, config.footage_share,
+                               held_out=config.footage_val_clips > 0)
     photos += [sources.PhotoSource(r["key"], r["path"]) for r in records[len(photos):]]
-    clips = {split: render_split(out_dir, records, photos, split, count, config, log)
-             for split, count in (("train", config.clips), ("val", config.val_clips))}
+    splits = [("train", config.clips), ("val", config.val_clips)]
+    if any(r["split"] == "val_footage" for r in records):
+        splits.append(("val_footage", config.footage_val_clips))
+    clips = {split: render_split(out_dir, records, photos, split, count, config, log) for split, count in splits}
     manifest = {"version": MANIFEST_VERSION, "config": _config_dict(config), "packages": versions,
                 "seconds": round(time.monotonic() - started, 1), "photos": records,
                 "clips": clips}

@@ -35,7 +35,7 @@ from patchvsr.train.config import TrainConfig
 from patchvsr.train.data import ClipStore
 from patchvsr.train.degrade import Degraded
 from patchvsr.train.samples import VALIDATION_SPLITS, PositionSamples, StepPositions, split_batch, \
-    validation_degradation
+    validation_data_split, validation_degradation
 
 
 @dataclass
@@ -132,9 +132,9 @@ def _train_batches(config: TrainConfig, data_dir: Path, start_step: int,
 
 
 def _validation_batches(config: TrainConfig, data_dir: Path, device: torch.device, split: str) -> list:
-    dataset = PositionSamples(data_dir, "val", validation_degradation(config.degrade, split), config.draw,
-                              config.seed, shuffle=False)
-    loader = DataLoader(dataset, batch_size=config.batch, sampler=range(config.val_clips))
+    dataset = PositionSamples(data_dir, validation_data_split(split), validation_degradation(config.degrade, split),
+                              config.draw, config.seed, shuffle=False)
+    loader = DataLoader(dataset, batch_size=config.batch, sampler=range(min(config.val_clips, len(dataset.store))))
     return [_to_device(split_batch(batch), device) for batch in loader]
 
 
@@ -312,7 +312,7 @@ class Trainer:
         """One line on the training data: clip count, collection, photos and footage used."""
         manifest = ClipStore(self.data_dir, "train").manifest
         photos = manifest["photos"]
-        footage = sum(1 for p in photos if p.get("kind") == "footage")
+        footage = sum(1 for p in photos if p.get("kind") == "footage" and p["split"] == "train")
         used = sum(1 for p in photos if p["weight"] > 0 and p.get("kind") != "footage")
         return (f"{len(manifest['clips']['train'])} training clips of collection "
                 f"{manifest['config'].get('collection', 'v1')}: synthetic camera motion over {used} photos "
@@ -339,8 +339,9 @@ class Trainer:
         config, start = self.config, time.monotonic()
         seconds_before, next_save = self.state.seconds, start + 60.0 * config.checkpoint_minutes
         batches = _train_batches(config, self.data_dir, self.state.step, self.accelerator)
+        held_out = ClipStore(self.data_dir, "val").manifest["clips"]
         val_batches = {split: _validation_batches(config, self.data_dir, self.accelerator.device, split)
-                       for split in VALIDATION_SPLITS}
+                       for split in VALIDATION_SPLITS if validation_data_split(split) in held_out}
         losses, session_start_step = [], self.state.step
         for _ in itertools.count():
             out_of_time = minutes is not None and time.monotonic() - start >= 60.0 * minutes

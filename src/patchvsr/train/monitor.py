@@ -15,7 +15,8 @@ from patchvsr.sampling import add_noise, predict_z0, velocity_target
 from patchvsr.train.degrade import Degraded
 
 # The validation PSNR-Y columns of each split (samples.VALIDATION_SPLITS) and their labels.
-SPLIT_COLUMNS = {"val_psnr": "clips as they are", "val_psnr_soft": "soft sources", "val_psnr_crf30": "H.264 CRF 30"}
+SPLIT_COLUMNS = {"val_psnr": "clips as they are", "val_psnr_soft": "soft sources", "val_psnr_crf30": "H.264 CRF 30",
+                 "val_psnr_footage": "held-out footage"}
 COLUMNS = ("step", "samples", "seconds", "lr", "loss", "val_loss",
            *(column for name in SPLIT_COLUMNS for column in (name, f"{name}_bicubic")))
 

