@@ -137,8 +137,8 @@ def footage_data(tmp_path_factory):
     """Four texture photos and a 20-frame video at vtest.avi's place, prepared with 3 held-out footage clips."""
     root = tmp_path_factory.mktemp("footage")
     raw = root / "raw"
+    raw.mkdir()
     for index in range(4):
-        (raw / f"p{index}.png").parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.random.default_rng(index).integers(0, 256, (30, 40, 3), dtype=np.uint8)).resize(
             (160, 120), Image.Resampling.BILINEAR).save(raw / f"p{index}.png")
     video = raw / sources.VIDEOS[0]
