@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -52,3 +55,18 @@ def test_the_preview_is_a_png_and_keeps_an_existing_one(capsys, make_video, tmp_
     assert (tmp_path / "cmp.png").read_bytes() == b"mine"
     assert main(["preview", str(src), "-o", str(tmp_path / "cmp.png"), "--overwrite"]) == 0
     assert "the whole job needs about" in capsys.readouterr().out
+
+
+def test_the_preview_demuxes_the_input_once(make_video, tmp_path, monkeypatch):
+    """It probes twice (the whole file for its length, then the moment): the packet scan is not repeated."""
+    probe_module = importlib.import_module("patchvsr.io.probe")   # the package exports `probe`, the function
+    src = make_video("long.mp4", size=(48, 32), frames=12, fps=10)
+    scans = []
+    original = probe_module._scan_file.__wrapped__
+    monkeypatch.setattr(probe_module, "_scan_file", functools.lru_cache(maxsize=4)(
+        lambda *key: scans.append(key) or original(*key)))
+    preview(src, tmp_path / "cmp.png", model="lanczos", crop=16)
+    assert len(scans) == 1
+    src.write_bytes(src.read_bytes() + b"\0")                           # another file now: scanned again
+    preview(src, tmp_path / "cmp2.png", model="lanczos", crop=16)
+    assert len(scans) == 2

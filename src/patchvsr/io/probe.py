@@ -10,6 +10,7 @@ problem, is an `InputError` with a one-line message naming the file.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -237,11 +238,21 @@ class _PacketScan:
 
 
 def _scan_packets(path: Path, video_index: int) -> _PacketScan:
-    """Demux every packet once; a demuxer error ends the scan and is kept as the damage, not raised."""
+    """Demux every packet once; a demuxer error ends the scan and is kept as the damage, not raised. The last
+    few scans are kept, keyed by the file's inode, size and change times: probing the same file again
+    (`preview` does, for its moment) does not demux it again."""
+    stat = path.stat()
+    return _scan_file(str(path.resolve()), (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns),
+                      video_index)
+
+
+@functools.lru_cache(maxsize=4)
+def _scan_file(path: str, version: tuple[int, ...], video_index: int) -> _PacketScan:
+    """`_scan_packets` of the file as it is (`version` only keys the cache)."""
     ends: dict[int, Fraction] = {}
     pts_list: list[int] = []
     damage = None
-    with ffmpeg_errors() as logs, open_video(path) as container:
+    with ffmpeg_errors() as logs, open_video(Path(path)) as container:
         declared = container.streams[video_index].frames or None
         duration = container.duration
         try:
@@ -258,7 +269,9 @@ def _scan_packets(path: Path, video_index: int) -> _PacketScan:
             damage = f"the file is unreadable after {len(pts_list)} video packets ({err.strerror or err})"
     errors = error_lines(logs)
     damage = damage or (f"the file is damaged ({errors[0]})" if errors else None) or _cut_short(ends, duration)
-    return _PacketScan(np.sort(np.asarray(pts_list, dtype=np.int64)), declared, damage)
+    pts = np.sort(np.asarray(pts_list, dtype=np.int64))
+    pts.flags.writeable = False  # shared by the probes that hit the cache
+    return _PacketScan(pts, declared, damage)
 
 
 def _cut_short(ends: dict[int, Fraction], duration: int | None) -> str | None:
