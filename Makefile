@@ -61,13 +61,15 @@ train: $(STAMP)
 # without LR-only blur (6200 steps, the last 3000 decaying; 1.8 h); piece 3, from the fine-tune's model with the
 # head grown to 4 residual blocks, more H.264 (veryfast or medium) and grainy sources (4800 steps, the last 1600
 # decaying; about 2 h on two cores); piece 4, the same recipe on collection v3 (30 % real footage; 3000 steps, the
-# last 1000 decaying; about 50 minutes on two cores). Each run continues from its committed small state (float16
+# last 1000 decaying; about 50 minutes on two cores); piece 5, from piece 4's model with half the realistic share
+# (0.3; 2000 steps, the last 800 decaying; about 40 minutes). Each run continues from its committed small state (float16
 # weights, bfloat16 moments, step and data position, the stage-1 base) in training/lite/ and writes it back at the
 # end of a piece, so a piece may run on a fresh machine: `make train-lite && git add training/lite`. A finished run
 # only exports its model again.
 LITE_FINETUNE := training/lite/finetune
 LITE_PIECE3 := training/lite/piece3
 LITE_PIECE4 := training/lite/piece4
+LITE_PIECE5 := training/lite/piece5
 train-lite: $(STAMP)
 	test -f $(LITE_PIECE4)/state.json || test -f data/manifest.json || $(MAKE) data
 	test -f $(LITE_FINETUNE)/state.json || test -f runs/lite_base/model/config.json || \
@@ -87,11 +89,16 @@ train-lite: $(STAMP)
 		--jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium --lr 4e-4 --steps 4800 --decay-steps 1600 \
 		--threads 2 --checkpoint-minutes 8 --val-every 250 --carry $(LITE_PIECE3)
 	test -f data_v3/manifest.json || $(MAKE) data-v3
-	$(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p4 --preset lite --base runs/lite_base/model \
-		--init runs/lite_p3/model --head-blocks 4 --realistic-share 0.6 --soft-share 0.2 --grain-share 0.15 \
+	test -f $(LITE_PIECE5)/state.json || $(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p4 \
+		--preset lite --base runs/lite_base/model --init runs/lite_p3/model --head-blocks 4 \
+		--realistic-share 0.6 --soft-share 0.2 --grain-share 0.15 --lr-blur-share 0 --lr-noise-share 0.3 \
+		--jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium --lr 3e-4 --steps 3000 --decay-steps 1000 \
+		--threads 2 --checkpoint-minutes 8 --val-every 250 --carry $(LITE_PIECE4)
+	$(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p5 --preset lite --base runs/lite_base/model \
+		--init runs/lite_p4/model --head-blocks 4 --realistic-share 0.3 --soft-share 0.2 --grain-share 0.15 \
 		--lr-blur-share 0 --lr-noise-share 0.3 --jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium \
-		--lr 3e-4 --steps 3000 --decay-steps 1000 --threads 2 --checkpoint-minutes 8 --val-every 250 \
-		--carry $(LITE_PIECE4)
+		--lr 2e-4 --steps 2000 --decay-steps 800 --threads 2 --checkpoint-minutes 8 --val-every 250 \
+		--carry $(LITE_PIECE5)
 
 # Copy the trained model into the package (float16, < 30 MB) as `--model tiny`, with the model card notes.
 ship: $(STAMP)
