@@ -163,14 +163,13 @@ def footage_records(videos: list[str], records: list[dict], share: float, held_o
         return []
     photo_weight = sum(r["weight"] for r in records if r["split"] == "train")
     weight = round(photo_weight * share / (1.0 - share) / len(videos), 6)
-    out = []
-    for split in ("train", "val_footage") if held_out else ("train",):
-        for path in videos:
-            source = sources.PhotoSource(f"footage/{Path(path).stem}", path)
-            out.append({"key": source.key + ("/held-out" if split == "val_footage" else ""), "path": path,
-                        "kind": "footage", "sha256": sources.file_sha256(source), "weight": weight, "split": split,
-                        "held_out": held_out})
-    return out
+    train = []
+    for path in videos:
+        source = sources.PhotoSource(f"footage/{Path(path).stem}", path)
+        train.append({"key": source.key, "path": path, "kind": "footage", "sha256": sources.file_sha256(source),
+                      "weight": weight, "split": "train"})
+    held = [{**record, "key": record["key"] + "/held-out", "split": "val_footage"} for record in train]
+    return train + (held if held_out else [])
 
 
 def footage_range(count: int, split: str, held_out: bool, clip_frames: int) -> tuple[int, int]:
@@ -242,7 +241,7 @@ def render_split(out_dir: Path, records: list[dict], photos: list[sources.PhotoS
         footage = records[photo_index].get("kind") == "footage"
         if footage:
             source = sources.load_video(photos[photo_index].path)
-            start, stop = footage_range(len(source), split, records[photo_index]["held_out"], clip_config.frames)
+            start, stop = footage_range(len(source), split, config.footage_val_clips > 0, clip_config.frames)
             source = source[start:stop]
         else:
             source = sources.load_photo(photos[photo_index])
