@@ -126,6 +126,17 @@ def lite_like_base(blocks: int = 1) -> VideoDiT:
     return perturb_(VideoDiT.from_preset("test", stem_stride=2, head_blocks=blocks), seed=0, std=0.05)
 
 
+def test_the_training_plot_has_legends_where_it_has_lines_and_warns_about_none(tmp_path, recwarn):
+    empty = monitor.TrainLog(tmp_path / "empty.csv")                       # a finished run exporting again
+    monitor.plot_log(empty.path, tmp_path / "empty.png")
+    log = monitor.TrainLog(tmp_path / "log.csv")
+    for step in (10, 20):
+        log.append(step=step, loss=1.0 / step, val_loss=0.5, val_psnr=30.0, val_psnr_bicubic=29.0)
+    monitor.plot_log(log.path, tmp_path / "log.png")
+    assert (tmp_path / "empty.png").stat().st_size > 0 and (tmp_path / "log.png").stat().st_size > 0
+    assert not [w for w in recwarn if "legend" in str(w.message)]
+
+
 def test_a_grown_head_computes_exactly_what_the_old_one_did():
     base = lite_like_base(1)
     grown = base.with_head_blocks(3, seed=4)
@@ -189,6 +200,22 @@ def test_cli_rejects_a_head_for_stage_one(tmp_path, capsys):
     assert "--head-blocks" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value, message", [("4,2", "scale_range"), ("4", "--scale-range"), ("x,4", "--scale-range")])
+def test_cli_rejects_a_bad_scale_range(tmp_path, capsys, value, message):
+    assert main(["train", "base", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--preset", "test",
+                 "--scale-range", value]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_scale_range_bounds_the_factors_drawn():
+    batch = torch.stack([texture(seed=s) for s in range(4)])
+    generators = lambda: [torch.Generator().manual_seed(i) for i in range(4)]  # noqa: E731
+    fixed = degrade(batch, CONFIG, generators())
+    assert torch.allclose(fixed.scale, torch.full((4,), 4.0), atol=0.2)   # the LR side is rounded
+    drawn = degrade(batch, dataclasses.replace(CONFIG, scale_range=(2.0, 3.0)), generators()).scale
+    assert drawn.min() >= 1.8 and drawn.max() <= 3.2 and drawn.unique().numel() > 1
+
+
 def test_a_grown_model_round_trips_through_its_folder(tmp_path):
     base = lite_like_base(1).with_head_blocks(2, seed=1)
     model = PatchVSRModel.from_base(base, PatchVSRConfig(lora_rank=2, lora_alpha=2.0, cond_freq_dim=16,
@@ -197,3 +224,20 @@ def test_a_grown_model_round_trips_through_its_folder(tmp_path):
     loaded = PatchVSRModel.from_pretrained(tmp_path / "m")
     assert loaded.base.config.head_blocks == 2
     assert all(torch.equal(value, model.state_dict()[name]) for name, value in loaded.state_dict().items())
+
+
+def test_a_model_loads_in_a_dtype_without_the_diffusers_cast_warning(tmp_path, monkeypatch):
+    from diffusers.models import modeling_utils
+
+    warnings = []
+    monkeypatch.setattr(modeling_utils.logger, "warning", lambda message, *args: warnings.append(message))
+    base = lite_like_base(1).with_head_blocks(2, seed=1)
+    PatchVSRModel.from_base(base, PatchVSRConfig(lora_rank=2, lora_alpha=2.0, cond_freq_dim=16)).save_pretrained(
+        tmp_path / "m")
+    loaded = PatchVSRModel.from_pretrained(tmp_path / "m", torch_dtype=torch.bfloat16)
+    assert {p.dtype for p in loaded.parameters()} == {torch.bfloat16}
+    assert base.to(torch.float64) is base and warnings == ["There are modules in VideoDiT that should be kept "
+                                                           "in float32: []. Casting directly with `to()` can lead to "
+                                                           "inconsistent results; set `torch_dtype` in "
+                                                           "`from_pretrained()` instead to keep these modules in "
+                                                           "float32."]   # the warning the cast avoids

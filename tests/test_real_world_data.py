@@ -169,6 +169,14 @@ def test_prepared_footage_validation_reads_only_held_out_frames(footage_data, tm
     assert "val_footage" not in without["clips"]
 
 
+def test_source_counts_name_the_photos_used_and_the_videos_with_training_clips(footage_data):
+    root, config, manifest, video = footage_data
+    counts = data.SourceCounts.of(manifest)
+    photos = [record for record in manifest["photos"] if record.get("kind") != "footage"]
+    assert counts == data.SourceCounts(sum(1 for record in photos if record["weight"] > 0), len(photos), 1)
+    assert counts.photos == len(manifest["photos"]) - 2   # the video's training and held-out records
+
+
 def test_training_validates_on_the_held_out_footage_where_the_data_has_it(footage_data, tmp_path):
     root, config, manifest, video = footage_data
     perturb_(VideoDiT.from_preset("test"), seed=0, std=0.05).save_pretrained(str(tmp_path / "base"))

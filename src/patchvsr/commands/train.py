@@ -95,6 +95,8 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--head-blocks", type=int, default=None,
                        help="adapter stage: grow the base's output head to N residual blocks (new ones start as "
                             "the identity; lite has 2)")
+    train.add_argument("--scale-range", type=_scale_range, default=None, metavar="LO,HI",
+                       help="downscaling factors drawn uniformly from [LO, HI] (default 2,4; e.g. 4,4: x4 only)")
     train.add_argument("--bicubic-share", type=float, default=None,
                        help="share of antialiased-bicubic (vs bilinear) downsampling (default 0.5)")
     train.add_argument("--clean-share", type=float, default=None,
@@ -102,6 +104,15 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     for ablation in ("global-branch", "lora", "position", "fixed-prompt"):
         train.add_argument(f"--no-{ablation}", action="store_true", help=f"ablation: without {ablation}")
     train.set_defaults(func=run_train)
+
+
+def _scale_range(text: str) -> tuple[float, float]:
+    """`--scale-range LO,HI` -> (LO, HI); the range itself is checked by `DegradeConfig`."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers LO,HI, got {text!r}") from None
+    return low, high
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -134,6 +145,7 @@ def run_train(args: argparse.Namespace) -> int:
             degrade__clean_share=args.clean_share, degrade__grain_share=args.grain_share,
             degrade__lr_noise_share=args.lr_noise_share, degrade__jpeg_share=args.jpeg_share,
             degrade__h264_share=args.h264_share, degrade__h264_presets=args.h264_presets,
+            degrade__scale_range=args.scale_range,
             model__head_blocks=args.head_blocks, **ablations, **options, **decay)
     except ValueError as err:
         raise OptionError(str(err)) from None
@@ -182,13 +194,11 @@ def run_data(args: argparse.Namespace) -> int:
     manifest = data.prepare_data(args.out, config, raw_dir=args.raw,
                                  log=lambda line: print(line, file=sys.stderr, flush=True))
     clip_bytes = sum(path.stat().st_size for path in (args.out / "clips").glob("*.npy"))
-    photos = [photo for photo in manifest["photos"] if photo.get("kind") != "footage"]
-    used = sum(1 for photo in photos if photo["weight"] > 0)
-    footage = sum(1 for photo in manifest["photos"] if photo.get("kind") == "footage" and photo["split"] == "train")
+    counts = data.SourceCounts.of(manifest)
     footage_val = len(manifest["clips"].get("val_footage", []))
     held_out = f"+ {footage_val} held-out footage " if footage_val else ""
     print(f"{len(manifest['clips']['train'])} train + {len(manifest['clips']['val'])} val {held_out}clips of "
-          f"{args.frames}x{args.size}x{args.size} from {used}/{len(photos)} photos "
-          f"and {footage} videos, "
+          f"{args.frames}x{args.size}x{args.size} from {counts.photos_used}/{counts.photos} photos "
+          f"and {counts.videos} videos, "
           f"{clip_bytes / 1e6:.0f} MB in {args.out / 'clips'}, prepared in {manifest['seconds']:.0f} s")
     return 0

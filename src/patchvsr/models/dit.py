@@ -21,8 +21,8 @@ from einops import rearrange
 from torch import nn
 
 from patchvsr.models.layers import (
-    Attention, CrossAttention, Mlp, init_linear_xavier, last_conv, modulate, output_head, patchify, sincos_3d,
-    stem_conv, token_grid, unpatchify, zero_init,
+    Attention, CrossAttention, Mlp, cast_model, init_linear_xavier, last_conv, modulate, output_head, patchify,
+    sincos_3d, stem_conv, token_grid, unpatchify, zero_init,
 )
 
 # Presets are plain dicts of VideoDiT arguments. "tiny" is the first shipped CPU model (stem and head at full
@@ -258,7 +258,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         for block in grown.head[old:blocks]:
             zero_init(block.conv2)
         grown.load_state_dict(grow_head_state(self.state_dict(), "head.", old, blocks, grown.state_dict()))
-        return grown if grown.dtype == self.dtype else grown.to(self.dtype)
+        return grown if grown.dtype == self.dtype else cast_model(grown, self.dtype)
 
     @property
     def grid_patch(self) -> int:

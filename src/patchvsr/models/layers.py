@@ -18,6 +18,20 @@ from einops import rearrange
 from torch import nn
 
 
+def cast_model(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """`model.to(dtype)` without diffusers' warning: `ModelMixin.to` (diffusers 0.42) warns about "modules that
+    should be kept in float32" on every dtype cast, also when a model names none; ours keep nothing in float32.
+
+    Args:
+        model (nn.Module): the model, cast in place.
+        dtype (torch.dtype): the new floating-point dtype.
+
+    Returns:
+        nn.Module: `model` itself.
+    """
+    return nn.Module.to(model, dtype)
+
+
 def zero_init(module: nn.Module) -> nn.Module:
     """Set every parameter of `module` to zero (new conditioning paths start as the identity) and return it.
 

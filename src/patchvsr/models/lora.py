@@ -9,8 +9,11 @@ video differ from the base's training frames in exactly those pixel statistics.
 
 from __future__ import annotations
 
+import json
+
 import torch
 from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
+from diffusers.loaders.lora_base import LORA_ADAPTER_METADATA_KEY
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from patchvsr.models.dit import VideoDiT
@@ -84,6 +87,21 @@ def lora_state_dict(base: VideoDiT) -> dict[str, torch.Tensor]:
         dict[str, torch.Tensor]: key -> weight, A (r, in_features) and B (out_features, r) per adapted layer.
     """
     return get_peft_model_state_dict(base, adapter_name=ADAPTER_NAME)
+
+
+def lora_file_metadata(base: VideoDiT) -> dict[str, str]:
+    """The safetensors metadata diffusers' `save_lora_adapter` writes beside the weights: the peft config, from
+    which `load_lora_adapter` rebuilds the LoRA layers.
+
+    Args:
+        base (VideoDiT): a base holding LoRA layers.
+
+    Returns:
+        dict[str, str]: {LORA_ADAPTER_METADATA_KEY: the config as JSON} (sets as sorted lists).
+    """
+    config = {key: sorted(value) if isinstance(value, set) else value
+              for key, value in base.peft_config[ADAPTER_NAME].to_dict().items()}
+    return {LORA_ADAPTER_METADATA_KEY: json.dumps(config, indent=2, sort_keys=True)}
 
 
 def load_lora_state_dict(base: VideoDiT, state: dict[str, torch.Tensor]) -> None:

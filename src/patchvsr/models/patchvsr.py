@@ -7,8 +7,9 @@ Saved as one folder in diffusers' layout (never pickle):
     patchvsr_adapter.safetensors                the new parts: `adapter.*`, `embedder.*`
     base/config.json                            the base VideoDiT, a diffusers model folder of its own:
     base/diffusion_pytorch_model.safetensors        `VideoDiT.from_pretrained(folder, subfolder="base")`
-    base/pytorch_lora_weights.safetensors       its LoRA (peft, `save_lora_adapter`; `load_lora_adapter(path,
-                                                    prefix=None)`), unless the model has none or merged it
+    base/pytorch_lora_weights.safetensors       its LoRA (peft, the file `save_lora_adapter` writes;
+                                                    `load_lora_adapter(path, prefix=None)`), unless the model
+                                                    has none or merged it
     model_card.md
 
 Folders of the first format (format_version 1: one safetensors file per part, `base`, `adapter`, `embedder`,
@@ -24,7 +25,6 @@ from pathlib import Path
 import diffusers
 import torch
 from diffusers import ModelMixin
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -33,6 +33,7 @@ from patchvsr.models import lora
 from patchvsr.models.adapter import BranchCache, BranchFeatures, PatchVSRAdapter
 from patchvsr.models.conditions import ConditionEmbedder, WindowConditions
 from patchvsr.models.dit import DIT_PRESETS, VideoDiT
+from patchvsr.models.layers import cast_model
 
 FORMAT_VERSION = 2
 FORMAT_VERSIONS = (1, 2)                         # what from_pretrained reads
@@ -318,12 +319,8 @@ class PatchVSRModel(ModelMixin):
         parts = self.part_state_dicts()
         self.base.save_config(str(base_dir))
         _save(parts["base"], base_dir / WEIGHTS_NAME, dtype)
-        if "lora" in parts:
-            self.base.save_lora_adapter(str(base_dir), adapter_name=lora.ADAPTER_NAME, weight_name=LORA_WEIGHTS_NAME)
-            if dtype is not None:
-                with safe_open(str(base_dir / LORA_WEIGHTS_NAME), "pt") as handle:
-                    metadata = handle.metadata()
-                _save(load_file(str(base_dir / LORA_WEIGHTS_NAME)), base_dir / LORA_WEIGHTS_NAME, dtype, metadata)
+        if "lora" in parts:  # the file diffusers' `save_lora_adapter` writes, in `dtype`
+            _save(parts["lora"], base_dir / LORA_WEIGHTS_NAME, dtype, lora.lora_file_metadata(self.base))
         _save({**_prefixed(parts["adapter"], "adapter."), **_prefixed(parts["embedder"], "embedder.")},
               directory / ADAPTER_WEIGHTS_NAME, dtype)
         config = {
@@ -383,7 +380,7 @@ class PatchVSRModel(ModelMixin):
         model.embedder.load_state_dict(embedder)
         if lora.has_lora(model.base):
             lora.load_lora_state_dict(model.base, load_part(parts["lora"]))
-        return (model if torch_dtype is None else model.to(torch_dtype)).eval()
+        return (model if torch_dtype is None else cast_model(model, torch_dtype)).eval()
 
 
 def _save(state: dict[str, torch.Tensor], path: Path, dtype: torch.dtype | None,

@@ -325,6 +325,31 @@ def prepare_data(out_dir: Path, config: DataConfig, raw_dir: Path | None = None,
     return manifest
 
 
+@dataclass(frozen=True)
+class SourceCounts:
+    """What a manifest's training clips come from: photos used (weight > 0) of all photos surveyed, and the
+    real videos with training clips."""
+
+    photos_used: int
+    photos: int
+    videos: int
+
+    @classmethod
+    def of(cls, manifest: dict) -> "SourceCounts":
+        """Count the sources of a manifest written by `prepare_data`.
+
+        Args:
+            manifest (dict): the manifest (its "photos" records).
+
+        Returns:
+            SourceCounts: the counts.
+        """
+        records = manifest["photos"]
+        photos = [record for record in records if record.get("kind") != "footage"]
+        videos = sum(1 for record in records if record.get("kind") == "footage" and record["split"] == "train")
+        return cls(sum(1 for record in photos if record["weight"] > 0), len(photos), videos)
+
+
 def _remove_stale(out_dir: Path) -> None:
     """Drop a manifest and shards of another config, so no reader sees a half-rewritten data set."""
     (out_dir / MANIFEST).unlink(missing_ok=True)

@@ -32,7 +32,7 @@ from patchvsr.sampling import add_noise, velocity_target
 from patchvsr.train import monitor, stages, temporal
 from patchvsr.train.checkpoint import load_checkpoint, save_checkpoint
 from patchvsr.train.config import TrainConfig
-from patchvsr.train.data import ClipStore
+from patchvsr.train.data import ClipStore, SourceCounts
 from patchvsr.train.degrade import Degraded
 from patchvsr.train.samples import VALIDATION_SPLITS, PositionSamples, StepPositions, split_batch, \
     validation_data_split, validation_degradation
@@ -311,12 +311,10 @@ class Trainer:
     def _data_summary(self) -> str:
         """One line on the training data: clip count, collection, photos and footage used."""
         manifest = ClipStore(self.data_dir, "train").manifest
-        photos = manifest["photos"]
-        footage = sum(1 for p in photos if p.get("kind") == "footage" and p["split"] == "train")
-        used = sum(1 for p in photos if p["weight"] > 0 and p.get("kind") != "footage")
+        counts = SourceCounts.of(manifest)
         return (f"{len(manifest['clips']['train'])} training clips of collection "
-                f"{manifest['config'].get('collection', 'v1')}: synthetic camera motion over {used} photos "
-                f"(Debian packages + scikit-image) and {footage} real videos")
+                f"{manifest['config'].get('collection', 'v1')}: synthetic camera motion over {counts.photos_used} "
+                f"photos (Debian packages + scikit-image) and {counts.videos} real videos")
 
     # ----- the run --------------------------------------------------------------------------------------------
     def _agree(self, flag: bool) -> bool:

@@ -85,13 +85,13 @@ def plot_log(csv_path: Path, png_path: Path) -> None:
     if val:
         left.plot(*zip(*val), "o-", label="val loss")
     left.set(xlabel="step", ylabel="flow-matching MSE", yscale="log", title="loss")
-    left.legend()
     for name, label in SPLIT_COLUMNS.items():
         gains = [(int(r["step"]), float(r[name]) - float(r[f"{name}_bicubic"])) for r in rows if r.get(name)]
         if gains:
             right.plot(*zip(*gains), "o-", label=label)
-    if right.lines:
-        right.legend()
+    for axes in (left, right):
+        if axes.lines:   # a log without rows yet (a finished run only exporting again) has none
+            axes.legend()
     right.axhline(0.0, color="grey", lw=0.8)
     right.set(xlabel="step", ylabel="dB", title="validation PSNR-Y gain over bicubic (1 step, z = 0)")
     figure.tight_layout()
