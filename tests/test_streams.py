@@ -13,6 +13,7 @@ import pytest
 from av.subtitles.subtitle import SubtitleSet
 
 from patchvsr.api import upscale_video
+from patchvsr.io import remux
 from patchvsr.io.remux import DEFAULT_ASS_HEADER
 
 CUES = {"subrip": ("eng", [b"Hello", b"Goodbye"]), "ass": ("fra", [b"Bonjour", b"Au revoir"])}
@@ -105,3 +106,32 @@ def test_attachments_go_into_mkv_and_are_named_where_they_cannot(tmp_path, caplo
     with caplog.at_level(logging.INFO, logger="patchvsr"):
         upscale_video(src, tmp_path / "out.mp4", scale=2)
     assert any("attachment font.ttf" in r.getMessage() and "left out" in r.getMessage() for r in caplog.records)
+
+
+def write_two_audio_mkv(path: Path) -> Path:
+    """Stream 0 FFV1 video, 1 Opus audio, 2 PCM audio; 0.2 s of a tone each."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("ffv1", rate=25)
+        video.width, video.height, video.pix_fmt = 16, 12, "bgr0"
+        audio = [out.add_stream(codec, rate=48000) for codec in ("libopus", "pcm_s16le")]
+        for stream in audio:
+            stream.layout = "mono"
+        tone = (np.sin(np.arange(960) / 8) * 8000).astype(np.int16)[None]
+        for index in range(10):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.zeros((12, 16, 3), np.uint8), format="rgb24")))
+            for stream in audio:
+                frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+                frame.sample_rate, frame.pts = 48000, index * 960
+                out.mux(stream.encode(frame))
+        for stream in (video, *audio):
+            out.mux(stream.encode(None))
+    return path
+
+
+def test_the_container_trial_reads_the_input_once_for_all_streams(tmp_path, monkeypatch):
+    src = write_two_audio_mkv(tmp_path / "in.mkv")
+    opened = []
+    monkeypatch.setattr(remux, "open_video", lambda path: opened.append(path) or av.open(str(path)))
+    assert remux._accepted_streams("webm", src, [1, 2]) == {1}         # WebM takes Opus as it is, not PCM
+    assert remux._accepted_streams("matroska", src, [1, 2]) == {1, 2}
+    assert opened == [src, src] and remux._accepted_streams("mp4", src, []) == set()

@@ -104,9 +104,11 @@ def _plan(source, output, kind: str) -> list[Carried]:
     """What becomes of each audio and subtitle stream of the input (and a log line for each one changed or
     left out, and for data streams, which are never carried)."""
     plan = []
-    for stream in [*source.streams.audio, *source.streams.subtitles]:
+    streams = [*source.streams.audio, *source.streams.subtitles]
+    accepted = _accepted_streams(output.format.name, Path(source.name), [stream.index for stream in streams])
+    for stream in streams:
         codec = stream.codec_context.name if stream.codec_context else "unknown"
-        if _container_accepts(output.format.name, Path(source.name), stream.index):
+        if stream.index in accepted:
             item = Carried(stream, output.add_stream_from_template(stream), "copy")
         elif stream.type == "audio":
             item = Carried(stream, _audio_encoder(output, stream, FALLBACK_AUDIO[kind]), "encode")
@@ -221,22 +223,35 @@ def _copy_chapters_and_attachments(source, output, kind: str, window: _Window | 
                      stream.name, kind)
 
 
-def _container_accepts(format_name: str, path: Path, index: int) -> bool:
-    """Whether the muxer takes audio stream `index` of `path` as it is: tried on a small file in memory
-    (header, the stream's first packets, trailer: some muxers only object when writing the trailer)."""
+def _accepted_streams(format_name: str, path: Path, indices: list[int], packets: int = 4) -> set[int]:
+    """The streams of `path` (by index) that the muxer takes as they are: each tried on a small file in memory
+    (header, the stream's first packets, trailer: some muxers only object when writing the trailer). One pass
+    over the input collects the first packets of all of them."""
+    if not indices:
+        return set()
     with open_video(path) as source:
-        trial = av.open(io.BytesIO(), "w", format=format_name)
-        try:
-            stream = source.streams[index]
-            target = trial.add_stream_from_template(stream)
-            for packet in islice(source.demux(stream), 4):
-                if packet.dts is not None:
-                    packet.stream = target
-                    trial.mux(packet)
-            trial.close()
-            return True
-        except (av.error.FFmpegError, ValueError):
-            return False
+        first: dict[int, list[av.Packet]] = {index: [] for index in indices}
+        for packet in source.demux(*(source.streams[index] for index in indices)):
+            kept = first[packet.stream.index]
+            if len(kept) < packets:
+                kept.append(packet)
+            if all(len(kept) == packets for kept in first.values()):
+                break
+        return {index for index in indices if _muxes(format_name, source.streams[index], first[index])}
+
+
+def _muxes(format_name: str, stream, packets: list[av.Packet]) -> bool:
+    trial = av.open(io.BytesIO(), "w", format=format_name)
+    try:
+        target = trial.add_stream_from_template(stream)
+        for packet in packets:
+            if packet.dts is not None:
+                packet.stream = target
+                trial.mux(packet)
+        trial.close()
+        return True
+    except (av.error.FFmpegError, ValueError):
+        return False
 
 
 def _video_packets(segments: list[Path]) -> Iterator[tuple[float, None, av.Packet]]:
