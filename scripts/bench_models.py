@@ -21,13 +21,17 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from patchvsr.models import PatchVSRModel, full_frame_conditions
-from patchvsr.models.testing import perturb_, random_conditions, random_noisy
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))   # the test helpers are not in the wheel
+from model_helpers import perturb_, random_conditions, random_noisy  # noqa: E402
 from patchvsr.tiling import make_plan
 
 PRECISIONS = ("fp32", "bf16")

@@ -11,7 +11,7 @@ import torch
 from patchvsr.cli import main
 from patchvsr.errors import InputError
 from patchvsr.models import PatchVSRConfig, PatchVSRModel, VideoDiT
-from patchvsr.models.dit import grow_head_state
+from patchvsr.models.dit import BaseInjection, grow_head_state
 from model_helpers import perturb_
 from patchvsr.train import monitor, realistic, stages
 from patchvsr.train.degrade import DegradeConfig, degrade, degrade_clip, downsample, quantize
@@ -192,6 +192,45 @@ def test_a_fine_tune_may_grow_the_head_of_its_init_model(lite_folders):
     with pytest.raises(InputError, match="does not train the head"):
         stages.build_model(stages.ModelSpec(stage="adapter", preset="test", base=str(base.parent / "test_base"),
                                             head_blocks=2), 0)
+
+
+def test_a_tail_starts_as_the_identity_and_its_hint_reaches_the_output():
+    base = lite_like_base(1)
+    tailed = base.with_tail(4, seed=5)
+    assert tailed.config.tail_channels == 4 and base.tail is None
+    x, t = torch.randn(2, 3, 2, 16, 16, generator=torch.Generator().manual_seed(0)), torch.rand(2)
+    hint = torch.randn(2, 4, 2, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(tailed(x, t, injection=BaseInjection(tail=hint)), base(x, t), rtol=0, atol=0)
+        perturb_(tailed.tail.conv_out, seed=2, std=0.05)
+        with_hint, without = tailed(x, t, injection=BaseInjection(tail=hint)), tailed(x, t)
+    assert not torch.allclose(with_hint, without) and not torch.allclose(without, base(x, t))
+    with pytest.raises(ValueError, match="already"):
+        tailed.with_tail(4)
+
+
+def test_a_fine_tune_may_add_a_tail_to_its_init_model(lite_folders, tmp_path):
+    base, init = lite_folders
+    spec = stages.ModelSpec(stage="adapter", preset="lite", base=str(base), init=str(init))
+    plain, tailed = (stages.build_model(dataclasses.replace(spec, tail_channels=width), 0).eval()
+                     for width in (None, 8))
+    assert plain.base.tail is None and tailed.base.config.tail_channels == 8
+    trainable = {name for name, _ in stages.trainable(tailed)}
+    assert {"base.tail.conv_in.weight", "base.tail.conv_out.weight", "adapter.tail_proj.weight"} <= trainable
+    clips = torch.rand(1, 3, 4, 64, 64, generator=torch.Generator().manual_seed(0))
+    batch = degrade(clips, DegradeConfig(window=64, frames=4), [torch.Generator().manual_seed(0)])
+    z, t = torch.zeros_like(batch.hr), torch.ones(1)
+    with torch.no_grad():
+        torch.testing.assert_close(stages.Trainee(tailed)(z, t, batch), stages.Trainee(plain)(z, t, batch),
+                                   rtol=0, atol=1e-5)
+    perturb_(tailed, seed=3, std=0.02, only_trainable=True)
+    tailed.save_pretrained(tmp_path / "tailed")
+    loaded = PatchVSRModel.from_pretrained(tmp_path / "tailed")
+    assert all(torch.equal(value, tailed.state_dict()[name]) for name, value in loaded.state_dict().items())
+    again = stages.build_model(dataclasses.replace(spec, init=str(tmp_path / "tailed"), tail_channels=8), 0)
+    assert torch.equal(again.state_dict()["base.tail.conv_out.weight"], tailed.state_dict()["base.tail.conv_out.weight"])
+    with pytest.raises(InputError, match="tail of 8 channels"):
+        stages.build_model(dataclasses.replace(spec, init=str(tmp_path / "tailed")), 0)
 
 
 def test_cli_rejects_a_head_for_stage_one(tmp_path, capsys):

@@ -95,6 +95,9 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--head-blocks", type=int, default=None,
                        help="adapter stage: grow the base's output head to N residual blocks (new ones start as "
                             "the identity; lite has 2)")
+    train.add_argument("--tail-channels", type=int, default=None,
+                       help="adapter stage: add a full-resolution tail of N channels after the base's output head "
+                            "(it starts as the identity; lite has none)")
     train.add_argument("--scale-range", type=_scale_range, default=None, metavar="LO,HI",
                        help="downscaling factors drawn uniformly from [LO, HI] (default 2,4; e.g. 4,4: x4 only)")
     train.add_argument("--bicubic-share", type=float, default=None,
@@ -145,8 +148,8 @@ def run_train(args: argparse.Namespace) -> int:
             degrade__clean_share=args.clean_share, degrade__grain_share=args.grain_share,
             degrade__lr_noise_share=args.lr_noise_share, degrade__jpeg_share=args.jpeg_share,
             degrade__h264_share=args.h264_share, degrade__h264_presets=args.h264_presets,
-            degrade__scale_range=args.scale_range,
-            model__head_blocks=args.head_blocks, **ablations, **options, **decay)
+            degrade__scale_range=args.scale_range, model__head_blocks=args.head_blocks,
+            model__tail_channels=args.tail_channels, **ablations, **options, **decay)
     except ValueError as err:
         raise OptionError(str(err)) from None
     if args.minutes is not None and args.minutes <= 0 or args.steps is not None and args.steps < 0:

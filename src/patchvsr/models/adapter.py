@@ -18,8 +18,8 @@ from torch import nn
 
 from patchvsr.models.dit import BaseInjection, VideoDiT
 from patchvsr.models.layers import (
-    HeadNorm, TransformerBlock, init_linear_xavier, patchify, sincos_3d, split_heads, stem_conv, token_grid,
-    zero_init,
+    FrameConv, HeadNorm, TransformerBlock, init_linear_xavier, patchify, sincos_3d, split_heads, stem_conv,
+    token_grid, zero_init,
 )
 
 
@@ -251,13 +251,16 @@ class PatchVSRAdapter(nn.Module):
         self.residual_proj = nn.ModuleList(nn.Linear(spec.hidden_size, spec.hidden_size) for _ in range(spec.depth))
         # the LR window also enters on the stem's grid: added to the base stem's pre-activation (ControlNet hint)
         self.stem_proj = stem_conv(spec.in_channels, spec.stem_channels, spec.stem_stride)
+        # ... and at the output resolution into the base's full-resolution tail, where it has one
+        self.tail_proj = FrameConv(spec.in_channels, spec.tail_channels, 3) if spec.tail_channels else None
         self.global_branch = GlobalBranch(base, global_depth) if use_global_branch else None
         self.global_kv = nn.ModuleList(
             GlobalKeyValue(spec.hidden_size, spec.num_heads) for _ in range(spec.depth)
         ) if use_global_branch else None
         init_linear_xavier(self)
-        for layer in (*self.residual_proj, self.stem_proj):
-            zero_init(layer)
+        for layer in (*self.residual_proj, self.stem_proj, self.tail_proj):
+            if layer is not None:
+                zero_init(layer)
         self.patch_branch.copy_from_base(base)
 
     def position_switch(self, global_input: torch.Tensor) -> torch.Tensor:
@@ -304,10 +307,12 @@ class PatchVSRAdapter(nn.Module):
 
         Returns:
             BaseInjection: cond (N, D), stem (N, S, T, h / r, w / r), residuals `depth` x (N, L, D), global_kv
-            `depth` x 2 x (N, heads, Lg, D / heads) or None.
+            `depth` x 2 x (N, heads, Lg, D / heads) or None, tail (N, tail_channels, T, h, w) or None.
         """
         residuals = tuple(proj(features.patch_states[src]) for proj, src in zip(self.residual_proj, self.sources))
         global_kv = None
         if self.global_kv is not None:
             global_kv = tuple(layer(features.global_tokens) for layer in self.global_kv)
-        return BaseInjection(cond=cond, stem=self.stem_proj(lr_up), residuals=residuals, global_kv=global_kv)
+        tail = None if self.tail_proj is None else self.tail_proj(lr_up)
+        return BaseInjection(cond=cond, stem=self.stem_proj(lr_up), residuals=residuals, global_kv=global_kv,
+                             tail=tail)

@@ -21,8 +21,8 @@ from einops import rearrange
 from torch import nn
 
 from patchvsr.models.layers import (
-    Attention, CrossAttention, Mlp, cast_model, init_linear_xavier, last_conv, modulate, output_head, patchify,
-    sincos_3d, stem_conv, token_grid, unpatchify, zero_init,
+    Attention, CrossAttention, FullResTail, Mlp, cast_model, init_linear_xavier, last_conv, modulate, output_head,
+    patchify, sincos_3d, stem_conv, token_grid, unpatchify, zero_init,
 )
 
 # Presets are plain dicts of VideoDiT arguments. "tiny" is the first shipped CPU model (stem and head at full
@@ -62,6 +62,8 @@ def check_config(config: dict) -> None:
                          f"{config['num_heads']}")
     if not isinstance(config["head_blocks"], int) or config["head_blocks"] < 0:
         raise ValueError(f"head_blocks must be a non-negative integer, got {config['head_blocks']!r}")
+    if not isinstance(config["tail_channels"], int) or config["tail_channels"] < 0:
+        raise ValueError(f"tail_channels must be a non-negative integer, got {config['tail_channels']!r}")
     if config["patch_size"] % config["stem_stride"]:
         raise ValueError(f"patch_size {config['patch_size']} must be a multiple of stem_stride "
                          f"{config['stem_stride']}")
@@ -109,13 +111,15 @@ class BaseInjection:
     stem: (B, S, T, H / r, W / r) added to the stem convolution's output (before its activation), r = stem_stride;
     residuals: `depth` x (B, L, D) added to each block's output;
     global_kv: `depth` x (K_g, V_g), each (B, heads, Lg, D / heads), attended with the queries of each block's
-        text cross-attention.
+        text cross-attention;
+    tail: (B, tail_channels, T, H, W) added inside the full-resolution tail (`FullResTail`'s hint).
     """
 
     cond: torch.Tensor | None = None
     stem: torch.Tensor | None = None
     residuals: tuple[torch.Tensor, ...] | None = None
     global_kv: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = None
+    tail: torch.Tensor | None = None
 
 
 class DiTBlock(nn.Module):
@@ -189,6 +193,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         num_frames: int = 4,
         stem_stride: int = 1,
         head_blocks: int = 0,
+        tail_channels: int = 0,
     ):
         super().__init__()
         check_config(dict(self.config))
@@ -205,6 +210,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
         self.final_proj = nn.Linear(hidden_size, token_dim)
         self.head = output_head(stem_channels, out_channels or in_channels, stem_stride, head_blocks)
+        self.tail = FullResTail(out_channels or in_channels, tail_channels) if tail_channels else None
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -212,6 +218,8 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         zero_init(self.time_modulation)
         zero_init(self.final_modulation)
         zero_init(last_conv(self.head))
+        if self.tail is not None:
+            zero_init(self.tail.conv_out)
 
     @classmethod
     def from_preset(cls, name: str, seed: int = 0, **overrides) -> "VideoDiT":
@@ -258,6 +266,31 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         for block in grown.head[old:blocks]:
             zero_init(block.conv2)
         grown.load_state_dict(grow_head_state(self.state_dict(), "head.", old, blocks, grown.state_dict()))
+        return grown if grown.dtype == self.dtype else cast_model(grown, self.dtype)
+
+    def with_tail(self, channels: int, seed: int = 0) -> "VideoDiT":
+        """A copy of this model with a full-resolution tail of `channels` hidden channels after its head
+        (`FullResTail`; its last convolution zero), so the copy computes exactly what this model does.
+
+        Args:
+            channels (int): the tail's hidden channels, >= 1.
+            seed (int, *optional*, defaults to 0): initialisation seed of the tail.
+
+        Returns:
+            VideoDiT: the copy, in this model's dtype.
+
+        Raises:
+            ValueError: if this model has a tail already, or `channels` < 1.
+        """
+        if self.config.tail_channels:
+            raise ValueError(f"the model has a tail of {self.config.tail_channels} channels already")
+        if channels < 1:
+            raise ValueError(f"a tail needs at least one channel, got {channels}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            grown = type(self)(**{**self.config, "tail_channels": channels})
+        tail = {f"tail.{name}": value for name, value in grown.tail.state_dict().items()}
+        grown.load_state_dict({**self.state_dict(), **tail})
         return grown if grown.dtype == self.dtype else cast_model(grown, self.dtype)
 
     @property
@@ -378,4 +411,7 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
             if inject.residuals is not None:
                 tokens = tokens + inject.residuals[index]
         feats = feats + self.tokens_out(tokens, c, grid)                             # (B, S, T, h, w)
-        return self.head(feats).to(x.dtype).contiguous()                             # (B, C_out, T, H, W)
+        out = self.head(feats)                                                       # (B, C_out, T, H, W)
+        if self.tail is not None:
+            out = self.tail(out, inject.tail)
+        return out.to(x.dtype).contiguous()

@@ -271,6 +271,41 @@ def output_head(channels: int, out_channels: int, stride: int, blocks: int) -> n
     return nn.Sequential(*layers)
 
 
+class FullResTail(nn.Module):
+    """A small network at the output resolution after a pixel-shuffling head: the head's output and a hint (the
+    adapter's projection of the upsampled LR window) enter one 3x3 convolution each, then SiLU, a 3x3
+    convolution, SiLU and a 3x3 convolution back, added to the head's output. Its last convolution starts at
+    zero, so a tail added to a trained model starts as the identity. (B, C, T, H, W) -> same.
+
+    Args:
+        channels (int): C, the output video's channels.
+        width (int): the tail's hidden channels.
+    """
+
+    def __init__(self, channels: int, width: int):
+        super().__init__()
+        self.conv_in = FrameConv(channels, width, 3)
+        self.conv_mid = FrameConv(width, width, 3)
+        self.conv_out = FrameConv(width, channels, 3)
+        self.act = nn.SiLU()
+
+    def forward(self, out: torch.Tensor, hint: torch.Tensor | None = None) -> torch.Tensor:
+        """Refine the head's output.
+
+        Args:
+            out (torch.Tensor): (B, C, T, H, W), the head's output.
+            hint (torch.Tensor, *optional*): (B, width, T, H, W), added before the first activation.
+
+        Returns:
+            torch.Tensor: (B, C, T, H, W), stored channels-last.
+        """
+        features = self.conv_in(out)
+        if hint is not None:
+            features = features + hint
+        features = self.act(self.conv_mid(self.act(features)))
+        return out + self.conv_out(features)
+
+
 def last_conv(module: nn.Sequential) -> nn.Module:
     """The last layer of `module` that has parameters.
 

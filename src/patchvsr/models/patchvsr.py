@@ -57,7 +57,8 @@ class PatchVSRConfig:
         each window by the embedder's `DegradationEstimator`), for models trained on real-world degradations;
     train_head=True also trains the base's convolutional output head (its decoder from tokens to pixels) in
         stage 2: with the stem and head on the LR grid (`stem_stride` > 1) most of the network's pixel work is
-        there, and LoRA adapts only the transformer's linear layers.
+        there, and LoRA adapts only the transformer's linear layers (the base's full-resolution tail, where it
+        has one, trains with the head).
     """
 
     patch_depth: int = 2
@@ -120,6 +121,8 @@ class PatchVSRModel(ModelMixin):
         if config.use_lora and not lora_merged:
             lora.add_lora(base, config.lora_rank, config.lora_alpha)
         base.head.requires_grad_(config.train_head)
+        if base.tail is not None:
+            base.tail.requires_grad_(config.train_head)
         self.base = base
         self.lora_merged = lora_merged
         self.cache = BranchCache()

@@ -37,13 +37,16 @@ class ModelSpec:
     """Which network a stage builds: preset name, the stage-1 model folder (required by stage 2: a fresh
     base has a zero-initialised output head, which stays zero while frozen), optionally a trained stage-2
     model folder to start from (`init`, a fine-tune), ablation switches; `head_blocks` grows the base's output
-    head to that many residual blocks (the new ones start as the identity: `VideoDiT.with_head_blocks`)."""
+    head to that many residual blocks (the new ones start as the identity: `VideoDiT.with_head_blocks`);
+    `tail_channels` adds a full-resolution tail of that width after it (also the identity at first:
+    `VideoDiT.with_tail`)."""
 
     stage: str
     preset: str = "tiny"
     base: str | None = None
     init: str | None = None
     head_blocks: int | None = None
+    tail_channels: int | None = None
     use_global_branch: bool = True
     use_lora: bool = True
     use_position: bool = True
@@ -62,6 +65,8 @@ class ModelSpec:
             raise ValueError("--init (start from a trained model) applies to the adapter stage only")
         if self.head_blocks is not None and (self.stage == "base" or self.head_blocks < 0):
             raise ValueError("--head-blocks (grow the output head) applies to the adapter stage, and is >= 0")
+        if self.tail_channels is not None and (self.stage == "base" or self.tail_channels < 1):
+            raise ValueError("--tail-channels (add a full-resolution tail) applies to the adapter stage, and is >= 1")
 
 
 def build_model(spec: ModelSpec, seed: int, load_init: bool = True) -> nn.Module:
@@ -95,6 +100,13 @@ def build_model(spec: ModelSpec, seed: int, load_init: bool = True) -> nn.Module
             base = base.with_head_blocks(spec.head_blocks, seed=seed + 2)
         except ValueError as err:
             raise InputError(f"--head-blocks {spec.head_blocks}: {err}") from None
+    if spec.tail_channels is not None:
+        if not config.train_head:
+            raise InputError(f"--tail-channels: preset {spec.preset!r} does not train the head in stage 2")
+        try:
+            base = base.with_tail(spec.tail_channels, seed=seed + 3)
+        except ValueError as err:
+            raise InputError(f"--tail-channels {spec.tail_channels}: {err}") from None
     model = PatchVSRModel.from_base(base, config, seed=seed + 1)
     if spec.init is not None and load_init:
         _load_init(model, Path(spec.init))
@@ -103,20 +115,28 @@ def build_model(spec: ModelSpec, seed: int, load_init: bool = True) -> nn.Module
 
 def _load_init(model: PatchVSRModel, folder: Path) -> None:
     """Start `model` from the weights of a trained stage-2 folder of the same configuration and base, whose
-    head may have fewer residual blocks than this run's (the run grows it; a degradation estimator of an older
-    design in the folder is left out: this run trains its own)."""
+    head may have fewer residual blocks than this run's and no full-resolution tail where this run has one (the
+    run grows them; a degradation estimator of an older design in the folder is left out: this run trains its
+    own)."""
     trained = PatchVSRModel.from_pretrained(folder, fresh_estimator=True)
     if trained.config != model.config or trained.lora_merged:
         raise InputError(f"{folder} is a model of another configuration than this run's (or has merged LoRA)")
     ours, theirs = lora.base_state_dict(model.base), lora.base_state_dict(trained.base)
     trained_head = model.config.train_head  # the head trained in stage 2 differs from the base's on purpose
     if any(not torch.equal(value, theirs[name]) for name, value in ours.items()
-           if not (trained_head and name.startswith("head."))):
+           if not (trained_head and name.startswith(("head.", "tail.")))):
         raise InputError(f"{folder} was trained on another base than this run's --base")
     old, new = trained.base.config.head_blocks, model.base.config.head_blocks
     if old > new:
         raise InputError(f"{folder} has {old} head blocks, more than this run's {new}")
-    model.load_state_dict(grow_head_state(trained.state_dict(), "base.head.", old, new, model.state_dict()))
+    state = grow_head_state(trained.state_dict(), "base.head.", old, new, model.state_dict())
+    tail, ours_tail = trained.base.config.tail_channels, model.base.config.tail_channels
+    if tail and tail != ours_tail:
+        raise InputError(f"{folder} has a tail of {tail} channels, this run {ours_tail or 'none'}")
+    if ours_tail and not tail:   # the tail and its hint start as initialised
+        state |= {name: value for name, value in model.state_dict().items()
+                  if name.startswith(("base.tail.", "adapter.tail_proj."))}
+    model.load_state_dict(state)
 
 
 def window_geometry(model: nn.Module) -> tuple[int, int]:
