@@ -11,6 +11,7 @@ An adapter reaches inside only through `BaseInjection` (see `patchvsr.models.ada
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -260,13 +261,13 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
         old = self.config.head_blocks
         if blocks < old:
             raise ValueError(f"the head can only grow: it has {old} blocks, asked for {blocks}")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            grown = type(self)(**{**self.config, "head_blocks": blocks})
-        for block in grown.head[old:blocks]:
-            zero_init(block.conv2)
-        grown.load_state_dict(grow_head_state(self.state_dict(), "head.", old, blocks, grown.state_dict()))
-        return grown if grown.dtype == self.dtype else cast_model(grown, self.dtype)
+
+        def state(grown: VideoDiT) -> dict[str, torch.Tensor]:
+            for block in grown.head[old:blocks]:
+                zero_init(block.conv2)
+            return grow_head_state(self.state_dict(), "head.", old, blocks, grown.state_dict())
+
+        return self._grown(state, seed, head_blocks=blocks)
 
     def with_tail(self, channels: int, seed: int = 0) -> "VideoDiT":
         """A copy of this model with a full-resolution tail of `channels` hidden channels after its head
@@ -286,11 +287,19 @@ class VideoDiT(ModelMixin, ConfigMixin, PeftAdapterMixin):
             raise ValueError(f"the model has a tail of {self.config.tail_channels} channels already")
         if channels < 1:
             raise ValueError(f"a tail needs at least one channel, got {channels}")
+
+        def state(grown: VideoDiT) -> dict[str, torch.Tensor]:
+            return {**self.state_dict(), **{f"tail.{name}": value for name, value in grown.tail.state_dict().items()}}
+
+        return self._grown(state, seed, tail_channels=channels)
+
+    def _grown(self, state: Callable[["VideoDiT"], dict[str, torch.Tensor]], seed: int, **changes) -> "VideoDiT":
+        """A model of this one's config with `changes`, its new parts initialised from `seed`, loaded strictly
+        with `state(new model)`, in this model's dtype."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            grown = type(self)(**{**self.config, "tail_channels": channels})
-        tail = {f"tail.{name}": value for name, value in grown.tail.state_dict().items()}
-        grown.load_state_dict({**self.state_dict(), **tail})
+            grown = type(self)(**{**self.config, **changes})
+        grown.load_state_dict(state(grown))
         return grown if grown.dtype == self.dtype else cast_model(grown, self.dtype)
 
     @property
