@@ -93,20 +93,16 @@ def build_model(spec: ModelSpec, seed: int, load_init: bool = True) -> nn.Module
     if not (Path(spec.base) / "config.json").is_file():
         raise InputError(f"{spec.base} is not a stage-1 model folder (no config.json): train the base first")
     base = VideoDiT.from_pretrained(spec.base)
-    if spec.head_blocks is not None:
+    for flag, value, grow, offset in (("--head-blocks", spec.head_blocks, VideoDiT.with_head_blocks, 2),
+                                      ("--tail-channels", spec.tail_channels, VideoDiT.with_tail, 3)):
+        if value is None:
+            continue
         if not config.train_head:
-            raise InputError(f"--head-blocks: preset {spec.preset!r} does not train the head in stage 2")
+            raise InputError(f"{flag}: preset {spec.preset!r} does not train the head in stage 2")
         try:
-            base = base.with_head_blocks(spec.head_blocks, seed=seed + 2)
+            base = grow(base, value, seed=seed + offset)
         except ValueError as err:
-            raise InputError(f"--head-blocks {spec.head_blocks}: {err}") from None
-    if spec.tail_channels is not None:
-        if not config.train_head:
-            raise InputError(f"--tail-channels: preset {spec.preset!r} does not train the head in stage 2")
-        try:
-            base = base.with_tail(spec.tail_channels, seed=seed + 3)
-        except ValueError as err:
-            raise InputError(f"--tail-channels {spec.tail_channels}: {err}") from None
+            raise InputError(f"{flag} {value}: {err}") from None
     model = PatchVSRModel.from_base(base, config, seed=seed + 1)
     if spec.init is not None and load_init:
         _load_init(model, Path(spec.init))
