@@ -228,7 +228,8 @@ def test_a_fine_tune_may_add_a_tail_to_its_init_model(lite_folders, tmp_path):
     loaded = PatchVSRModel.from_pretrained(tmp_path / "tailed")
     assert all(torch.equal(value, tailed.state_dict()[name]) for name, value in loaded.state_dict().items())
     again = stages.build_model(dataclasses.replace(spec, init=str(tmp_path / "tailed"), tail_channels=8), 0)
-    assert torch.equal(again.state_dict()["base.tail.conv_out.weight"], tailed.state_dict()["base.tail.conv_out.weight"])
+    key = "base.tail.conv_out.weight"
+    assert torch.equal(again.state_dict()[key], tailed.state_dict()[key])
     with pytest.raises(InputError, match="tail of 8 channels"):
         stages.build_model(dataclasses.replace(spec, init=str(tmp_path / "tailed")), 0)
 

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from itertools import islice
 from pathlib import Path
 
 import av
@@ -235,7 +234,7 @@ def _accepted_streams(format_name: str, path: Path, indices: list[int], packets:
             kept = first[packet.stream.index]
             if len(kept) < packets:
                 kept.append(packet)
-            if all(len(kept) == packets for kept in first.values()):
+            if all(len(collected) == packets for collected in first.values()):
                 break
         return {index for index in indices if _muxes(format_name, source.streams[index], first[index])}
 

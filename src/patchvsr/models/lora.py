@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 
 import torch
-from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
 from diffusers.loaders.lora_base import LORA_ADAPTER_METADATA_KEY
+from peft import LoraConfig, get_peft_model_state_dict, set_peft_model_state_dict
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from patchvsr.models.dit import VideoDiT

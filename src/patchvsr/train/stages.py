@@ -125,12 +125,13 @@ def _load_init(model: PatchVSRModel, folder: Path) -> None:
     old, new = trained.base.config.head_blocks, model.base.config.head_blocks
     if old > new:
         raise InputError(f"{folder} has {old} head blocks, more than this run's {new}")
-    state = grow_head_state(trained.state_dict(), "base.head.", old, new, model.state_dict())
+    fresh = model.state_dict()
+    state = grow_head_state(trained.state_dict(), "base.head.", old, new, fresh)
     tail, ours_tail = trained.base.config.tail_channels, model.base.config.tail_channels
     if tail and tail != ours_tail:
         raise InputError(f"{folder} has a tail of {tail} channels, this run {ours_tail or 'none'}")
     if ours_tail and not tail:   # the tail and its hint start as initialised
-        state |= {name: value for name, value in model.state_dict().items()
+        state |= {name: value for name, value in fresh.items()
                   if name.startswith(("base.tail.", "adapter.tail_proj."))}
     model.load_state_dict(state)
 
