@@ -65,8 +65,8 @@ train: $(STAMP)
 # (0.3; 2000 steps, the last 800 decaying; about 40 minutes); piece 6, from piece 5's model at x4 only
 # (--scale-range 4,4; 1500 steps, the last 600 decaying; 44 minutes on one core, fp32). Each run continues from its
 # committed small state (float16 weights, bfloat16 moments, step and data position, the stage-1 base) in
-# training/lite/ and writes it back at the end of a piece, so a piece may run on a fresh machine: `make train-lite && git add training/lite`. A finished run
-# only exports its model again.
+# training/lite/ and writes it back at the end of a piece, so a piece may run on a fresh machine:
+# `make train-lite && git add training/lite`. A finished run only exports its model again.
 LITE_FINETUNE := training/lite/finetune
 LITE_PIECE3 := training/lite/piece3
 LITE_PIECE4 := training/lite/piece4
