@@ -63,8 +63,9 @@ train: $(STAMP)
 # decaying; about 2 h on two cores); piece 4, the same recipe on collection v3 (30 % real footage; 3000 steps, the
 # last 1000 decaying; about 50 minutes on two cores); piece 5, from piece 4's model with half the realistic share
 # (0.3; 2000 steps, the last 800 decaying; about 40 minutes); piece 6, from piece 5's model at x4 only
-# (--scale-range 4,4; 1500 steps, the last 600 decaying; 44 minutes on one core, fp32). Each run continues from its
-# committed small state (float16 weights, bfloat16 moments, step and data position, the stage-1 base) in
+# (--scale-range 4,4; 1500 steps, the last 600 decaying; 44 minutes on one core, fp32); piece 7, the same recipe
+# again from piece 6's model (72 minutes on one core of a slower Zen 3, beside its ablation). Each run continues
+# from its committed small state (float16 weights, bfloat16 moments, step and data position, the stage-1 base) in
 # training/lite/ and writes it back at the end of a piece, so a piece may run on a fresh machine:
 # `make train-lite && git add training/lite`. A finished run only exports its model again.
 LITE_FINETUNE := training/lite/finetune
@@ -72,6 +73,7 @@ LITE_PIECE3 := training/lite/piece3
 LITE_PIECE4 := training/lite/piece4
 LITE_PIECE5 := training/lite/piece5
 LITE_PIECE6 := training/lite/piece6a
+LITE_PIECE7 := training/lite/piece7
 train-lite: $(STAMP)
 	test -f $(LITE_PIECE4)/state.json || test -f data/manifest.json || $(MAKE) data
 	test -f $(LITE_FINETUNE)/state.json || test -f runs/lite_base/model/config.json || \
@@ -102,11 +104,17 @@ train-lite: $(STAMP)
 		--lr-blur-share 0 --lr-noise-share 0.3 --jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium \
 		--lr 2e-4 --steps 2000 --decay-steps 800 --threads 2 --checkpoint-minutes 8 --val-every 250 \
 		--carry $(LITE_PIECE5)
-	$(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p6a --preset lite --base runs/lite_base/model \
+	test -f $(LITE_PIECE7)/state.json || $(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p6a \
+		--preset lite --base runs/lite_base/model \
 		--init runs/lite_p5/model --head-blocks 4 --realistic-share 0.3 --soft-share 0.2 --grain-share 0.15 \
 		--lr-blur-share 0 --lr-noise-share 0.3 --jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium \
 		--scale-range 4,4 --precision fp32 --lr 2e-4 --steps 1500 --decay-steps 600 --threads 1 \
 		--checkpoint-minutes 8 --val-every 250 --carry $(LITE_PIECE6)
+	$(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p7 --preset lite --base runs/lite_base/model \
+		--init runs/lite_p6a/model --head-blocks 4 --realistic-share 0.3 --soft-share 0.2 --grain-share 0.15 \
+		--lr-blur-share 0 --lr-noise-share 0.3 --jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium \
+		--scale-range 4,4 --precision fp32 --lr 2e-4 --steps 1500 --decay-steps 600 --threads 1 \
+		--checkpoint-minutes 8 --val-every 250 --carry $(LITE_PIECE7)
 
 # Copy the trained model into the package (float16, < 30 MB) as `--model tiny`, with the model card notes.
 ship: $(STAMP)
