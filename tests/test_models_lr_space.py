@@ -3,9 +3,10 @@ shapes, identity at initialisation, the estimator, saving and loading, and what 
 
 import pytest
 import torch
+from einops import rearrange
 
 from patchvsr.errors import OptionError
-from patchvsr.methods.patchvsr import SamplerOptions
+from patchvsr.methods.patchvsr import PatchVSRUpscaler, SamplerOptions, bicubic_canvas
 from patchvsr.models import PatchVSRConfig, PatchVSRModel, VideoDiT, WindowConditions
 from patchvsr.models.conditions import ConditionEmbedder, DegradationEstimator
 from patchvsr.models.layers import DepthToSpace, SpaceToDepth, last_conv, output_head
@@ -122,6 +123,29 @@ def test_model_estimates_the_strength_unless_given():
     torch.testing.assert_close(auto, given)
     assert not torch.allclose(auto, other)
     assert torch.equal(model.degradation(cond), estimate)
+
+
+def test_sampler_conditions_every_window_on_one_estimate_of_the_whole_canvas():
+    model = perturb_(lr_space_model(), seed=8).eval()
+    passed = []
+    velocity = model.velocity
+    model.velocity = lambda z, t, cond: passed.append(cond.degradation) or velocity(z, t, cond)
+    clip = torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(8))
+    clip[:, :, :, 6:] = 0.5                             # one busy and one flat half: windows that read apart
+
+    def upscale(degradation):
+        options = SamplerOptions(fusion="none", dtype="fp32", temporal_radius=0, degradation=degradation)
+        return PatchVSRUpscaler(model, 0.5, options, torch.device("cpu")).upscale_clip(clip, (48, 48), 0)
+
+    auto = upscale("auto")
+    canvas, scale = bicubic_canvas(clip, (48, 48))
+    with torch.no_grad():
+        estimate = model.embedder.estimator(canvas[None], torch.tensor([scale]))
+        per_window = model.embedder.estimator(rearrange(canvas, "c t (i h) (j w) -> (i j) c t h w", h=H, w=W),
+                                              torch.full((9,), scale))
+    assert torch.equal(torch.cat(passed), torch.full((9,), float(estimate)))   # nine windows, one strength
+    assert per_window.max() - per_window.min() > 1e-3   # so the windows would have been told different things
+    torch.testing.assert_close(auto, upscale(float(estimate)), rtol=0, atol=1e-6)
 
 
 def test_models_without_the_condition_ignore_a_given_strength():

@@ -62,9 +62,10 @@ class SamplerOptions:
     fp32; `patchvsr.devices.compute_dtype`), "fp32", "bf16" or "fp16";
     temporal_radius: average the added detail over this many motion-compensated neighbours on each side
     within the clip (`patchvsr.stabilize`; 0 = off);
-    degradation: for models conditioned on the input's degradation strength, "auto" (estimated from each
-    window) or a strength in [0, 1] as a string or number (0: a clean downscale; about 0.7: H.264 CRF 30);
-    other models ignore it.
+    degradation: for models conditioned on the input's degradation strength, "auto" (estimated once per
+    segment of the clip from its whole canvas, the same for every window: per-window estimates scatter and
+    cost 0.1-0.15 dB, docs/lite_model_notes.md) or a strength in [0, 1] as a string or number (0: a clean
+    downscale; about 0.7: H.264 CRF 30); other models ignore it.
     consistency: weight in [0, 1] of the back-projection onto the input (`patchvsr.consistency`), or "auto":
     full for clean input, fading to 0 with the degradation strength (given, or estimated for the clip by
     models that have an estimator; 0 for the others).
@@ -302,7 +303,9 @@ class PatchVSRUpscaler:
         n = max(1, min(batch_size(self.options, self.device), round(plan.windows_per_step)))
         probe = make_plan((self.window, self.window * n), (self.window, self.window), "none")  # n windows
         up = torch.zeros(3, self.segment_frames, self.window, self.window * n, device=self.device)
-        fused = FusedVelocity(probe, self._denoiser(probe, up, global_frame(up, (self.window, self.window))), n)
+        strength = self._strength(up, 1.0)
+        fused = FusedVelocity(probe, self._denoiser(probe, up, global_frame(up, (self.window, self.window)),
+                                                    strength), n)
         fused(up, 1.0)  # warm-up: first-call costs the run pays once
         self.model.cache.clear()
         started = time.perf_counter()
@@ -362,8 +365,9 @@ class PatchVSRUpscaler:
                 z0_hat[:, part] = reused[k]
                 continue
             guide = global_frame(up[:, part], (self.window, self.window))           # (3, t, h, w)
+            strength = self._strength(up[:, part], scale)
             self.model.cache.clear()
-            fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide, counter), batch, scale)
+            fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide, strength, counter), batch, scale)
             z0_hat[:, part] = sample_euler(fused, start[:, part], timesteps)
         self.model.cache.clear()
         if self.reuses_segments:  # the segments the next clip starts with
@@ -376,33 +380,33 @@ class PatchVSRUpscaler:
         `clip` frame by frame (`patchvsr.consistency`), then the detail filtered over time
         (`patchvsr.stabilize.compose`; filtering after the back-projection keeps its flicker out).
         up, z0_hat: (3, T, H, W). Returns (T, 3, H, W) float32 in [0, 1] on the CPU."""
+        weight = self.options.consistency_weight(self._strength(up, scale))
         up = rearrange(up, "c t h w -> t c h w").float()
         detail = self.residual_std * rearrange(z0_hat, "c t h w -> t c h w").float()
-        weight = self.options.consistency_weight(self._clip_strength(up, scale))
         if weight > 0:
             frames = back_project(((up + detail + 1.0) / 2.0).clamp(0, 1), clip, weight)
             detail = frames * 2.0 - 1.0 - up
         return compose(up, detail, self.options.temporal_radius)
 
-    def _clip_strength(self, up: torch.Tensor, scale: float) -> float | None:
-        """The clip's degradation strength: the given one, else the estimator's on the whole canvas (None for
-        models without one). up: (T, 3, H, W) in [-1, 1]."""
+    def _strength(self, up: torch.Tensor, scale: float) -> float | None:
+        """The degradation strength of the canvas `up` (3, T, H, W) in [-1, 1]: the given one, else the
+        estimator's on the whole canvas (None for models without one)."""
         strength, estimator = self.options.degradation_strength, self.model.embedder.estimator
         if strength is not None or estimator is None:
             return strength
-        canvas = rearrange(up, "t c h w -> c t h w")[None]                    # (1, 3, T, H, W) in [-1, 1]
         with torch.no_grad():
-            return float(estimator(canvas, torch.tensor([scale], device=up.device))[0])
+            return float(estimator(up[None].float(), torch.tensor([scale], device=up.device))[0])
 
-    def _denoiser(self, plan: WindowPlan, up: torch.Tensor, guide: torch.Tensor,
+    def _denoiser(self, plan: WindowPlan, up: torch.Tensor, guide: torch.Tensor, strength: float | None,
                   counter: WindowCounter | None = None):
-        """The window-level `denoise(windows, t, batch)` callable for this clip's canvas (counting windows)."""
+        """The window-level `denoise(windows, t, batch)` callable for this clip's canvas (counting windows), every
+        window conditioned on the degradation `strength` (None: the model has no such condition)."""
         dtype = self.dtype[0]
 
         def denoise(windows: torch.Tensor, t: float, batch: WindowBatch) -> torch.Tensor:
             cond = WindowConditions.build(plan.crop(up, batch.indices), guide, batch.masks, batch.scale,
                                           batch.crop_boxes, noise_level=0.0, keys=batch.indices,
-                                          degradation=self.options.degradation_strength)
+                                          degradation=strength)
             with torch.autocast(self.device.type, DTYPES[dtype], enabled=dtype != "fp32"):
                 velocity = self.model.velocity(windows, t, cond).float()
             if counter is not None:
