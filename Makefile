@@ -74,6 +74,10 @@ LITE_PIECE4 := training/lite/piece4
 LITE_PIECE5 := training/lite/piece5
 LITE_PIECE6 := training/lite/piece6a
 LITE_PIECE7 := training/lite/piece7
+# The recipe of pieces 6 and 7 (x4 only, fp32, one core).
+LITE_X4 := --head-blocks 4 --realistic-share 0.3 --soft-share 0.2 --grain-share 0.15 --lr-blur-share 0 \
+	--lr-noise-share 0.3 --jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium --scale-range 4,4 \
+	--precision fp32 --lr 2e-4 --steps 1500 --decay-steps 600 --threads 1 --checkpoint-minutes 8 --val-every 250
 train-lite: $(STAMP)
 	test -f $(LITE_PIECE4)/state.json || test -f data/manifest.json || $(MAKE) data
 	test -f $(LITE_FINETUNE)/state.json || test -f runs/lite_base/model/config.json || \
@@ -105,16 +109,9 @@ train-lite: $(STAMP)
 		--lr 2e-4 --steps 2000 --decay-steps 800 --threads 2 --checkpoint-minutes 8 --val-every 250 \
 		--carry $(LITE_PIECE5)
 	test -f $(LITE_PIECE7)/state.json || $(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p6a \
-		--preset lite --base runs/lite_base/model \
-		--init runs/lite_p5/model --head-blocks 4 --realistic-share 0.3 --soft-share 0.2 --grain-share 0.15 \
-		--lr-blur-share 0 --lr-noise-share 0.3 --jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium \
-		--scale-range 4,4 --precision fp32 --lr 2e-4 --steps 1500 --decay-steps 600 --threads 1 \
-		--checkpoint-minutes 8 --val-every 250 --carry $(LITE_PIECE6)
+		--preset lite --base runs/lite_base/model --init runs/lite_p5/model $(LITE_X4) --carry $(LITE_PIECE6)
 	$(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p7 --preset lite --base runs/lite_base/model \
-		--init runs/lite_p6a/model --head-blocks 4 --realistic-share 0.3 --soft-share 0.2 --grain-share 0.15 \
-		--lr-blur-share 0 --lr-noise-share 0.3 --jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium \
-		--scale-range 4,4 --precision fp32 --lr 2e-4 --steps 1500 --decay-steps 600 --threads 1 \
-		--checkpoint-minutes 8 --val-every 250 --carry $(LITE_PIECE7)
+		--init runs/lite_p6a/model $(LITE_X4) --carry $(LITE_PIECE7)
 
 # Copy the trained model into the package (float16, < 30 MB) as `--model tiny`, with the model card notes.
 ship: $(STAMP)
