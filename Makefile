@@ -64,7 +64,9 @@ train: $(STAMP)
 # last 1000 decaying; about 50 minutes on two cores); piece 5, from piece 4's model with half the realistic share
 # (0.3; 2000 steps, the last 800 decaying; about 40 minutes); piece 6, from piece 5's model at x4 only
 # (--scale-range 4,4; 1500 steps, the last 600 decaying; 44 minutes on one core, fp32); piece 7, the same recipe
-# again from piece 6's model (72 minutes on one core of a slower Zen 3, beside its ablation). Each run continues
+# again from piece 6's model (72 minutes on one core of a slower Zen 3, beside its ablation); piece 8, from piece
+# 7's model with every LR made by antialiased bicubic and 90 % clean conditions (1500 steps, the last 600 decaying;
+# 42 minutes on one core of a Xeon with AMX, bf16, beside its ablation): the shipped `lite`. Each run continues
 # from its committed small state (float16 weights, bfloat16 moments, step and data position, the stage-1 base) in
 # training/lite/ and writes it back at the end of a piece, so a piece may run on a fresh machine:
 # `make train-lite && git add training/lite`. A finished run only exports its model again.
@@ -74,6 +76,7 @@ LITE_PIECE4 := training/lite/piece4
 LITE_PIECE5 := training/lite/piece5
 LITE_PIECE6 := training/lite/piece6a
 LITE_PIECE7 := training/lite/piece7
+LITE_PIECE8 := training/lite/piece8
 # The recipe of pieces 6 and 7 (x4 only, fp32, one core).
 LITE_X4 := --head-blocks 4 --realistic-share 0.3 --soft-share 0.2 --grain-share 0.15 --lr-blur-share 0 \
 	--lr-noise-share 0.3 --jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium --scale-range 4,4 \
@@ -110,12 +113,18 @@ train-lite: $(STAMP)
 		--carry $(LITE_PIECE5)
 	test -f $(LITE_PIECE7)/state.json || $(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p6a \
 		--preset lite --base runs/lite_base/model --init runs/lite_p5/model $(LITE_X4) --carry $(LITE_PIECE6)
-	$(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p7 --preset lite --base runs/lite_base/model \
-		--init runs/lite_p6a/model $(LITE_X4) --carry $(LITE_PIECE7)
+	test -f $(LITE_PIECE8)/state.json || $(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p7 \
+		--preset lite --base runs/lite_base/model --init runs/lite_p6a/model $(LITE_X4) --carry $(LITE_PIECE7)
+	# piece 8: the evaluation's kernel (antialiased bicubic) for every LR, 90 % clean conditions; bf16 (AMX)
+	$(VENV)/bin/patchvsr train adapter --data data_v3 --out runs/lite_p8 --preset lite --base runs/lite_base/model \
+		--init runs/lite_p7/model $(LITE_X4) --precision bf16 --bicubic-share 1.0 --clean-share 0.9 \
+		--carry $(LITE_PIECE8)
 
-# Copy the trained model into the package (float16, < 30 MB) as `--model tiny`, with the model card notes.
+# Copy the trained models into the package (float16, < 30 MB in all) as `--model tiny` and `--model lite` (the
+# default), with their model card notes.
 ship: $(STAMP)
 	$(PY) -m patchvsr.train.ship runs/tiny_temporal/model --notes docs/tiny_model_notes.md
+	$(PY) -m patchvsr.train.ship runs/lite_p8/model --name lite --notes docs/lite_model_notes.md
 
 # Quality tables of docs/RESULTS.md (public evaluation set, x4): all methods on the first 60 frames, then the
 # tiny model's sampling settings on 24 frames (bigbuckbunny: its 640x360 centre). About 40 minutes on 2 cores.

@@ -1,4 +1,4 @@
-"""`patchvsr upscale` with the CLI's real default, the shipped tiny model, end to end on a few small frames.
+"""`patchvsr upscale` with the CLI's real default, the shipped lite model, end to end on a few small frames.
 
 The rest of the suite runs on bicubic (`PATCHVSR_MODEL=bicubic`, see conftest); this test clears that, so
 the model a user gets without `--model` is loaded from the package, run and written, and must beat bicubic.
@@ -53,7 +53,7 @@ def test_default_model_end_to_end_beats_bicubic(tmp_path, monkeypatch):
     assert main(["upscale", str(lr), "-o", str(tmp_path / "default.mkv"), "-q", "--stats",
                  str(tmp_path / "stats.json")]) == 0
     stats = json.loads((tmp_path / "stats.json").read_text())
-    assert (stats["model"], stats["frames"], stats["width"], stats["height"]) == ("tiny", FRAMES, SIDE, SIDE)
+    assert (stats["model"], stats["frames"], stats["width"], stats["height"]) == ("lite", FRAMES, SIDE, SIDE)
     bicubic, default = decode(tmp_path / "bicubic.mkv"), decode(tmp_path / "default.mkv")
     gain = np.mean([psnr_y(d, h) - psnr_y(b, h) for d, b, h in zip(default, bicubic, hr)])
     assert gain > 0.3, f"the default model is only {gain:+.2f} dB over bicubic"

@@ -187,9 +187,11 @@ def test_folder_without_training_metadata_is_refused(tmp_path):
         load_upscaler(tmp_path / "missing", CPU)
 
 
-@pytest.mark.skipif(not (SHIPPED / "tiny" / "config.json").is_file(), reason="no shipped tiny weights in this tree")
-def test_shipped_tiny_model_upscales_a_16_frame_clip():
-    upscaler = get_upscaler("tiny", device="cpu")
+@pytest.mark.parametrize("name", ["lite", "tiny"])
+def test_shipped_model_upscales_a_16_frame_clip(name):
+    if not (SHIPPED / name / "config.json").is_file():
+        pytest.skip(f"no shipped {name} weights in this tree")
+    upscaler = get_upscaler(name, device="cpu")
     frames = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
     out = list(upscale_stream(iter(frames), upscaler, (64, 64)))
     assert len(out) == 16 and all(frame.shape == (64, 64, 3) and frame.dtype == np.uint8 for frame in out)
@@ -225,7 +227,7 @@ def test_default_model_is_the_embedded_one_unless_the_environment_names_another(
     from patchvsr.methods import default_model
 
     monkeypatch.delenv("PATCHVSR_MODEL", raising=False)
-    assert default_model() == "tiny"
+    assert default_model() == "lite"
     monkeypatch.setenv("PATCHVSR_MODEL", "lanczos")
     assert default_model() == "lanczos" and get_upscaler(device="cpu").name == "lanczos"
 

@@ -243,7 +243,7 @@ def upscale_video(src: str | Path, dst: str | Path, *, scale: float | None = Non
         dst (str or Path): the output: a .mkv, .mp4, .mov or .webm file, or a folder (existing, or ending in /).
         scale (float, *optional*): factor K > 1 for both axes (default 4).
         size (WH or str, *optional*): (width, height) or "WxH" instead of `scale`, each axis scaled on its own.
-        model (str, *optional*): a name or model folder (None: the embedded "tiny" model, or $PATCHVSR_MODEL).
+        model (str, *optional*): a name or model folder (None: the embedded "lite" model, or $PATCHVSR_MODEL).
         codec (str, *optional*): the video codec (`patchvsr.io.codecs`; None: the container's default).
         crf (int, *optional*): the codec's quality (None: the codec's default).
         preset (str, *optional*): the codec's preset (None: the codec's default).

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         int: the exit status: 0, or 2 after a user error (printed as one line).
     """
     parser = argparse.ArgumentParser(prog="python -m patchvsr.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="model to use (default: the embedded tiny model, or "
+    parser.add_argument("--model", default=None, help="model to use (default: the embedded lite model, or "
                                                       "$PATCHVSR_MODEL)")
     parser.add_argument("--out", type=Path, default=Path("demo"), help="output folder (default demo)")
     parser.add_argument("--video", default=DEFAULT_VIDEO, help="sample video: carphone_pristine, bikes, "

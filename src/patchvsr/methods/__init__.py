@@ -21,7 +21,7 @@ from patchvsr.options import MODEL_OPTION_NAMES, MODEL_OPTION_TYPES
 
 # The model `patchvsr upscale` uses without --model: the trained model shipped in the package. The environment
 # variable PATCHVSR_MODEL replaces it (the test suite sets "bicubic" so that I/O tests stay fast).
-DEFAULT_MODEL = "tiny"
+DEFAULT_MODEL = "lite"
 
 
 def _reject_model_options(name: str, options: dict) -> None:
@@ -59,6 +59,7 @@ def _realesrgan(name: str) -> Callable[..., Upscaler]:
 UPSCALERS: dict[str, Callable[..., Upscaler]] = {
     "bicubic": _classical(Bicubic),
     "lanczos": _classical(Lanczos),
+    "lite": _shipped("lite"),
     "tiny": _shipped("tiny"),
     # Real-ESRGAN peers (weights fetched once by `patchvsr fetch realesrgan`)
     "realesrgan-animevideov3": _realesrgan("realesrgan-animevideov3"),
