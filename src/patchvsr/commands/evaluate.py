@@ -59,8 +59,8 @@ def _add_bench_parser(subparsers) -> None:
     parser.add_argument("--plots", type=Path, metavar="DIR", help="also write PNG plots into DIR")
     parser.add_argument("--quick", action="store_true",
                         help="seconds-long smoke run: test preset, 32x32-64x64, short videos")
-    parser.add_argument("--model", help="tiny (shipped weights, else random weights), test, or a model folder "
-                                        "(default: tiny; with --quick: test); with --speed: a model to time "
+    parser.add_argument("--model", help="lite or tiny (shipped weights, else random weights), test, or a model "
+                                        "folder (default: lite; with --quick: test); with --speed: a model to time "
                                         "beside the default (a candidate)")
     parser.add_argument("--sizes", nargs="+", type=_size, metavar="WxH", help="output sizes (default 256x256 "
                         "384x384 512x512 960x540 1280x720 2048x1080 3840x2160)")

@@ -33,6 +33,7 @@ import numpy as np
 
 from patchvsr.errors import OptionError
 from patchvsr.eval.bench_worker import MODES, PATCH_MODES
+from patchvsr.methods import DEFAULT_MODEL
 from patchvsr.sizes import WH
 
 # (width, height): 256² up to 2K DCI and 4K UHD; roughly doubling pixels per step.
@@ -59,7 +60,7 @@ class BenchConfig:
     clock: "wall" (elapsed seconds) or "cpu" (process CPU seconds: with threads=1, the time on an idle core
     even when the machine is shared) drives the fits, caps, estimates, ratios and plots."""
 
-    model: str = "tiny"
+    model: str = DEFAULT_MODEL
     sizes: tuple[WH, ...] = DEFAULT_SIZES
     modes: tuple[str, ...] = DEFAULT_MODES
     frames: int | None = None

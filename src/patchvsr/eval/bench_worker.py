@@ -39,7 +39,7 @@ from patchvsr.tiling.seams import seam_score
 PATCH_MODES = FUSION_MODES          # band, weighted, average, none, shifted: the PatchVSR upscaler's fusions
 MODES = (*PATCH_MODES, "full")      # full: the same model on one window covering the whole frame
 
-RANDOM_PRESETS = ("tiny", "test")
+RANDOM_PRESETS = ("lite", "tiny", "test")
 
 
 class FullFrameUpscaler(PatchVSRUpscaler):
@@ -140,7 +140,7 @@ def model_folder(model: str) -> Path | None:
     """The weights folder of `model`, or None for a random-weight preset (the shipped weights are absent).
 
     Args:
-        model (str): "tiny", "test" or a model folder.
+        model (str): "lite", "tiny", "test" or a model folder.
 
     Returns:
         Path | None: the folder (not checked for other names), or None.
@@ -155,7 +155,7 @@ def describe_model(model: str) -> str:
     """The `model` field of the bench JSON: which weights were timed.
 
     Args:
-        model (str): "tiny", "test" or a model folder.
+        model (str): "lite", "tiny", "test" or a model folder.
 
     Returns:
         str: one sentence naming the weights.
@@ -291,7 +291,7 @@ def model_info_in_child(spec: dict, connection) -> None:
     is first saved into spec["folder"] (with residual_std 1) so that `patchvsr upscale --model` can load it.
 
     Args:
-        spec (dict): model ("tiny", "test" or a folder) and folder (where to save a random-weight preset).
+        spec (dict): model ("lite", "tiny", "test" or a folder) and folder (where to save a random-weight preset).
         connection: the sending end of a multiprocessing Pipe, closed afterwards.
     """
     try:
