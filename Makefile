@@ -77,7 +77,7 @@ LITE_PIECE5 := training/lite/piece5
 LITE_PIECE6 := training/lite/piece6a
 LITE_PIECE7 := training/lite/piece7
 LITE_PIECE8 := training/lite/piece8
-# The recipe of pieces 6 and 7 (x4 only, fp32, one core).
+# The recipe of pieces 6 to 8 (x4 only, fp32, one core; piece 8 changes three of its settings).
 LITE_X4 := --head-blocks 4 --realistic-share 0.3 --soft-share 0.2 --grain-share 0.15 --lr-blur-share 0 \
 	--lr-noise-share 0.3 --jpeg-share 0.2 --h264-share 0.6 --h264-presets veryfast,medium --scale-range 4,4 \
 	--precision fp32 --lr 2e-4 --steps 1500 --decay-steps 600 --threads 1 --checkpoint-minutes 8 --val-every 250

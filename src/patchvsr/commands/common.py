@@ -9,9 +9,9 @@ from patchvsr.devices import DEVICE_HELP, device_arg
 from patchvsr.io.codecs import CODECS, PRORES_PROFILES
 from patchvsr.options import MODEL_OPTIONS, flag
 
-MODEL_HELP = ("lite (the embedded PatchVSR model, default), tiny (the earlier, 2x slower one), bicubic, lanczos, realesrgan-animevideov3, "
-              "realesrgan-x4plus (after `patchvsr fetch realesrgan`), or a trained model's folder; "
-              "$PATCHVSR_MODEL changes the default")
+MODEL_HELP = ("lite (the embedded PatchVSR model, default), tiny (the earlier, 2x slower one), bicubic, lanczos, "
+              "realesrgan-animevideov3, realesrgan-x4plus (after `patchvsr fetch realesrgan`), or a trained model's "
+              "folder; $PATCHVSR_MODEL changes the default")
 
 
 def upscale_options() -> argparse.ArgumentParser:
