@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from patchvsr.consistency import FADE, back_project, weight_for
+from patchvsr.consistency import FADE, back_project, estimate_seconds, weight_for
 from patchvsr.errors import OptionError
 from patchvsr.methods.patchvsr import SamplerOptions
 
@@ -37,3 +37,10 @@ def test_the_weight_fades_with_the_degradation_strength():
     for bad in ("sometimes", "1.5", -0.1):
         with pytest.raises(OptionError, match="--consistency"):
             SamplerOptions(consistency=bad)
+
+
+def test_the_estimate_is_one_timed_frame_per_frame(monkeypatch):
+    ticks = iter([10.0, 10.5])
+    monkeypatch.setattr("patchvsr.consistency.time.perf_counter", lambda: next(ticks))
+    assert estimate_seconds((32, 48), (8, 12), 6) == pytest.approx(3.0)
+    assert estimate_seconds((32, 48), (8, 12), 0) == 0.0

@@ -314,8 +314,9 @@ def test_estimate_counts_the_run_s_window_evaluations(trained_like_model, monkey
     windows = upscaler.window_plan((21, 15)).windows_per_step  # 3, all timed at once: 1 s per 3 windows
     clips = 3  # 10 frames in clips of 4 sharing 1: starts at 0, 3, 6
     segments = 4 // upscaler.segment_frames
-    expected = clips * segments * 2 * windows * (1.0 / 3)
-    assert upscaler.estimate_seconds((21, 15), 10) == pytest.approx(expected)
+    model = clips * segments * 2 * windows * (1.0 / 3)
+    back_projection = clips * 4 * 1.0  # one frame timed (1 s), 4 per clip; frames below 16 px are not filtered
+    assert upscaler.estimate_seconds((21, 15), 10, (7, 5)) == pytest.approx(model + back_projection)
 
 
 def test_expected_duration_line_and_the_hint_for_long_runs(trained_like_model, make_video, tmp_path, capsys,
@@ -325,12 +326,12 @@ def test_expected_duration_line_and_the_hint_for_long_runs(trained_like_model, m
     from patchvsr.methods.patchvsr import PatchVSRUpscaler
 
     assert [duration(s) for s in (0.2, 45, 2040, 7500)] == ["1 s", "45 s", "34 min", "2 h 05 min"]
-    monkeypatch.setattr(PatchVSRUpscaler, "estimate_seconds", lambda self, size, frames: 1900.0 * frames)
+    monkeypatch.setattr(PatchVSRUpscaler, "estimate_seconds", lambda self, size, frames, input_size: 1900.0 * frames)
     args = ["upscale", str(make_video("in.mkv", size=(6, 5), frames=2)), "--model", trained_like_model,
             "--clip-frames", "2", "--dtype", "fp32"]
     assert main([*args, "-o", str(tmp_path / "a.mkv")]) == 0
     err = capsys.readouterr().err
-    assert "expected about 1 h 03 min for 2 frames at this machine's speed (model time)" in err
+    assert "expected about 1 h 03 min for 2 frames at this machine's speed (model and filters)" in err
     assert "over an hour: --model lanczos" in err
     assert main([*args, "-o", str(tmp_path / "b.mkv"), "-q"]) == 0
     assert capsys.readouterr().err == ""  # -q: no estimate, no hint

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from patchvsr.flow import chain, pair_flows, warp
-from patchvsr.stabilize import stabilize_detail
+from patchvsr.stabilize import estimate_seconds, neighbour_warps, stabilize_detail
 
 
 def _texture(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -124,3 +124,17 @@ def test_far_neighbours_are_reached_through_chained_flows():
               for radius in (1, 3)}
     # 3 vs 7 aligned fields average the independent noise: 1/sqrt(3) = 0.58 vs 1/sqrt(7) = 0.38 of it
     assert spread[3] < 0.8 * spread[1] and spread[3] < 0.5 * noise[inner].std().item()
+
+
+def test_neighbour_warps_count_the_neighbours_inside_the_clip():
+    assert neighbour_warps(16, 8) == 2 * (sum(range(8)) + 8 * 8)  # the first and last 8 frames lack some
+    assert neighbour_warps(4, 8) == 4 * 3  # every frame sees all others
+    assert neighbour_warps(5, 1) == 2 * 4
+    assert neighbour_warps(1, 8) == neighbour_warps(6, 0) == 0
+
+
+def test_the_estimate_is_flow_pairs_and_warps_at_their_timed_cost(monkeypatch):
+    ticks = iter(range(0, 100, 2))  # every timed step takes 2 s
+    monkeypatch.setattr("patchvsr.stabilize.time.perf_counter", lambda: float(next(ticks)))
+    assert estimate_seconds((24, 40), 16, 8) == pytest.approx(2.0 * (15 + neighbour_warps(16, 8)))
+    assert estimate_seconds((24, 40), 16, 0) == estimate_seconds((12, 40), 16, 8) == 0.0  # off, too small

@@ -192,7 +192,7 @@ class LocalExecutor:
         return self.upscaler
 
     def log_start(self, info: VideoInfo, size: HW) -> None:
-        """Log the expected model time of the run (see `log_expected_duration`).
+        """Log the expected model and filter time of the run (see `log_expected_duration`).
 
         Args:
             info (VideoInfo): the probed input.
@@ -420,9 +420,9 @@ LONG_RUN_SECONDS = 3600
 
 
 def log_expected_duration(info: VideoInfo, size: HW, upscaler: Upscaler) -> None:
-    """Before the first clip: the model time of the whole video at this machine's speed, timed on one batch
-    of windows (upscalers with `estimate_seconds`; skipped when info lines are off, e.g. -q), with a hint for
-    runs over an hour.
+    """Before the first clip: the time of the whole video's model and filters at this machine's speed, timed on
+    one batch of windows and one output frame (upscalers with `estimate_seconds`; skipped when info lines are
+    off, e.g. -q), with a hint for runs over an hour.
 
     Args:
         info (VideoInfo): the probed input (its frame count).
@@ -431,8 +431,8 @@ def log_expected_duration(info: VideoInfo, size: HW, upscaler: Upscaler) -> None
     """
     if not hasattr(upscaler, "estimate_seconds") or not log.isEnabledFor(logging.INFO):
         return
-    seconds = upscaler.estimate_seconds(size, info.frames)
-    log.info("expected about %s for %d frames at this machine's speed (model time)", duration(seconds),
+    seconds = upscaler.estimate_seconds(size, info.frames, (info.height, info.width))
+    log.info("expected about %s for %d frames at this machine's speed (model and filters)", duration(seconds),
              info.frames)
     if seconds > LONG_RUN_SECONDS:
         log.info("that is over an hour: --model lanczos gives a quick result, a CUDA GPU (--device cuda) a fast "

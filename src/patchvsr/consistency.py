@@ -11,6 +11,8 @@ compression artefacts back, so the weight w fades to 0 with the input's degradat
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import torch
 import torch.nn.functional as F
@@ -57,6 +59,26 @@ def back_project(frames: torch.Tensor, lr: torch.Tensor, weight: float = 1.0,
         missing = lr - F.interpolate(out, size=lr_size, mode="bicubic", antialias=True, align_corners=False)
         out = out.add_(_upsample(missing, size), alpha=weight).clamp_(0, 1)
     return out
+
+
+def estimate_seconds(size: HW, input_size: HW, count: int) -> float:
+    """Seconds `back_project` takes on this machine for `count` frames of `size` made from `input_size` ones
+    (CPU; one frame is timed and multiplied).
+
+    Args:
+        size (HW): (H, W) of the upscaled frames.
+        input_size (HW): (h, w) of the input frames.
+        count (int): frames, >= 0.
+
+    Returns:
+        float: seconds.
+    """
+    if count <= 0:
+        return 0.0
+    frame, lr = torch.rand(1, 3, *size), torch.rand(1, 3, *input_size)
+    started = time.perf_counter()
+    back_project(frame, lr)
+    return count * (time.perf_counter() - started)
 
 
 def _upsample(x: torch.Tensor, size: HW) -> torch.Tensor:

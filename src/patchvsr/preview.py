@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from patchvsr.api import duration, quantize
 from patchvsr.errors import OptionError, OutputError
 from patchvsr.eval.evaluate import detail_box
-from patchvsr.io.probe import probe
+from patchvsr.io.probe import VideoInfo, probe
 from patchvsr.io.reader import read_frames
 from patchvsr.io.span import Span
 from patchvsr.io.target import output_size
@@ -96,7 +96,7 @@ def preview(src: str | Path, dst: str | Path, *, at: str | float | None = None, 
     started = time.perf_counter()
     upscaled = upscaler.upscale_clip(low, out_side, 0)
     crop_seconds = time.perf_counter() - started
-    job_seconds = _job_seconds(upscaler, (height, width), whole.frames, crop_seconds, out_side)
+    job_seconds = _job_seconds(upscaler, (height, width), whole, crop_seconds, out_side)
     nearest = np.kron(frame.rgb[top:top + side, left:left + side],
                       np.ones((round(factor_y), round(factor_x), 1), np.uint8))
     panels = [(nearest, "input"), (quantize(bicubic)[0], "bicubic"), (quantize(upscaled)[0], upscaler.name)]
@@ -104,13 +104,12 @@ def preview(src: str | Path, dst: str | Path, *, at: str | float | None = None, 
     return Preview(dst, float(info.cut.offset), (left, top, side), upscaler.name, crop_seconds, job_seconds)
 
 
-def _job_seconds(upscaler, size: HW, frames: int, crop_seconds: float,
-                 crop_size: HW) -> float:
-    """The full job's model time: the upscaler's own estimate where it has one, else the crop's time scaled
+def _job_seconds(upscaler, size: HW, whole: VideoInfo, crop_seconds: float, crop_size: HW) -> float:
+    """The full job's model (and filter) time: the upscaler's own estimate where it has one, else the crop's time scaled
     by output pixels (cost is linear in them)."""
     if hasattr(upscaler, "estimate_seconds"):
-        return upscaler.estimate_seconds(size, frames)
-    return crop_seconds * frames * size[0] * size[1] / (crop_size[0] * crop_size[1])
+        return upscaler.estimate_seconds(size, whole.frames, (whole.height, whole.width))
+    return crop_seconds * whole.frames * size[0] * size[1] / (crop_size[0] * crop_size[1])
 
 
 def _write_panels(path: Path, panels: list[tuple[np.ndarray, str]]) -> None:
@@ -133,9 +132,9 @@ def describe(result: Preview) -> str:
         result (Preview): what `preview` returned.
 
     Returns:
-        str: one line: the PNG, the crop, the model's time on it and the job's estimated model time.
+        str: one line: the PNG, the crop, the model's time on it and the job's estimated time.
     """
     left, top, side = result.box
     return (f"wrote {result.path}: the {side}x{side} px crop at ({left}, {top}) of the frame at {result.at:.2f} s; "
             f"{result.model} took {result.crop_seconds:.1f} s on it; the whole job needs about "
-            f"{duration(result.job_seconds)} of model time on this machine")
+            f"{duration(result.job_seconds)} of model and filter time on this machine")

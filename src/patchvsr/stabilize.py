@@ -13,12 +13,15 @@ Ray). Each neighbour's detail is warped once, at full size, on the CPU (OpenCV).
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 import torch
 from einops import rearrange
 
 from patchvsr.flow import chain, pair_flows
+from patchvsr.sizes import HW
 
 FLOW_SIDE = 768  # longest side the flow is estimated at; larger frames are reduced (area) for it
 MIN_FLOW_SIDE = 16  # DIS needs a few 8-px patches: smaller frames are left unfiltered
@@ -89,6 +92,54 @@ def stabilize_detail(detail: torch.Tensor, frames: np.ndarray, radius: int) -> t
                 total[i].addcmul_(warped, mask)
                 weight[i].add_(mask)
     return rearrange(total.div_(weight), "t h w c -> t c h w").to(detail.device)
+
+
+def neighbour_warps(count: int, radius: int) -> int:
+    """Neighbour details `stabilize_detail` warps for a clip of `count` frames (no chain cut short).
+
+    Args:
+        count (int): frames of the clip, >= 0.
+        radius (int): neighbour frames on each side, >= 0.
+
+    Returns:
+        int: the warps, sum over frames of the neighbours within `radius` on either side.
+    """
+    return sum(min(radius, i) + min(radius, count - 1 - i) for i in range(count))
+
+
+def estimate_seconds(size: HW, count: int, radius: int) -> float:
+    """Seconds `stabilize_detail` takes on this machine for a clip of `count` frames of `size`.
+
+    One flow pair and one neighbour step (chain, warp, sum) are timed on a random texture of that size and
+    multiplied by the clip's flow pairs and `neighbour_warps` (chains cut short by occlusion make the real
+    filter a little faster).
+
+    Args:
+        size (HW): (H, W) of the frames.
+        count (int): frames of the clip.
+        radius (int): neighbour frames on each side, >= 0.
+
+    Returns:
+        float: seconds, 0 where the filter does nothing (radius 0, one frame, frames below MIN_FLOW_SIDE).
+    """
+    height, width = size
+    if radius == 0 or count < 2 or min(height, width) < MIN_FLOW_SIDE:
+        return 0.0
+    rng = np.random.default_rng(0)
+    frames = np.stack([cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (0, 0), 2.0)
+                       for _ in range(2)])
+    small = _flow_frames(frames)
+    started = time.perf_counter()
+    on_next, on_this = pair_flows(small[0], small[1])
+    flow_seconds = time.perf_counter() - started
+    grid = tuple(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
+    source, total = frames[1].astype(np.float32), torch.zeros(height, width, 3)
+    started = time.perf_counter()
+    path = chain(on_this, on_next)
+    warped, mask = (torch.from_numpy(a) for a in _warp(source, *path, grid))
+    total.addcmul_(warped, mask)
+    warp_seconds = time.perf_counter() - started
+    return (count - 1) * flow_seconds + neighbour_warps(count, radius) * warp_seconds
 
 
 def _flow_frames(frames: np.ndarray) -> list[np.ndarray]:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from patchvsr import consistency, stabilize
 from patchvsr.consistency import back_project, weight_for
 from patchvsr.devices import compute_dtype
 from patchvsr.errors import InputError, OptionError
@@ -32,7 +33,6 @@ from patchvsr.memory import reuse_freed_memory
 from patchvsr.models import PatchVSRModel, WindowConditions
 from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sample_euler
 from patchvsr.sizes import HW
-from patchvsr.stabilize import compose
 from patchvsr.tiling import FUSION_MODES, FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
 from patchvsr.tiling.temporal import count_clips
 
@@ -286,15 +286,19 @@ class PatchVSRUpscaler:
         return -(-frames // self.segment_frames) * self.options.steps * plan.windows_per_step
 
     @torch.no_grad()
-    def estimate_seconds(self, size: HW, frames: int) -> float:
-        """Model seconds for `frames` frames upscaled to `size` on this machine.
+    def estimate_seconds(self, size: HW, frames: int, input_size: HW) -> float:
+        """Seconds for `frames` frames upscaled from `input_size` to `size` on this machine: the model and the
+        filters after it.
 
-        One model call on a batch of blank windows is timed (after a warm-up call) and scaled to the window
-        evaluations of the run. Decoding, the temporal filter and encoding are not included.
+        The model: one call on a batch of blank windows is timed (after a warm-up call) and scaled to the window
+        evaluations of the run. The back-projection and the temporal filter: timed on one frame and one flow
+        pair of the output size (`consistency.estimate_seconds`, `stabilize.estimate_seconds`), counted per
+        clip; back-projection counted as on (clean input). Decoding and encoding are not included.
 
         Args:
             size (HW): (out_h, out_w) of the output frames.
             frames (int): frames of the whole video.
+            input_size (HW): (h, w) of the input frames.
 
         Returns:
             float: estimated seconds (>= 0).
@@ -311,7 +315,11 @@ class PatchVSRUpscaler:
         fused(up, 1.0)
         seconds_per_window = (time.perf_counter() - started) / n
         self.model.cache.clear()
-        return self.video_window_evaluations(plan, frames) * seconds_per_window
+        clips, clip_frames = count_clips(frames, self.clip_frames, self.clip_overlap), min(frames, self.clip_frames)
+        projected = clip_frames if self.options.consistency_weight(None) > 0 else 0
+        filters = (consistency.estimate_seconds(size, input_size, projected)
+                   + stabilize.estimate_seconds(size, clip_frames, self.options.temporal_radius))
+        return self.video_window_evaluations(plan, frames) * seconds_per_window + clips * filters
 
     @property
     def reuses_segments(self) -> bool:
@@ -385,7 +393,7 @@ class PatchVSRUpscaler:
         if weight > 0:
             frames = back_project(((up + detail + 1.0) / 2.0).clamp(0, 1), clip, weight)
             detail = frames * 2.0 - 1.0 - up
-        return compose(up, detail, self.options.temporal_radius)
+        return stabilize.compose(up, detail, self.options.temporal_radius)
 
     def _strength(self, up: torch.Tensor, scale: float) -> float | None:
         """The degradation strength of the canvas `up` (3, T, H, W) in [-1, 1]: the given one, else the
