@@ -366,13 +366,14 @@ class PatchVSRUpscaler:
         reused = {k: z0 for k, z0 in found.items() if z0 is not None}  # segments the previous clip computed
         counter = WindowCounter(self.window_evaluations(plan, up.shape[1] - len(reused) * self.segment_frames),
                                 progress)
+        strength_of = self._strengths(up, scale)
         z0_hat = torch.empty_like(up)
         for k, part in enumerate(parts):
             if k in reused:
                 z0_hat[:, part] = reused[k]
                 continue
             guide = global_frame(up[:, part], (self.window, self.window))           # (3, t, h, w)
-            strength = self._strength(up[:, part], scale)
+            strength = strength_of(part)
             self.model.cache.clear()
             fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide, strength, counter), batch, scale)
             z0_hat[:, part] = sample_euler(fused, start[:, part], timesteps)
@@ -380,14 +381,16 @@ class PatchVSRUpscaler:
         if self.reuses_segments:  # the segments the next clip starts with
             self._previous.keep([(clip[part], size, z0_hat[:, part]) for part in parts
                                  if part.start >= up.shape[1] - self.clip_overlap])
-        return self._output(up, z0_hat, clip, scale)
+        return self._output(up, z0_hat, clip, strength_of(slice(None)))
 
-    def _output(self, up: torch.Tensor, z0_hat: torch.Tensor, clip: torch.Tensor, scale: float) -> torch.Tensor:
+    def _output(self, up: torch.Tensor, z0_hat: torch.Tensor, clip: torch.Tensor,
+                strength: float | None) -> torch.Tensor:
         """The clip's final frames: V_up plus the detail `residual_std · z0_hat`, back-projected onto the input
         `clip` frame by frame (`patchvsr.consistency`), then the detail filtered over time
         (`patchvsr.stabilize.compose`; filtering after the back-projection keeps its flicker out).
-        up, z0_hat: (3, T, H, W). Returns (T, 3, H, W) float32 in [0, 1] on the CPU."""
-        weight = self.options.consistency_weight(self._strength(up, scale))
+        up, z0_hat: (3, T, H, W); strength: the clip's degradation strength. Returns (T, 3, H, W) float32 in
+        [0, 1] on the CPU."""
+        weight = self.options.consistency_weight(strength)
         up = rearrange(up, "c t h w -> t c h w").float()
         detail = self.residual_std * rearrange(z0_hat, "c t h w -> t c h w").float()
         if weight > 0:
@@ -395,14 +398,22 @@ class PatchVSRUpscaler:
             detail = frames * 2.0 - 1.0 - up
         return stabilize.compose(up, detail, self.options.temporal_radius)
 
-    def _strength(self, up: torch.Tensor, scale: float) -> float | None:
-        """The degradation strength of the canvas `up` (3, T, H, W) in [-1, 1]: the given one, else the
-        estimator's on the whole canvas (None for models without one)."""
+    def _strengths(self, up: torch.Tensor, scale: float) -> Callable[[slice], float | None]:
+        """The degradation strength of some frames of the canvas `up` (3, T, H, W) in [-1, 1], as a function of
+        their slice: the given one, else the estimator's on those frames (None for models without one). The
+        estimator's energy maps are computed once per clip and shared by its segments and the whole clip."""
         strength, estimator = self.options.degradation_strength, self.model.embedder.estimator
         if strength is not None or estimator is None:
-            return strength
+            return lambda frames: strength
         with torch.no_grad():
-            return float(estimator(up[None].float(), torch.tensor([scale], device=up.device))[0])
+            maps = estimator.energy_maps(up[None])
+        scale_t = torch.tensor([scale], device=up.device)
+
+        def strength_of(frames: slice) -> float:
+            with torch.no_grad():
+                return float(estimator(None, scale_t, [energy[:, :, frames] for energy in maps])[0])
+
+        return strength_of
 
     def _denoiser(self, plan: WindowPlan, up: torch.Tensor, guide: torch.Tensor, strength: float | None,
                   counter: WindowCounter | None = None):

@@ -185,40 +185,59 @@ class DegradationEstimator(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(3 * self.LEVELS * len(self.QUANTILES) + 1, width), nn.SiLU(),
                                  nn.Linear(width, 1))
 
-    def statistics(self, lr_up: torch.Tensor) -> torch.Tensor:
-        """Quantiles of the log high-pass energy per channel (luma, two colour differences) and level.
+    def energy_maps(self, lr_up: torch.Tensor) -> list[torch.Tensor]:
+        """The log high-pass energy in 4x4 cells per channel (luma, two colour differences), one map per level.
+
+        Every map is computed frame by frame, so the maps of some frames are those frames' slice of the maps.
 
         Args:
             lr_up (torch.Tensor): (N, 3, T, h, w) in [-1, 1].
 
         Returns:
-            torch.Tensor: (N, 27) float32, about [-1, 1] (`LOG_SHIFT`, `LOG_SPREAD`).
+            list[torch.Tensor]: LEVELS maps (N, 3, T, h_l, w_l) float32, h_l = h / (CELL 2^l).
         """
         frames = lr_up.shape[2]
         x = rearrange(lr_up.float(), "n c t h w -> (n t) c h w")
         luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
         x = torch.stack([luma, x[:, 2] - luma, x[:, 0] - luma], dim=1)
-        columns = []
+        maps = []
         for level in range(self.LEVELS):
             if level:
                 x = F.avg_pool2d(x, 2)
             residual = x - F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
             energy = torch.log(F.avg_pool2d(residual.square(), self.CELL) + 1e-7)
-            energy = rearrange(energy, "(n t) c h w -> n c (t h w)", t=frames)
-            columns.append(rearrange(torch.quantile(energy, self.quantiles, dim=-1), "q n c -> n (c q)"))
+            maps.append(rearrange(energy, "(n t) c h w -> n c t h w", t=frames))
+        return maps
+
+    def statistics(self, lr_up: torch.Tensor | None = None, maps: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Quantiles of the log high-pass energy per channel and level, over the window and its frames.
+
+        Args:
+            lr_up (torch.Tensor, *optional*): (N, 3, T, h, w) in [-1, 1]; or
+            maps (list[torch.Tensor], *optional*): its `energy_maps` (or a slice of their frames).
+
+        Returns:
+            torch.Tensor: (N, 27) float32, about [-1, 1] (`LOG_SHIFT`, `LOG_SPREAD`).
+        """
+        maps = self.energy_maps(lr_up) if maps is None else maps
+        columns = [rearrange(torch.quantile(energy.flatten(2), self.quantiles, dim=-1), "q n c -> n (c q)")
+                   for energy in maps]
         return (torch.cat(columns, dim=1) + self.LOG_SHIFT) / self.LOG_SPREAD
 
-    def forward(self, lr_up: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    def forward(self, lr_up: torch.Tensor | None, scale: torch.Tensor,
+                maps: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Estimate the degradation strength of each window.
 
         Args:
-            lr_up (torch.Tensor): (N, 3, T, h, w) in [-1, 1].
+            lr_up (torch.Tensor): (N, 3, T, h, w) in [-1, 1] (None when `maps` are given).
             scale (torch.Tensor): (N,) upscaling factor k > 0.
+            maps (list[torch.Tensor], *optional*): the windows' `energy_maps`, computed once for several
+                estimates over different frames.
 
         Returns:
             torch.Tensor: (N,) float32 in [0, 1].
         """
-        features = torch.cat([self.statistics(lr_up), torch.log2(scale.float())[:, None] - 1.5], dim=1)
+        features = torch.cat([self.statistics(lr_up, maps), torch.log2(scale.float())[:, None] - 1.5], dim=1)
         return torch.sigmoid(self.mlp(features.to(self.mlp[0].weight.dtype)))[:, 0].float()
 
 
