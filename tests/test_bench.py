@@ -209,7 +209,17 @@ def test_speed_table_times_every_method_end_to_end(monkeypatch, tmp_path):
                                            ("realesrgan-animevideov3", "realesrgan-animevideov3", {})))
     monkeypatch.setattr(speed, "PEERS", ("lanczos", "realesrgan-animevideov3"))
     monkeypatch.setattr(speed, "SLOW", {"lanczos"})
+    import patchvsr.api
+    import patchvsr.methods
+
+    calls, get_upscaler, upscale_video = [], patchvsr.methods.get_upscaler, patchvsr.api.upscale_video
+    monkeypatch.setattr(patchvsr.methods, "get_upscaler", lambda model, **kw: calls.append(("load", model))
+                        or get_upscaler(model, **kw))
+    monkeypatch.setattr(patchvsr.api, "upscale_video", lambda src, dst, model, **kw: calls.append(("time", model))
+                        or upscale_video(src, dst, model=model, **kw))
     result = speed.run_speed(speed.SpeedConfig(frames=6), log=lambda line: None)
+    loads = [("load", "bicubic"), ("load", "lanczos"), ("load", "realesrgan-animevideov3")]
+    assert calls[:3] == loads and ("time", "bicubic") in calls[3:]  # every model loaded before the first timing
     default, lanczos, skipped = result["rows"]
     assert (default["frames"], default["width"], default["height"]) == (6, 1280, 720)
     assert lanczos["frames"] == speed.SLOW_FRAMES  # the slow peer runs on the first frames only

@@ -8,7 +8,8 @@ output), one after another in this process, so all run with the same threads on 
     ratios: the default's Mpix/s over each peer's
 
 `seconds` is the whole call: probing, loading the model, decoding, the model, the temporal filter and
-encoding (what a user waits for). `candidates` (`bench --speed --model NAME_OR_FOLDER`) add a row per model
+encoding (what a user waits for), Python's imports aside: every model is loaded once, untimed, before the
+first row, so the first row does not pay the imports (diffusers: about 7 s) for all the others. `candidates` (`bench --speed --model NAME_OR_FOLDER`) add a row per model
 in training or under test, in its default settings and in fp32, with its own ratios to the peers.
 Real-ESRGAN x4plus is about 40x slower than the rest and runs on the first `SLOW_FRAMES` frames only (its
 row says how many); peers whose weights are not fetched are listed as skipped.
@@ -164,6 +165,7 @@ def run_speed(config: SpeedConfig, log: Callable[[str], None] = print) -> dict:
         folder = Path(tmp)
         video = config.input or test_video(folder, config.frames)
         slow_video = first_frames(video, SLOW_FRAMES, folder)
+        load_once([model for _, model, _ in methods(config.candidates)], config.device)
         for label, model, options in methods(config.candidates):
             source = slow_video if model in SLOW else video
             if options == {"dtype": "fp32"} and _default_dtype(rows, model) == "fp32":
@@ -193,6 +195,23 @@ def run_speed(config: SpeedConfig, log: Callable[[str], None] = print) -> dict:
     return {"machine": machine(), "input": str(config.input or f"bigbuckbunny {config.frames} frames at "
                                               f"{LR_SIZE[0]}x{LR_SIZE[1]}"),
             "scale": config.scale, "rows": rows, "ratios": ratios}
+
+
+def load_once(models: Iterable[str], device: str) -> None:
+    """Load each of `models` once, untimed: the imports behind them are then paid before any row is timed.
+
+    Args:
+        models (Iterable[str]): model names or folders, as `--model` takes them (repeats are loaded once).
+        device (str): as `patchvsr upscale --device`.
+    """
+    from patchvsr.errors import PatchVSRError
+    from patchvsr.methods import get_upscaler
+
+    for model in dict.fromkeys(models):
+        try:
+            get_upscaler(model, device=device)
+        except PatchVSRError:  # e.g. Real-ESRGAN weights not fetched: its row says so
+            pass
 
 
 def methods(candidates: tuple[str, ...]) -> list[tuple[str, str, dict]]:
