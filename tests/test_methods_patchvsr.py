@@ -248,6 +248,25 @@ def test_ship_writes_a_half_size_folder_that_upscales_like_the_original(trained_
     assert (exact - half).abs().max() < 2e-3
 
 
+def test_a_model_shipped_as_fidelity_only_warns_in_detail_mode(trained_like_model, tmp_path, caplog):
+    from patchvsr.train.ship import ship
+
+    ship(trained_like_model, tmp_path / "one_step", fidelity_only="its detail mode was never trained")
+    ship(trained_like_model, tmp_path / "any")
+    with caplog.at_level("WARNING", logger="patchvsr"):
+        load_upscaler(tmp_path / "one_step", CPU, dtype="fp32")
+        load_upscaler(tmp_path / "any", CPU, dtype="fp32", steps=4)
+        assert not caplog.records  # the fidelity mode, or a model without the record: no warning
+        load_upscaler(tmp_path / "one_step", CPU, dtype="fp32", steps=4)
+    assert [r.getMessage() for r in caplog.records] == ["one_step is a one-step model: its detail mode was never "
+                                                        "trained"]
+
+
+def test_the_shipped_lite_model_is_fidelity_only_and_tiny_is_not():
+    assert "fidelity_only" in json.loads((SHIPPED / "lite" / "training.json").read_text())
+    assert "fidelity_only" not in json.loads((SHIPPED / "tiny" / "training.json").read_text())
+
+
 def test_ship_refuses_an_untrained_folder(tmp_path):
     from patchvsr.train.ship import ship
 

@@ -15,6 +15,7 @@ Detail mode (`steps > 1`): from Gaussian noise at t = 1 (or the noised V_up at `
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from patchvsr.sampling import clip_generator, flow_timesteps, initial_latent, sa
 from patchvsr.sizes import HW
 from patchvsr.tiling import FUSION_MODES, FusedVelocity, WindowBatch, WindowPlan, global_frame, make_plan
 from patchvsr.tiling.temporal import count_clips
+
+log = logging.getLogger("patchvsr")
 
 SHIPPED = Path(__file__).resolve().parent.parent / "weights"
 FUSION_CHOICES = ("auto", *FUSION_MODES)
@@ -540,7 +543,11 @@ def load_upscaler(path: str | Path, device: torch.device, name: str | None = Non
     """
     model, residual_std = load_trained(path)
     sampler = SamplerOptions(**{key: value for key, value in options.items() if value is not None})
-    return PatchVSRUpscaler(model, residual_std, sampler, device, name or Path(path).name)
+    name = name or Path(path).name
+    reason = json.loads((Path(path) / "training.json").read_text()).get("fidelity_only")
+    if sampler.steps > 1 and reason:
+        log.warning("%s is a one-step model: %s", name, reason)
+    return PatchVSRUpscaler(model, residual_std, sampler, device, name)
 
 
 def load_shipped(model: str, device: torch.device, **options) -> PatchVSRUpscaler:
