@@ -105,8 +105,8 @@ def preview(src: str | Path, dst: str | Path, *, at: str | float | None = None, 
 
 
 def _job_seconds(upscaler, size: HW, whole: VideoInfo, crop_seconds: float, crop_size: HW) -> float:
-    """The full job's model (and filter) time: the upscaler's own estimate where it has one, else the crop's time scaled
-    by output pixels (cost is linear in them)."""
+    """The full job's model and filter time: the upscaler's own estimate where it has one, else the crop's
+    time scaled by output pixels (cost is linear in them)."""
     if hasattr(upscaler, "estimate_seconds"):
         return upscaler.estimate_seconds(size, whole.frames, (whole.height, whole.width))
     return crop_seconds * whole.frames * size[0] * size[1] / (crop_size[0] * crop_size[1])

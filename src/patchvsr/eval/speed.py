@@ -9,8 +9,9 @@ output), one after another in this process, so all run with the same threads on 
 
 `seconds` is the whole call: probing, loading the model, decoding, the model, the temporal filter and
 encoding (what a user waits for), Python's imports aside: every model is loaded once, untimed, before the
-first row, so the first row does not pay the imports (diffusers: about 7 s) for all the others. `candidates` (`bench --speed --model NAME_OR_FOLDER`) add a row per model
-in training or under test, in its default settings and in fp32, with its own ratios to the peers.
+first row, so the first row does not pay the imports (diffusers: about 7 s) for all the others.
+`candidates` (`bench --speed --model NAME_OR_FOLDER`) add a row per model in training or under test, in its
+default settings and in fp32, with its own ratios to the peers.
 Real-ESRGAN x4plus is about 40x slower than the rest and runs on the first `SLOW_FRAMES` frames only (its
 row says how many); peers whose weights are not fetched are listed as skipped.
 """

@@ -2,10 +2,10 @@
 
 Writes `src/patchvsr/weights/tiny/` (what `--model tiny` loads): the weights as float16 safetensors (half
 the size; loading casts them back to float32), config.json, training.json and model_card.md, whose
-training section comes from the run and which ends with NOTES.md (evaluation, ablations, limits).
-`--fidelity-only REASON` records in training.json that the model's multi-step detail mode was measured unusable
-(`patchvsr upscale --steps N` then warns with REASON). The
+training section comes from the run and which ends with NOTES.md (evaluation, ablations, limits). The
 folder is written next to the target and renamed into place, so a failed export leaves the old one intact.
+`--fidelity-only REASON` records in training.json that the model's multi-step detail mode was measured
+unusable (`patchvsr upscale --steps N` then warns with REASON).
 """
 
 from __future__ import annotations
