@@ -88,6 +88,16 @@ def test_estimator_range_and_shape():
     assert ((out > 0) & (out < 1)).all()
 
 
+def test_estimator_maps_of_frame_slices_join_into_the_whole_clip_s_estimate():
+    estimator = perturb_(DegradationEstimator(3), seed=0, std=0.1)
+    clip = torch.rand(1, 3, 8, 32, 48, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    scale = torch.tensor([4.0])
+    halves = [estimator.energy_maps(clip[:, :, :4]), estimator.energy_maps(clip[:, :, 4:])]
+    joined = [torch.cat(level, dim=2) for level in zip(*halves)]
+    assert torch.equal(estimator(None, scale, joined), estimator(clip, scale))  # per-frame maps: exact
+    assert torch.equal(estimator(None, scale, halves[0]), estimator(clip[:, :, :4], scale))
+
+
 def test_estimator_statistics_see_noise_in_quiet_windows():
     generator = torch.Generator().manual_seed(0)
     smooth = torch.full((2, 3, 2, 32, 32), 0.2)

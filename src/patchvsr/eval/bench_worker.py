@@ -100,7 +100,8 @@ class FullFrameUpscaler(PatchVSRUpscaler):
         z0_hat = sample_euler(velocity, start_latent(self.options, canvas, clip_index), self.options.timesteps())
         self.model.cache.clear()
         up = canvas[:, :, : size[0], : size[1]]
-        return self._output(up, z0_hat[:, :, : size[0], : size[1]], clip, self._strengths(up, scale)(slice(None)))
+        strength = self._strengths(up, scale)([slice(0, up.shape[1])])
+        return self._output(up, z0_hat[:, :, : size[0], : size[1]], clip, strength)
 
 
 def build_upscaler(model: str, mode: str, options: dict, device: torch.device) -> PatchVSRUpscaler:

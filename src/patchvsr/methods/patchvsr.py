@@ -376,7 +376,7 @@ class PatchVSRUpscaler:
                 z0_hat[:, part] = reused[k]
                 continue
             guide = global_frame(up[:, part], (self.window, self.window))           # (3, t, h, w)
-            strength = strength_of(part)
+            strength = strength_of([part])
             self.model.cache.clear()
             fused = FusedVelocity(plan, self._denoiser(plan, up[:, part], guide, strength, counter), batch, scale)
             z0_hat[:, part] = sample_euler(fused, start[:, part], timesteps)
@@ -384,7 +384,7 @@ class PatchVSRUpscaler:
         if self.reuses_segments:  # the segments the next clip starts with
             self._previous.keep([(clip[part], size, z0_hat[:, part]) for part in parts
                                  if part.start >= up.shape[1] - self.clip_overlap])
-        return self._output(up, z0_hat, clip, strength_of(slice(None)))
+        return self._output(up, z0_hat, clip, strength_of(parts))
 
     def _output(self, up: torch.Tensor, z0_hat: torch.Tensor, clip: torch.Tensor,
                 strength: float | None) -> torch.Tensor:
@@ -401,20 +401,24 @@ class PatchVSRUpscaler:
             detail = frames * 2.0 - 1.0 - up
         return stabilize.compose(up, detail, self.options.temporal_radius)
 
-    def _strengths(self, up: torch.Tensor, scale: float) -> Callable[[slice], float | None]:
-        """The degradation strength of some frames of the canvas `up` (3, T, H, W) in [-1, 1], as a function of
-        their slice: the given one, else the estimator's on those frames (None for models without one). The
-        estimator's energy maps are computed once per clip and shared by its segments and the whole clip."""
+    def _strengths(self, up: torch.Tensor, scale: float) -> Callable[[list[slice]], float | None]:
+        """The degradation strength of some segments of the canvas `up` (3, T, H, W) in [-1, 1], as a function
+        of their frame slices: the given one, else the estimator's on those frames (None for models without
+        one). The estimator's energy maps are computed once per segment, when first asked for, and joined for
+        the whole clip (the maps are per frame, so this is exact)."""
         strength, estimator = self.options.degradation_strength, self.model.embedder.estimator
         if strength is not None or estimator is None:
-            return lambda frames: strength
-        with torch.no_grad():
-            maps = estimator.energy_maps(up[None])
+            return lambda parts: strength
+        maps: dict[int, list[torch.Tensor]] = {}  # by the segment's first frame
         scale_t = torch.tensor([scale], device=up.device)
 
-        def strength_of(frames: slice) -> float:
-            with torch.no_grad():
-                return float(estimator(None, scale_t, [energy[:, :, frames] for energy in maps])[0])
+        @torch.no_grad()
+        def strength_of(parts: list[slice]) -> float:
+            for part in parts:
+                if part.start not in maps:
+                    maps[part.start] = estimator.energy_maps(up[None, :, part])
+            levels = zip(*(maps[part.start] for part in parts))
+            return float(estimator(None, scale_t, [torch.cat(level, dim=2) for level in levels])[0])
 
         return strength_of
 
