@@ -148,6 +148,15 @@ def test_progress_lines_show_whole_frames_for_reports_inside_a_clip(capsys, monk
     assert re.fullmatch(r"patchvsr: 2/100 frames, \d+\.\d\d frames/s, ETA \d:\d\d:\d\d", line), line
 
 
+def test_the_first_rate_is_logged_at_once_then_every_interval(capsys, monkeypatch):
+    # the clock advances a second per reading, a few per report: 8 reports stay within the 10 s interval
+    reports = [(0, 100), (0.5, 100), (1.0, 100), (1.5, 100), (2.0, 100), (2.5, 100), (3.0, 100), (3.5, 100)]
+    lines = progress_lines(capsys, monkeypatch, reports, interval=10.0)
+    # the third report is the first with a rate (the second starts it): its line comes at once, with an ETA
+    assert re.fullmatch(r"patchvsr: 1/100 frames, \d+\.\d\d frames/s, ETA \d:\d\d:\d\d", lines[0])
+    assert len(lines) == 2 and lines[1].startswith("patchvsr: 3/100 frames")  # then only the final line
+
+
 def test_final_line_of_a_one_step_run_has_a_rate(capsys, monkeypatch):
     lines = progress_lines(capsys, monkeypatch, [(0, 4), (4, 4)], interval=100.0)  # one clip: a single step
     assert len(lines) == 1 and re.fullmatch(r"patchvsr: 4/4 frames, \d+\.\d\d frames/s", lines[0])

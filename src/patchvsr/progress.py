@@ -43,7 +43,8 @@ class ProgressReporter:
     """Callable `(frames done, frames total or None)`; use as a context manager around the run.
 
     Frames done may be fractional (reports from inside a clip); they are shown as whole frames. On a terminal
-    it draws a bar with frames/s and ETA; otherwise it logs a line every `interval` seconds and one at the end.
+    it draws a bar with frames/s and ETA; otherwise it logs a line every `interval` seconds, one as soon as the
+    first rate is known (the first line with an ETA need not wait for the next interval) and one at the end.
     """
 
     def __init__(self, console: Console, description: str = "upscaling", interval: float = 10.0):
@@ -57,6 +58,7 @@ class ProgressReporter:
         self.initial: float | None = None     # the run's first report: frames already done, before any work
         self.first_done: float | None = None  # where the rate starts: the first report that made progress
         self.done, self.total = 0, None
+        self.rate_shown = False  # whether a plain line has shown a rate yet
 
     def __enter__(self) -> ProgressReporter:
         if self.bar is not None:
@@ -87,7 +89,7 @@ class ProgressReporter:
             rate = self.rate()
             self.bar.update(self.task, completed=done, total=total,
                             rate="starting" if rate is None else f"{rate:.2f} frames/s")
-        elif time.monotonic() - self.last_line >= self.interval:
+        elif time.monotonic() - self.last_line >= self.interval or (not self.rate_shown and self.rate()):
             self._line()
 
     def rate(self) -> float | None:
@@ -117,6 +119,7 @@ class ProgressReporter:
             rate = self.overall_rate()
         text = f"{int(self.done)}" + (f"/{self.total}" if self.total else "") + " frames, "
         text += "starting" if rate is None else f"{rate:.2f} frames/s"
+        self.rate_shown = self.rate_shown or rate is not None
         if self.total and rate and self.total > self.done:
             text += f", ETA {_clock((self.total - self.done) / rate)}"
         logging.getLogger("patchvsr").info(text)
