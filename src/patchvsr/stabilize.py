@@ -88,9 +88,7 @@ def stabilize_detail(detail: torch.Tensor, frames: np.ndarray, radius: int) -> t
                 path = link if path is None else chain(path, link)
                 if not path[1].any():
                     break
-                warped, mask = (torch.from_numpy(a) for a in _warp(source[j], *path, (grid_x, grid_y)))
-                total[i].addcmul_(warped, mask)
-                weight[i].add_(mask)
+                _add_warped(total[i], weight[i], source[j], path, (grid_x, grid_y))
     return rearrange(total.div_(weight), "t h w c -> t c h w").to(detail.device)
 
 
@@ -133,13 +131,20 @@ def estimate_seconds(size: HW, count: int, radius: int) -> float:
     on_next, on_this = pair_flows(small[0], small[1])
     flow_seconds = time.perf_counter() - started
     grid = tuple(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
-    source, total = frames[1].astype(np.float32), torch.zeros(height, width, 3)
+    total, weight = torch.zeros(height, width, 3), torch.ones(height, width, 1)
     started = time.perf_counter()
-    path = chain(on_this, on_next)
-    warped, mask = (torch.from_numpy(a) for a in _warp(source, *path, grid))
-    total.addcmul_(warped, mask)
+    _add_warped(total, weight, frames[1].astype(np.float32), chain(on_this, on_next), grid)
     warp_seconds = time.perf_counter() - started
     return (count - 1) * flow_seconds + neighbour_warps(count, radius) * warp_seconds
+
+
+def _add_warped(total: torch.Tensor, weight: torch.Tensor, image: np.ndarray, path: tuple[np.ndarray, np.ndarray],
+                grid: tuple[np.ndarray, np.ndarray]) -> None:
+    """One neighbour step of the filter: `image` (H, W, C) warped along `path` (flow, valid) is added to `total`
+    (H, W, C) where valid, and the validity to `weight` (H, W, 1), in place."""
+    warped, mask = (torch.from_numpy(a) for a in _warp(image, *path, grid))
+    total.addcmul_(warped, mask)
+    weight.add_(mask)
 
 
 def _flow_frames(frames: np.ndarray) -> list[np.ndarray]:
